@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * mlink_abi.h - every struct, enum and constant shared by the BPF datapath and
+ * the C++ control plane. One copy, compiled by both clang -target bpf and the
+ * C++ compiler; the _Static_asserts at the end make both agree on the layout.
+ * Maps are BTF-typed with these structs so `bpftool map dump` prints names.
+ */
+#ifndef MLINK_ABI_H
+#define MLINK_ABI_H
+
+#include <linux/types.h>
+
+#define ML_ABI_VERSION 1
+
+#define ML_MAX_SLOTS 8   /* links per peer */
+#define ML_BUCKETS 256   /* power of two: bucket = hash & (ML_BUCKETS - 1) */
+#define ML_SLOT_NONE 0xff /* bucket owned by no link: packets dropped */
+#define ML_MAX_PEERS 1024 /* peer ids 0..ML_MAX_PEERS-1 */
+#define ML_MAX_LOCALS 16  /* local ML addresses */
+
+/* Both ends must use the same seed, or the symmetric hash picks different
+ * links for the two directions of a flow. */
+#define ML_HASH_SEED 0x6d6c6e6bU /* "mlnk" */
+
+enum ml_hash_policy {
+	ML_HASH_L34 = 0,    /* symmetric hash of addresses, protocol, ports */
+	ML_HASH_SOCKET = 1, /* skb hash: TCP re-draws it on RTO */
+};
+
+enum ml_slot_state {
+	ML_SLOT_UNUSED = 0,
+	ML_SLOT_UP = 1,   /* neighbour resolved, link usable */
+	ML_SLOT_DOWN = 2, /* known link, not usable now */
+};
+
+/* An ML address: IPv4 in addr[0..3], rest zero. Key of ml_peers/ml_locals. */
+struct ml_addr {
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+/* One link towards a peer: where to send and through which next hop. */
+struct ml_slot {
+	__u32 ifindex;
+	__u8 nh_family; /* AF_INET or AF_INET6; a v4 packet may use a v6 next hop */
+	__u8 state;     /* enum ml_slot_state */
+	__u16 pad;
+	__u8 nh[16];    /* next hop on the link; IPv4 in nh[0..3] */
+};
+
+/* Value of ml_peers: the peer's whole link set, replaced in one map write. */
+struct ml_peer {
+	__u32 peer_id;    /* index of the peer's counters in ml_slot_stats */
+	__u8 hash_policy; /* enum ml_hash_policy */
+	__u8 nslots;      /* slots in use (informational; buckets decide) */
+	__u16 pad;
+	struct ml_slot slots[ML_MAX_SLOTS];
+	__u8 buckets[ML_BUCKETS]; /* slot index per bucket, or ML_SLOT_NONE */
+};
+
+struct ml_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* ml_slot_stats is a per-CPU array indexed by peer_id * ML_MAX_SLOTS + slot. */
+#define ML_STATS_KEY(peer_id, slot) ((peer_id) * ML_MAX_SLOTS + (slot))
+#define ML_STATS_ENTRIES (ML_MAX_PEERS * ML_MAX_SLOTS)
+
+/*
+ * Drop reasons, defined once: X(enum suffix, label, description). Expanded into
+ * the BPF enum below and into the C++ name table and metric label values.
+ */
+#define ML_DROP_REASONS(X)                                                     \
+	X(NO_LINK, "no_link", "peer has no usable link for this bucket")       \
+	X(SLOT_DOWN, "slot_down", "bucket names a slot that is not up")        \
+	X(NO_HEADROOM, "no_headroom", "could not push the L2 placeholder")
+
+enum ml_drop_reason {
+#define ML_X_ENUM(name, label, desc) ML_DROP_##name,
+	ML_DROP_REASONS(ML_X_ENUM)
+#undef ML_X_ENUM
+	ML_DROP_MAX
+};
+
+/* Ingress counters (per-CPU array, index = enum value). */
+enum ml_ingress_counter {
+	ML_IN_DELIVERED = 0, /* ML traffic redirected into the ML device */
+	ML_IN_MAX
+};
+
+_Static_assert(sizeof(struct ml_addr) == 20, "ml_addr layout");
+_Static_assert(sizeof(struct ml_slot) == 24, "ml_slot layout");
+_Static_assert(sizeof(struct ml_peer) == 8 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
+	       "ml_peer layout");
+_Static_assert(sizeof(struct ml_counter) == 16, "ml_counter layout");
+_Static_assert((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
+_Static_assert(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
+
+#endif /* MLINK_ABI_H */

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* maps.h - the datapath's maps, BTF-typed so bpftool prints field names. */
+#ifndef ML_LIB_MAPS_H
+#define ML_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "mlink_abi.h"
+
+/* Peer ML address -> the peer's link set (slots + bucket table). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ML_MAX_PEERS * 2); /* an IPv4 and an IPv6 address each */
+	__type(key, struct ml_addr);
+	__type(value, struct ml_peer);
+} ml_peers SEC(".maps");
+
+/* This host's ML addresses: link ingress delivers traffic to them into ml0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ML_MAX_LOCALS);
+	__type(key, struct ml_addr);
+	__type(value, __u32);
+} ml_locals SEC(".maps");
+
+/* Egress packets/bytes per (peer, slot): key ML_STATS_KEY(peer_id, slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ML_STATS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct ml_counter);
+} ml_slot_stats SEC(".maps");
+
+/* Egress drops by enum ml_drop_reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ML_DROP_MAX);
+	__type(key, __u32);
+	__type(value, struct ml_counter);
+} ml_drops SEC(".maps");
+
+/* Ingress counters by enum ml_ingress_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ML_IN_MAX);
+	__type(key, __u32);
+	__type(value, struct ml_counter);
+} ml_ingress_stats SEC(".maps");
+
+static __always_inline void ml_count(void *map, __u32 key, __u32 bytes)
+{
+	struct ml_counter *c = bpf_map_lookup_elem(map, &key);
+
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+#endif

@@ -1,0 +1,86 @@
+// config.h - the validated configuration of one mlinkd node.
+//
+// load() parses TOML (toml++) and validates everything that needs no system
+// access: unknown keys, types, addresses, duplicates, references between
+// sections. check_devices() validates what does (devices exist). Every error
+// names the file, line and key, so an operator can fix it at once; a config
+// that fails either check is never applied.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ip.h"
+
+namespace mlink::config {
+
+enum class HashPolicy { L34, Socket };  // "l34", "socket"
+enum class RxMode { Redirect, Loose };  // "redirect", "loose"
+
+struct Node {
+  std::string id;                      // [a-zA-Z0-9_-]{1,32}; names pins, logs, metrics
+  std::vector<Prefix> ml_address;      // at least one; at most one per family
+  std::string ml_device = "ml0";       // IFNAMSIZ-1 chars at most
+  HashPolicy hash = HashPolicy::L34;   // default for peers
+  RxMode rx_mode = RxMode::Redirect;   // redirect: ingress program, strict rp_filter ok
+  std::string bpffs = "/sys/fs/bpf";   // pins go to <bpffs>/mlink/<id>/
+  int line = 0;
+};
+
+struct Link {
+  std::string device;
+  uint32_t weight = 1;  // 1..255
+  bool backup = false;
+  int line = 0;
+};
+
+struct Via {
+  std::string device;            // must be a [[link]] device
+  std::vector<IpAddr> address;   // the peer's next hops on that link, one per family
+  int line = 0;
+};
+
+struct Peer {
+  std::vector<IpAddr> ml_address;      // at least one; at most one per family
+  std::vector<Via> via;                // at least one; a device at most once
+  std::optional<HashPolicy> hash;      // overrides node.hash
+  int line = 0;
+};
+
+struct Config {
+  std::string path;
+  Node node;
+  std::vector<Link> links;  // at least one; devices unique
+  std::vector<Peer> peers;  // ML addresses unique across peers and not local
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown (e.g. file unreadable)
+  int column = 0;  // 1-based; 0 when unknown
+  std::string key;  // dotted path, e.g. "peer[1].via[0].address"
+  std::string message;
+  // "FILE:LINE:COL: KEY: MESSAGE" (LINE/COL omitted when 0)
+  std::string str() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;
+  std::optional<ConfigError> error;
+};
+
+LoadResult load(const std::string& path);
+LoadResult parse(const std::string& text, const std::string& path);  // for tests
+
+// Returns true when a network device of that name exists (if_nametoindex in
+// production; a fake in tests).
+using DeviceExists = std::function<bool(const std::string&)>;
+std::optional<ConfigError> check_devices(const Config& cfg, const DeviceExists& exists);
+
+const char* to_string(HashPolicy p);
+const char* to_string(RxMode m);
+
+}  // namespace mlink::config

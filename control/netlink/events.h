@@ -1,0 +1,51 @@
+// events.h - asynchronous link and neighbour changes from rtnetlink.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <variant>
+
+#include "common/ip.h"
+#include "common/result.h"
+
+struct mnl_socket;
+
+namespace mlink::nl {
+
+struct LinkEvent {
+  int ifindex = 0;
+  std::string name;
+  unsigned flags = 0;  // IFF_*
+  bool deleted = false;
+};
+
+struct NeighEvent {
+  int ifindex = 0;
+  IpAddr addr;
+  uint16_t state = 0;  // NUD_*
+  bool deleted = false;
+};
+
+using Event = std::variant<LinkEvent, NeighEvent>;
+
+// Non-blocking socket subscribed to RTNLGRP_LINK, RTNLGRP_NEIGH. Put fd() in
+// the event loop; on readability call drain().
+class EventSocket {
+ public:
+  static Result<EventSocket> open();
+  EventSocket(EventSocket&&) noexcept;
+  EventSocket& operator=(EventSocket&&) noexcept;
+  ~EventSocket();
+
+  int fd() const;
+  // Reads every queued message and calls on_event for each link/neigh event.
+  // On ENOBUFS (events lost) returns an error: the caller must resync by
+  // querying the state it depends on.
+  Status drain(const std::function<void(const Event&)>& on_event);
+
+ private:
+  explicit EventSocket(mnl_socket* sock);
+  mnl_socket* sock_ = nullptr;
+};
+
+}  // namespace mlink::nl
