@@ -90,12 +90,17 @@ enum ml_ingress_counter {
 	ML_IN_MAX
 };
 
-_Static_assert(sizeof(struct ml_addr) == 20, "ml_addr layout");
-_Static_assert(sizeof(struct ml_slot) == 24, "ml_slot layout");
-_Static_assert(sizeof(struct ml_peer) == 8 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
+#ifdef __cplusplus
+#define ML_STATIC_ASSERT static_assert
+#else
+#define ML_STATIC_ASSERT _Static_assert
+#endif
+ML_STATIC_ASSERT(sizeof(struct ml_addr) == 20, "ml_addr layout");
+ML_STATIC_ASSERT(sizeof(struct ml_slot) == 24, "ml_slot layout");
+ML_STATIC_ASSERT(sizeof(struct ml_peer) == 8 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
 	       "ml_peer layout");
-_Static_assert(sizeof(struct ml_counter) == 16, "ml_counter layout");
-_Static_assert((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
-_Static_assert(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
+ML_STATIC_ASSERT(sizeof(struct ml_counter) == 16, "ml_counter layout");
+ML_STATIC_ASSERT((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
+ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
 
 #endif /* MLINK_ABI_H */
