@@ -1,0 +1,421 @@
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "config/config.h"
+
+using namespace mlink::config;
+using mlink::IpAddr;
+using mlink::Prefix;
+
+namespace {
+
+// Lines 1-3.
+const std::string kNode =
+    "[node]\n"
+    "id = \"a\"\n"
+    "ml_address = [\"10.88.0.1/16\", \"fd88::1/64\"]\n";
+// Lines 4-7 after kNode; whatever a test appends starts at line 8.
+const std::string kLinks =
+    "[[link]]\n"
+    "device = \"eth0\"\n"
+    "[[link]]\n"
+    "device = \"eth1\"\n";
+const std::string kBase = kNode + kLinks;
+
+std::string example(const char* name) {
+  auto root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+  return (root / "docs" / "examples" / name).string();
+}
+
+Config config_of(const std::string& text) {
+  LoadResult r = parse(text, "t.toml");
+  INFO(text);
+  INFO((r.error ? r.error->str() : std::string()));
+  REQUIRE_FALSE(r.error);
+  REQUIRE(r.config);
+  return *r.config;
+}
+
+ConfigError error_of(const std::string& text) {
+  LoadResult r = parse(text, "t.toml");
+  INFO(text);
+  REQUIRE_FALSE(r.config);
+  REQUIRE(r.error);
+  CHECK(r.error->file == "t.toml");
+  CHECK_FALSE(r.error->message.empty());
+  return *r.error;
+}
+
+bool mentions(const ConfigError& e, const std::string& part) {
+  INFO(e.str());
+  return e.message.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("the example configs load") {
+  for (const char* host : {"a.toml", "b.toml"}) {
+    LoadResult r = load(example(host));
+    INFO((r.error ? r.error->str() : std::string()));
+    REQUIRE(r.config);
+    const Config& c = *r.config;
+    bool a = std::string(host) == "a.toml";
+    CHECK(c.node.id == (a ? "a" : "b"));
+    REQUIRE(c.node.ml_address.size() == 2);
+    CHECK(c.node.ml_address[0] == *Prefix::parse(a ? "10.88.0.1/16" : "10.88.0.2/16"));
+    CHECK(c.node.ml_address[1] == *Prefix::parse(a ? "fd88::1/64" : "fd88::2/64"));
+    REQUIRE(c.links.size() == 3);
+    CHECK(c.links[2].device == "eth2");
+    CHECK_FALSE(c.links[2].backup);  // shown commented out in the example
+    REQUIRE(c.peers.size() == 1);
+    CHECK(c.peers[0].ml_address[0] == *IpAddr::parse(a ? "10.88.0.2" : "10.88.0.1"));
+    REQUIRE(c.peers[0].via.size() == 3);
+    CHECK(c.peers[0].via[1].device == "eth1");
+    CHECK(c.peers[0].via[1].address[1] == *IpAddr::parse(a ? "fd00:0:0:1::2" : "fd00:0:0:1::1"));
+    CHECK_FALSE(check_devices(c, [](const std::string&) { return true; }));
+  }
+}
+
+TEST_CASE("defaults fill what the config leaves out") {
+  Config c = config_of(kBase);
+  CHECK(c.path == "t.toml");
+  CHECK(c.node.ml_device == "ml0");
+  CHECK(c.node.hash == HashPolicy::L34);
+  CHECK(c.node.rx_mode == RxMode::Redirect);
+  CHECK(c.node.bpffs == "/sys/fs/bpf");
+  REQUIRE(c.links.size() == 2);
+  CHECK(c.links[0].weight == 1);
+  CHECK_FALSE(c.links[0].backup);
+  CHECK(c.peers.empty());
+  CHECK(config_of("peer = []\n" + kBase).peers.empty());
+}
+
+TEST_CASE("every field is read, with its line") {
+  Config c = config_of(
+      "[node]\n"
+      "id = \"Host_1-x\"\n"
+      "ml_address = [\"fd88::1/64\"]\n"
+      "ml_device = \"mlx\"\n"
+      "hash = \"socket\"\n"
+      "rx_mode = \"loose\"\n"
+      "bpffs = \"/run/bpf\"\n"
+      "[[link]]\n"
+      "device = \"eth0\"\n"
+      "weight = 255\n"
+      "backup = true\n"
+      "[[peer]]\n"
+      "ml_address = [\"fd88::2\"]\n"
+      "hash = \"l34\"\n"
+      "via = [\n"
+      "  { device = \"eth0\", address = [\"fd00::2\"] },\n"
+      "]\n");
+  CHECK(c.node.line == 1);
+  CHECK(c.node.id == "Host_1-x");
+  CHECK(c.node.ml_address.at(0).len == 64);
+  CHECK(c.node.ml_device == "mlx");
+  CHECK(c.node.hash == HashPolicy::Socket);
+  CHECK(c.node.rx_mode == RxMode::Loose);
+  CHECK(c.node.bpffs == "/run/bpf");
+  CHECK(c.links.at(0).line == 8);
+  CHECK(c.links[0].weight == 255);
+  CHECK(c.links[0].backup);
+  CHECK(c.peers.at(0).line == 12);
+  CHECK(c.peers[0].hash == HashPolicy::L34);
+  CHECK(c.peers[0].via.at(0).line == 16);
+  CHECK(c.peers[0].via[0].address.at(0).family == AF_INET6);
+}
+
+TEST_CASE("to_string names the policies as the config spells them") {
+  CHECK(std::string(to_string(HashPolicy::L34)) == "l34");
+  CHECK(std::string(to_string(HashPolicy::Socket)) == "socket");
+  CHECK(std::string(to_string(RxMode::Redirect)) == "redirect");
+  CHECK(std::string(to_string(RxMode::Loose)) == "loose");
+}
+
+TEST_CASE("ConfigError::str omits what is unknown") {
+  CHECK(ConfigError{"f", 3, 7, "node.id", "bad"}.str() == "f:3:7: node.id: bad");
+  CHECK(ConfigError{"f", 3, 0, "node.id", "bad"}.str() == "f:3: node.id: bad");
+  CHECK(ConfigError{"f", 0, 0, "", "gone"}.str() == "f: gone");
+  CHECK(ConfigError{"f", 2, 5, "", "syntax"}.str() == "f:2:5: syntax");
+}
+
+TEST_CASE("a missing file is an error naming it") {
+  LoadResult r = load("/nonexistent/mlink.toml");
+  REQUIRE(r.error);
+  CHECK_FALSE(r.config);
+  CHECK(r.error->line == 0);
+  CHECK(r.error->file == "/nonexistent/mlink.toml");
+  CHECK(r.error->str().find("/nonexistent/mlink.toml: ") == 0);
+  CHECK(mentions(*r.error, "No such file"));
+  CHECK(load("/").error);  // a directory is unreadable too
+}
+
+TEST_CASE("a TOML syntax error has line and column") {
+  ConfigError e = error_of(kBase + "weight = \n");
+  CHECK(e.line == 8);
+  CHECK(e.column > 0);
+  CHECK(e.key.empty());
+  CHECK(error_of(kNode + "[node]\n").line == 4);  // a table defined twice
+}
+
+TEST_CASE("unknown keys are reported at the key, at every level") {
+  ConfigError e =
+      error_of("[node]\nid = \"a\"\ncolour = \"red\"\nml_address = [\"10.88.0.1/16\"]\n" + kLinks);
+  CHECK(e.line == 3);
+  CHECK(e.column == 1);
+  CHECK(e.key == "node.colour");
+  CHECK(mentions(e, "unknown key"));
+
+  e = error_of(kBase + "[nodes]\n");
+  CHECK(e.line == 8);
+  CHECK(e.key == "nodes");
+
+  e = error_of(kBase + "[[link]]\ndevice = \"eth2\"\nspeed = 10\n");
+  CHECK(e.line == 10);
+  CHECK(e.key == "link[2].speed");
+
+  e = error_of(kBase +
+               "[[peer]]\n"
+               "ml_address = [\"10.88.0.2\"]\n"
+               "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] },\n"
+               "       { device = \"eth1\", address = [\"10.1.0.2\"], mtu = 1400 }]\n");
+  CHECK(e.line == 11);
+  CHECK(e.column == 51);
+  CHECK(e.key == "peer[0].via[1].mtu");
+}
+
+TEST_CASE("missing required keys are reported at their table") {
+  ConfigError e = error_of("\n[node]\nml_address = [\"10.88.0.1/16\"]\n" + kLinks);
+  CHECK(e.line == 2);
+  CHECK(e.column == 0);
+  CHECK(e.key == "node.id");
+  CHECK(mentions(e, "missing"));
+
+  e = error_of(kLinks);
+  CHECK(e.key == "node");
+  CHECK(e.line == 1);
+
+  e = error_of(kNode);
+  CHECK(e.key == "link");
+  CHECK(mentions(e, "[[link]]"));
+
+  e = error_of("\nlink = []\n" + kNode);  // root keys must precede [node]
+  CHECK(e.key == "link");
+  CHECK(e.line == 2);
+
+  e = error_of(kBase + "[[link]]\nweight = 2\n");
+  CHECK(e.key == "link[2].device");
+  CHECK(e.line == 8);
+
+  e = error_of(kBase + "[[peer]]\nml_address = [\"10.88.0.2\"]\n");
+  CHECK(e.key == "peer[0].via");
+  CHECK(e.line == 8);
+
+  e = error_of(kBase + "[[peer]]\nvia = [{ device = \"eth0\", address = [\"10.0.0.2\"] }]\n");
+  CHECK(e.key == "peer[0].ml_address");
+
+  e = error_of(kBase + "[[peer]]\nml_address = [\"10.88.0.2\"]\nvia = [{ device = \"eth0\" }]\n");
+  CHECK(e.key == "peer[0].via[0].address");
+  CHECK(e.line == 10);
+}
+
+TEST_CASE("wrong types name what was expected") {
+  ConfigError e = error_of(kBase + "weight = \"1\"\n");
+  CHECK(e.key == "link[1].weight");
+  CHECK(e.line == 8);
+  CHECK(e.column == 10);
+  CHECK(mentions(e, "must be an integer, not a string"));
+
+  e = error_of(kBase + "backup = 1\n");
+  CHECK(e.key == "link[1].backup");
+  CHECK(mentions(e, "boolean"));
+
+  CHECK(error_of(kBase + "weight = 1.0\n").key == "link[1].weight");
+  CHECK(error_of("node = 5\n" + kLinks).key == "node");
+  CHECK(error_of(kNode + "[link]\ndevice = \"eth0\"\n").key == "link");
+  CHECK(error_of("[node]\nid = 7\nml_address = [\"10.88.0.1/16\"]\n" + kLinks).key == "node.id");
+  CHECK(error_of("[node]\nid = \"a\"\nml_address = \"10.88.0.1/16\"\n" + kLinks).key ==
+        "node.ml_address");
+
+  e = error_of("[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\", 6]\n" + kLinks);
+  CHECK(e.key == "node.ml_address[1]");
+  CHECK(e.line == 3);
+
+  e = error_of(kBase + "[[peer]]\nml_address = [\"10.88.0.2\"]\nvia = [\"eth0\"]\n");
+  CHECK(e.key == "peer[0].via[0]");
+  CHECK(e.line == 10);
+}
+
+TEST_CASE("bad values are rejected with their key") {
+  auto node = [](const std::string& extra) {
+    return "[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\"]\n" + extra + kLinks;
+  };
+  CHECK(error_of(node("hash = \"random\"\n")).key == "node.hash");
+  CHECK(error_of(node("rx_mode = \"strict\"\n")).key == "node.rx_mode");
+  CHECK(error_of(node("bpffs = \"sys/fs/bpf\"\n")).key == "node.bpffs");
+  CHECK(error_of(node("ml_device = \"\"\n")).key == "node.ml_device");
+  CHECK(error_of(node("ml_device = \"a-name-too-long0\"\n")).key == "node.ml_device");
+  CHECK(error_of(node("ml_device = \"ml 0\"\n")).key == "node.ml_device");
+  CHECK(config_of(node("ml_device = \"a-name-15-chars\"\n")).node.ml_device == "a-name-15-chars");
+  ConfigError e = error_of("[node]\nid = \"a.b\"\nml_address = [\"10.88.0.1/16\"]\n" + kLinks);
+  CHECK(e.key == "node.id");
+  CHECK(e.line == 2);
+  CHECK(error_of("[node]\nid = \"\"\nml_address = [\"10.88.0.1/16\"]\n" + kLinks).key == "node.id");
+  CHECK(error_of("[node]\nid = \"" + std::string(33, 'x') +
+                 "\"\nml_address = [\"10.88.0.1/16\"]\n" + kLinks)
+            .key == "node.id");
+  CHECK(error_of(kBase + "[[link]]\ndevice = \"eth/2\"\n").key == "link[2].device");
+  CHECK(error_of(kBase + "[[peer]]\nhash = \"l4\"\nml_address = [\"10.88.0.2\"]\n"
+                         "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] }]\n")
+            .key == "peer[0].hash");
+}
+
+TEST_CASE("link weight must be 1..255") {
+  ConfigError e = error_of(kBase + "weight = 0\n");
+  CHECK(e.key == "link[1].weight");
+  CHECK(e.line == 8);
+  CHECK(mentions(e, "1..255"));
+  e = error_of(kBase + "weight = 256\n");
+  CHECK(e.key == "link[1].weight");
+  CHECK(e.line == 8);
+  CHECK(error_of(kBase + "weight = -1\n").key == "link[1].weight");
+}
+
+TEST_CASE("node ML addresses are prefixes, at most one per family") {
+  ConfigError e =
+      error_of("[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\", \"fd88::x/64\"]\n" + kLinks);
+  CHECK(e.key == "node.ml_address[1]");
+  CHECK(e.line == 3);
+  CHECK(e.column == 31);
+  CHECK(mentions(e, "fd88::x/64"));
+
+  e = error_of("[node]\nid = \"a\"\nml_address = [\"10.88.0.1\"]\n" + kLinks);
+  CHECK(e.key == "node.ml_address[0]");
+  CHECK(mentions(e, "/len"));
+
+  CHECK(error_of("[node]\nid = \"a\"\nml_address = [\"10.88.0.1/33\"]\n" + kLinks).key ==
+        "node.ml_address[0]");
+  CHECK(error_of("[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\", \"10.89.0.1/16\"]\n" + kLinks)
+            .key == "node.ml_address[1]");
+  CHECK(error_of("[node]\nid = \"a\"\nml_address = []\n" + kLinks).key == "node.ml_address");
+}
+
+TEST_CASE("peer addresses are plain addresses") {
+  std::string peer0 =
+      "[[peer]]\nml_address = [\"10.88.0.2\"]\nvia = [{ device = \"eth0\", address = "
+      "[\"10.0.0.2\"] }]\n";
+  ConfigError e = error_of(kBase + peer0 +
+                           "[[peer]]\n"
+                           "ml_address = [\"10.88.0.3/16\"]\n"
+                           "via = [{ device = \"eth0\", address = [\"10.0.0.3\"] }]\n");
+  CHECK(e.key == "peer[1].ml_address[0]");
+  CHECK(e.line == 12);
+  CHECK(mentions(e, "without /len"));
+
+  e = error_of(kBase +
+               "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+               "via = [{ device = \"eth0\", address = [\"10.0.0.2\", \"10.0.0.3\"] }]\n");
+  CHECK(e.key == "peer[0].via[0].address[1]");
+  CHECK(e.line == 10);
+  CHECK(mentions(e, "one per family"));
+
+  e = error_of(kBase +
+               "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+               "via = [{ device = \"eth0\", address = [\"10.0.0.300\"] }]\n");
+  CHECK(e.key == "peer[0].via[0].address[0]");
+  CHECK(error_of(kBase + "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+                         "via = [{ device = \"eth0\", address = [] }]\n")
+            .key == "peer[0].via[0].address");
+  CHECK(error_of(kBase + "[[peer]]\nml_address = [\"10.88.0.2\"]\nvia = []\n").key ==
+        "peer[0].via");
+}
+
+TEST_CASE("duplicates are rejected at the second occurrence") {
+  ConfigError e = error_of(kBase + "[[link]]\ndevice = \"eth0\"\n");
+  CHECK(e.key == "link[2].device");
+  CHECK(e.line == 9);
+  CHECK(mentions(e, "duplicate"));
+  CHECK(mentions(e, "link[0]"));
+
+  std::string via = "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] }]\n";
+  e = error_of(kBase + "[[peer]]\nml_address = [\"10.88.0.2\", \"fd88::2\"]\n" + via +
+               "[[peer]]\nml_address = [\"10.88.0.3\", \"fd88::2\"]\n" + via);
+  CHECK(e.key == "peer[1].ml_address[1]");
+  CHECK(e.line == 12);
+  CHECK(mentions(e, "duplicate peer"));
+
+  e = error_of(kBase + "[[peer]]\nml_address = [\"fd88::1\"]\n" + via);
+  CHECK(e.key == "peer[0].ml_address[0]");
+  CHECK(mentions(e, "local"));
+
+  e = error_of(kBase +
+               "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+               "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] },\n"
+               "       { device = \"eth0\", address = [\"10.1.0.2\"] }]\n");
+  CHECK(e.key == "peer[0].via[1].device");
+  CHECK(e.line == 11);
+
+  e = error_of("[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\"]\nml_device = \"eth0\"\n" +
+               kLinks);
+  CHECK(e.key == "link[0].device");
+}
+
+TEST_CASE("a via must name a [[link]] device, wherever the link is") {
+  ConfigError e = error_of(kBase +
+                           "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+                           "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] },\n"
+                           "       { device = \"eth7\", address = [\"10.7.0.2\"] }]\n");
+  CHECK(e.key == "peer[0].via[1].device");
+  CHECK(e.line == 11);
+  CHECK(mentions(e, "eth7"));
+
+  // Peers before links: the reference still resolves.
+  Config c = config_of(kNode +
+                       "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+                       "via = [{ device = \"eth1\", address = [\"10.1.0.2\"] }]\n" +
+                       kLinks);
+  CHECK(c.peers.at(0).via.at(0).device == "eth1");
+}
+
+TEST_CASE("the first error in the document is reported") {
+  // The bad weight (line 5) comes after the unknown key (line 4) in the
+  // document, and the dangling via (a relation) waits for both.
+  ConfigError e = error_of(kNode +
+                           "[[link]]\n"
+                           "colour = 1\n"
+                           "weight = 0\n"
+                           "device = \"eth0\"\n"
+                           "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+                           "via = [{ device = \"eth9\", address = [\"10.0.0.2\"] }]\n");
+  CHECK(e.key == "link[0].colour");
+  CHECK(e.line == 5);
+  // A misspelt key is more useful than the missing one it leaves behind.
+  e = error_of("[node]\nid = \"a\"\nml_adress = [\"10.88.0.1/16\"]\n" + kLinks);
+  CHECK(e.key == "node.ml_adress");
+  CHECK(e.line == 3);
+  // A broken link device must not also show up as a dangling via before it.
+  e = error_of(kNode +
+               "[[peer]]\nml_address = [\"10.88.0.2\"]\n"
+               "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] }]\n"
+               "[[link]]\ndevice = 0\n");
+  CHECK(e.key == "link[0].device");
+  CHECK(e.line == 8);
+}
+
+TEST_CASE("check_devices reports the first link device that does not exist") {
+  Config c = config_of(kBase + "[[link]]\ndevice = \"eth2\"\n");
+  std::set<std::string> present = {"eth0", "eth2"};
+  auto exists = [&](const std::string& d) { return present.count(d) > 0; };
+  auto e = check_devices(c, exists);
+  REQUIRE(e);
+  CHECK(e->file == "t.toml");
+  CHECK(e->key == "link[1].device");
+  CHECK(e->line == 6);
+  CHECK(mentions(*e, "eth1"));
+  present.insert("eth1");
+  CHECK_FALSE(check_devices(c, exists));
+}
