@@ -1,1 +1,74 @@
-int main() { return 0; }
+// mlinkd - the mlink agent. Static mode: runs in the foreground from a TOML
+// config; --check validates the config against this host and exits.
+// Exit codes: 0 ok, 1 runtime failure, 2 configuration error.
+#include <CLI/CLI.hpp>
+#include <net/if.h>
+
+#include <string>
+
+#include "agent/agent.h"
+#include "common/log.h"
+#include "config/config.h"
+
+namespace {
+
+using mlink::log::Level;
+
+Level parse_level(const std::string& s) {
+  if (s == "debug") return Level::Debug;
+  if (s == "warning") return Level::Warning;
+  if (s == "error") return Level::Error;
+  return Level::Info;
+}
+
+// Everything that can be checked without changing the system.
+std::optional<mlink::config::Config> load_checked(const std::string& path) {
+  auto r = mlink::config::load(path);
+  if (r.error) {
+    mlink::log::error("{}", r.error->str());
+    return std::nullopt;
+  }
+  auto exists = [](const std::string& dev) { return if_nametoindex(dev.c_str()) != 0; };
+  if (auto e = mlink::config::check_devices(*r.config, exists)) {
+    mlink::log::error("{}", e->str());
+    return std::nullopt;
+  }
+  return r.config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mlinkd: multi-link load balancing agent"};
+  std::string config_path, level = "info";
+  bool check = false;
+  app.add_option("-c,--config", config_path, "configuration file (TOML)")->required();
+  app.add_flag("--check", check, "validate the configuration and exit");
+  app.add_option("--log-level", level, "debug, info, warning or error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  app.set_version_flag("--version", MLINK_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  mlink::log::set_level(parse_level(level));
+  auto cfg = load_checked(config_path);
+  if (!cfg) return 2;
+  mlink::log::set_tag("mlinkd[" + cfg->node.id + "]");
+  auto agent = mlink::agent::Agent::prepare(std::move(*cfg));
+  if (!agent) {
+    mlink::log::error("{}", agent.error().message);
+    return 2;
+  }
+  if (check) {
+    mlink::log::info("configuration {} is valid for this host", config_path);
+    return 0;
+  }
+  if (auto s = (*agent)->apply(); !s) {
+    mlink::log::error("{}", s.error().message);
+    return 1;  // the agent's destructor undoes what was applied
+  }
+  if (auto s = (*agent)->run(); !s) {
+    mlink::log::error("{}", s.error().message);
+    return 1;
+  }
+  return 0;
+}

@@ -72,11 +72,11 @@ static __always_inline int ml_parse_v4(struct ml_flow *f, void *l3, void *end)
 	f->saddr = ip->saddr;
 	f->daddr = ip->daddr;
 	f->proto = ip->protocol;
-	if (ip->frag_off & bpf_htons(ML_IP_MF | ML_IP_OFFSET))
-		return ML_PARSE_OK; /* fragment: no ports */
 	ihl = ip->ihl & 0xf;
 	if (ihl < 5)
 		return ML_PARSE_NOT_IP;
+	if (ip->frag_off & bpf_htons(ML_IP_MF | ML_IP_OFFSET))
+		return ML_PARSE_OK; /* fragment: no ports */
 	if (ml_has_ports(f->proto))
 		ml_read_ports(f, l3 + ihl * 4, end);
 	return ML_PARSE_OK;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "common/result.h"
 
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace mlink::nl {
 
@@ -69,7 +71,12 @@ class Rtnl {
 
  private:
   explicit Rtnl(mnl_socket* sock);
-  Status request(void* nlh);  // sends, waits for the ACK
+  // Puts a request header (next sequence number, NLM_F_REQUEST) in buf.
+  nlmsghdr* start(void* buf, uint16_t type, uint16_t flags);
+  // Sends nlh and hands every reply to on_msg until the ACK or NLMSG_DONE. A
+  // kernel error becomes "<what>: <strerror> (<extack message>)".
+  Status exchange(nlmsghdr* nlh, const std::string& what,
+                  const std::function<void(const nlmsghdr*)>& on_msg = {});
   mnl_socket* sock_ = nullptr;
   uint32_t seq_ = 0;
   uint32_t portid_ = 0;

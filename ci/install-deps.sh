@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything mlink needs to build and test on Debian bookworm.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  build-essential cmake pkg-config clang llvm clang-format
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  libmnl-dev libsystemd-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libsodium-dev doctest-dev
+  iproute2 iperf3 iputils-ping tcpdump python3 util-linux procps
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ci/install-deps: installing ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "ci/install-deps: all packages present"
+fi

@@ -1,0 +1,323 @@
+#include "agent/agent.h"
+
+#include <linux/neighbour.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include "common/log.h"
+#include "linkset/buckets.h"
+
+#ifndef IFF_LOWER_UP
+#define IFF_LOWER_UP 0x10000  // <linux/if.h>, which clashes with <net/if.h>
+#endif
+
+namespace mlink::agent {
+namespace {
+
+constexpr uint64_t kResyncUsec = 1000000;  // safety net for missed netlink events
+
+std::string pin_dir(const config::Config& cfg) {
+  return cfg.node.bpffs + "/mlink/" + cfg.node.id;
+}
+
+uint64_t now_usec(sd_event* loop) {
+  uint64_t t = 0;
+  sd_event_now(loop, CLOCK_MONOTONIC, &t);
+  return t;
+}
+
+}  // namespace
+
+std::string Agent::config_error(int line, const std::string& key, const std::string& msg) const {
+  config::ConfigError e{cfg_.path, line, 0, key, msg};
+  return e.str();
+}
+
+Agent::Agent(config::Config cfg, nl::Rtnl rtnl) : cfg_(std::move(cfg)), rtnl_(std::move(rtnl)) {}
+
+Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
+  auto rtnl = nl::Rtnl::open();
+  if (!rtnl) return rtnl.error();
+  std::unique_ptr<Agent> a(new Agent(std::move(cfg), std::move(*rtnl)));
+  if (if_nametoindex(a->cfg_.node.ml_device.c_str()) != 0)
+    return Error{a->config_error(a->cfg_.node.line, "node.ml_device",
+                                 "device " + a->cfg_.node.ml_device + " already exists")};
+  if (auto s = a->read_links(); !s) return s.error();
+  auto plans = plan_peers(a->cfg_, a->links_);
+  if (auto* e = std::get_if<PlanError>(&plans)) return Error{a->config_error(e->line, e->key, e->message)};
+  a->peers_ = std::get<std::vector<PeerPlan>>(std::move(plans));
+  return a;
+}
+
+Status Agent::read_links() {
+  for (size_t i = 0; i < cfg_.links.size(); i++) {
+    const auto& l = cfg_.links[i];
+    auto info = rtnl_.link_get(l.device);
+    if (!info)
+      return Error{config_error(l.line, "link[" + std::to_string(i) + "].device",
+                                "device " + l.device + ": " + info.error().message)};
+    auto addrs = rtnl_.addr_dump(info->ifindex);
+    if (!addrs) return addrs.error();
+    LocalLink ll{l.device, info->ifindex, {}, l.weight, l.backup};
+    for (const auto& a : *addrs) ll.addresses.push_back(a.prefix);
+    links_.push_back(std::move(ll));
+    link_flags_.push_back(info->flags);
+  }
+  return {};
+}
+
+Agent::~Agent() {
+  for (const auto& n : neighbours_)
+    if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
+  events_.reset();
+  dp_.reset();      // detach programs, unpin maps
+  ml_dev_.reset();  // the tun goes, with its addresses and routes
+  while (!sysctls_.empty()) sysctls_.pop_back();  // restore in reverse order
+  if (loop_) sd_event_unref(loop_);
+  log::info("removed everything this agent created");
+}
+
+Status Agent::apply() {
+  if (auto s = apply_sysctls(); !s) return s;
+  if (auto s = create_ml_device(); !s) return s;
+  if (auto s = load_datapath(); !s) return s;
+  auto ev = nl::EventSocket::open();  // before the neighbours, so no change is missed
+  if (!ev) return ev.error();
+  events_.emplace(std::move(*ev));
+  if (auto s = add_neighbours(); !s) return s;
+  refresh_all_peers("start");
+  return {};
+}
+
+// ARP from a link must not carry the ML address as sender: a strict
+// rp_filter peer would drop it (findings, gotcha 3). In loose mode the
+// links' rp_filter must be loose, since ML traffic arrives on them.
+Status Agent::apply_sysctls() {
+  std::vector<std::pair<std::string, std::string>> want{{"net/ipv4/conf/all/arp_announce", "2"}};
+  for (const auto& l : links_) {
+    want.emplace_back("net/ipv4/conf/" + l.device + "/arp_announce", "2");
+    if (cfg_.node.rx_mode == config::RxMode::Loose)
+      want.emplace_back("net/ipv4/conf/" + l.device + "/rp_filter", "2");
+  }
+  for (const auto& [path, value] : want) {
+    auto g = SysctlGuard::set(path, value);
+    if (!g) return g.error();
+    sysctls_.push_back(std::move(*g));
+  }
+  return {};
+}
+
+Status Agent::create_ml_device() {
+  auto dev = nl::TunDevice::create(cfg_.node.ml_device);
+  if (!dev) return dev.error();
+  ml_dev_.emplace(std::move(*dev));
+  int idx = ml_dev_->ifindex();
+  uint32_t mtu = 0;
+  for (const auto& l : links_) {
+    auto info = rtnl_.link_get(l.ifindex);
+    if (info && (mtu == 0 || info->mtu < mtu)) mtu = info->mtu;
+  }
+  if (mtu)
+    if (auto s = rtnl_.link_set_mtu(idx, mtu); !s) return s;
+  if (auto s = rtnl_.link_set_up(idx, true); !s) return s;
+  for (const auto& p : cfg_.node.ml_address)
+    if (auto s = rtnl_.addr_add(idx, p); !s) return s;
+  log::info("created {} (tun, ifindex {}, mtu {})", cfg_.node.ml_device, idx, mtu);
+  return {};
+}
+
+Status Agent::load_datapath() {
+  if (auto s = datapath::ensure_bpffs(cfg_.node.bpffs); !s) return s;
+  auto dp = datapath::BpfDatapath::load({ml_dev_->ifindex(), pin_dir(cfg_)});
+  if (!dp) return dp.error();
+  dp_ = std::move(*dp);
+  if (auto s = dp_->attach_egress(ml_dev_->ifindex()); !s) return s;
+  if (cfg_.node.rx_mode == config::RxMode::Redirect)
+    for (const auto& l : links_)
+      if (auto s = dp_->attach_ingress(l.ifindex); !s) return s;
+  for (const auto& p : cfg_.node.ml_address)
+    if (auto s = dp_->add_local(p.addr); !s) return s;
+  log::info("datapath loaded, maps pinned in {}, rx_mode {}", pin_dir(cfg_),
+            config::to_string(cfg_.node.rx_mode));
+  return {};
+}
+
+// Managed entries: the kernel resolves the next hop now and keeps it
+// resolved, so no packet ever queues behind an INCOMPLETE neighbour
+// (findings, gotcha 2). A slot is used only while its entry is usable.
+Status Agent::add_neighbours() {
+  for (const auto& plan : peers_)
+    for (const auto& pl : plan.links)
+      for (const auto& nh : {pl.nh4, pl.nh6}) {
+        if (!nh) continue;
+        NeighKey key{links_[pl.link].ifindex, *nh};
+        if (std::find(neighbours_.begin(), neighbours_.end(), key) != neighbours_.end()) continue;
+        if (auto s = rtnl_.neigh_add_managed(key.ifindex, key.addr); !s) return s;
+        neighbours_.push_back(key);
+        auto n = rtnl_.neigh_get(key.ifindex, key.addr);
+        nud_[key] = n && *n ? (*n)->state : 0;
+      }
+  return {};
+}
+
+bool Agent::link_up(size_t link) const {
+  unsigned f = link_flags_[link];
+  return (f & IFF_UP) && (f & IFF_LOWER_UP);
+}
+
+bool Agent::neigh_ok(int ifindex, const IpAddr& nh) const {
+  auto it = nud_.find({ifindex, nh});
+  return it != nud_.end() && nl::neigh_usable(it->second);
+}
+
+ml_peer Agent::build_entry(const PeerPlan& plan, const IpAddr& ml_addr) const {
+  ml_peer v{};
+  v.peer_id = plan.peer_id;
+  v.hash_policy = plan.hash == config::HashPolicy::Socket ? ML_HASH_SOCKET : ML_HASH_L34;
+  v.nslots = static_cast<__u8>(plan.links.size());
+  std::vector<linkset::Member> members;
+  for (size_t s = 0; s < plan.links.size(); s++) {
+    const auto& pl = plan.links[s];
+    const auto& link = links_[pl.link];
+    auto nh = next_hop_for(pl, ml_addr);
+    bool usable = nh && link_up(pl.link) && neigh_ok(link.ifindex, *nh);
+    ml_slot& slot = v.slots[s];
+    slot.ifindex = static_cast<__u32>(link.ifindex);
+    slot.state = usable ? ML_SLOT_UP : ML_SLOT_DOWN;
+    if (nh) {
+      slot.nh_family = static_cast<__u8>(nh->family);
+      std::memcpy(slot.nh, nh->bytes.data(), nh->size());
+    }
+    members.push_back({static_cast<uint8_t>(s), pl.id, link.weight, link.backup, usable});
+  }
+  auto table = linkset::build(members);
+  std::copy(table.begin(), table.end(), v.buckets);
+  return v;
+}
+
+void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
+  for (const auto& a : plan.ml_addresses) {
+    ml_peer v = build_entry(plan, a);
+    auto it = written_.find(a);
+    if (it != written_.end() && std::memcmp(&it->second, &v, sizeof(v)) == 0) continue;
+    if (auto s = dp_->set_peer(a, v); !s) {
+      log::error("{}", s.error().message);
+      continue;
+    }
+    linkset::BucketTable table;
+    std::copy(std::begin(v.buckets), std::end(v.buckets), table.begin());
+    auto share = linkset::share(table);
+    std::string links;
+    for (size_t s = 0; s < plan.links.size(); s++)
+      links += fmt::format(" {}={}/{}", links_[plan.links[s].link].device,
+                           v.slots[s].state == ML_SLOT_UP ? "up" : "down", share[s]);
+    log::info("peer {}: link/state/buckets{} ({})", a.str(), links, why);
+    written_[a] = v;
+  }
+}
+
+void Agent::refresh_all_peers(const char* why) {
+  for (const auto& p : peers_) refresh_peer(p, why);
+}
+
+void Agent::on_event(const nl::Event& ev) {
+  if (const auto* l = std::get_if<nl::LinkEvent>(&ev)) {
+    for (size_t i = 0; i < links_.size(); i++)
+      if (links_[i].ifindex == l->ifindex) link_flags_[i] = l->deleted ? 0 : l->flags;
+    return;
+  }
+  const auto& n = std::get<nl::NeighEvent>(ev);
+  auto it = nud_.find({n.ifindex, n.addr});
+  if (it == nud_.end()) return;
+  it->second = n.deleted ? 0 : n.state;
+}
+
+// Re-reads what the events tell, in case some were lost, and re-adds a
+// managed neighbour that someone deleted (e.g. `ip neigh flush`).
+void Agent::resync() {
+  for (size_t i = 0; i < links_.size(); i++) {
+    auto info = rtnl_.link_get(links_[i].ifindex);
+    link_flags_[i] = info ? info->flags : 0;
+  }
+  for (auto& [key, state] : nud_) {
+    auto n = rtnl_.neigh_get(key.ifindex, key.addr);
+    if (n && !*n) {
+      if (auto s = rtnl_.neigh_add_managed(key.ifindex, key.addr); !s)
+        log::warn("re-add neighbour {}: {}", key.addr.str(), s.error().message);
+      n = rtnl_.neigh_get(key.ifindex, key.addr);
+    }
+    state = n && *n ? (*n)->state : 0;
+  }
+}
+
+void Agent::drain_tun() {
+  char buf[65536];
+  while (read(ml_dev_->fd(), buf, sizeof(buf)) > 0) tun_discarded_++;
+}
+
+int Agent::on_signal(sd_event_source* s, const signalfd_siginfo* si, void*) {
+  if (si->ssi_signo == SIGHUP) {
+    log::warn("SIGHUP: configuration reload is not supported yet; ignored");
+    return 0;
+  }
+  log::info("signal {}: stopping", strsignal(static_cast<int>(si->ssi_signo)));
+  return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int Agent::on_netlink(sd_event_source*, int, uint32_t, void* self) {
+  auto* a = static_cast<Agent*>(self);
+  auto s = a->events_->drain([a](const nl::Event& ev) { a->on_event(ev); });
+  if (!s) {
+    log::warn("{}; resyncing", s.error().message);
+    a->resync();
+  }
+  a->refresh_all_peers("netlink event");
+  return 0;
+}
+
+int Agent::on_tun(sd_event_source*, int, uint32_t, void* self) {
+  static_cast<Agent*>(self)->drain_tun();
+  return 0;
+}
+
+int Agent::on_timer(sd_event_source* src, uint64_t, void* self) {
+  auto* a = static_cast<Agent*>(self);
+  a->resync();
+  a->refresh_all_peers("resync");
+  sd_event_source_set_time(src, now_usec(sd_event_source_get_event(src)) + kResyncUsec);
+  return 0;
+}
+
+Status Agent::run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  if (int r = sd_event_new(&loop_); r < 0) return os_error("create event loop", r);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP})
+    if (int r = sd_event_add_signal(loop_, nullptr, sig, on_signal, this); r < 0)
+      return os_error("watch signal", r);
+  if (int r = sd_event_add_io(loop_, nullptr, events_->fd(), EPOLLIN, on_netlink, this); r < 0)
+    return os_error("watch netlink events", r);
+  if (int r = sd_event_add_io(loop_, nullptr, ml_dev_->fd(), EPOLLIN, on_tun, this); r < 0)
+    return os_error("watch ML device", r);
+  if (int r = sd_event_add_time(loop_, nullptr, CLOCK_MONOTONIC, now_usec(loop_) + kResyncUsec, 0,
+                                on_timer, this);
+      r < 0)
+    return os_error("add resync timer", r);
+  sd_notify(0, "READY=1");
+  log::info("running: {} peers, {} links", peers_.size(), links_.size());
+  int r = sd_event_loop(loop_);
+  sd_notify(0, "STOPPING=1");
+  if (r < 0) return os_error("event loop", r);
+  return {};
+}
+
+}  // namespace mlink::agent

@@ -1,0 +1,84 @@
+#include "agent/topology.h"
+
+#include <algorithm>
+
+#include "linkset/buckets.h"
+
+namespace mlink::agent {
+
+uint64_t subnet_id(const Prefix& subnet) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a over family, length and network bytes
+  auto add = [&h](uint8_t b) { h = (h ^ b) * 1099511628211ULL; };
+  Prefix n = subnet.network();
+  add(static_cast<uint8_t>(n.addr.family));
+  add(n.len);
+  for (size_t i = 0; i < n.addr.size(); i++) add(n.addr.bytes[i]);
+  return h;
+}
+
+std::optional<IpAddr> next_hop_for(const PeerLink& l, const IpAddr& ml_addr) {
+  if (ml_addr.is_v4()) return l.nh4 ? l.nh4 : l.nh6;
+  return l.nh6;
+}
+
+namespace {
+
+std::optional<Prefix> covering_subnet(const LocalLink& link, const IpAddr& nh) {
+  for (const auto& p : link.addresses)
+    if (p.contains(nh)) return p.network();
+  return std::nullopt;
+}
+
+std::variant<PeerLink, PlanError> plan_link(const config::Via& via, size_t peer_index,
+                                            size_t via_index, const std::vector<LocalLink>& links) {
+  auto it = std::find_if(links.begin(), links.end(),
+                         [&](const LocalLink& l) { return l.device == via.device; });
+  PeerLink pl;
+  pl.link = static_cast<size_t>(it - links.begin());
+  std::optional<Prefix> subnet4, subnet6;
+  for (size_t i = 0; i < via.address.size(); i++) {
+    const IpAddr& nh = via.address[i];
+    auto subnet = covering_subnet(*it, nh);
+    if (!subnet)
+      return PlanError{via.line,
+                       "peer[" + std::to_string(peer_index) + "].via[" + std::to_string(via_index) +
+                           "].address[" + std::to_string(i) + "]",
+                       "next hop " + nh.str() + " is in no subnet of " + via.device};
+    (nh.is_v4() ? pl.nh4 : pl.nh6) = nh;
+    (nh.is_v4() ? subnet4 : subnet6) = subnet;
+  }
+  pl.subnet = subnet4 ? *subnet4 : *subnet6;  // both ends prefer the IPv4 subnet alike
+  pl.id = subnet_id(pl.subnet);
+  return pl;
+}
+
+}  // namespace
+
+std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
+                                                           const std::vector<LocalLink>& links) {
+  std::vector<PeerPlan> plans;
+  if (cfg.peers.size() > ML_MAX_PEERS)
+    return PlanError{cfg.peers[ML_MAX_PEERS].line, "peer",
+                     "at most " + std::to_string(ML_MAX_PEERS) + " peers"};
+  for (size_t p = 0; p < cfg.peers.size(); p++) {
+    const auto& peer = cfg.peers[p];
+    PeerPlan plan;
+    plan.peer_id = static_cast<uint32_t>(p);
+    plan.ml_addresses = peer.ml_address;
+    plan.hash = peer.hash.value_or(cfg.node.hash);
+    for (size_t v = 0; v < peer.via.size(); v++) {
+      auto r = plan_link(peer.via[v], p, v, links);
+      if (auto* e = std::get_if<PlanError>(&r)) return *e;
+      plan.links.push_back(std::get<PeerLink>(r));
+    }
+    std::sort(plan.links.begin(), plan.links.end(),
+              [](const PeerLink& a, const PeerLink& b) { return a.subnet < b.subnet; });
+    if (plan.links.size() > ML_MAX_SLOTS)
+      return PlanError{peer.line, "peer[" + std::to_string(p) + "].via",
+                       "at most " + std::to_string(ML_MAX_SLOTS) + " links per peer"};
+    plans.push_back(std::move(plan));
+  }
+  return plans;
+}
+
+}  // namespace mlink::agent

@@ -1,0 +1,58 @@
+// topology.h - the static link plan of each peer, in canonical order.
+//
+// Both ends order a peer's links by the link's subnet (which both share) and
+// derive each link's rendezvous id from it, so they build identical bucket
+// tables and the symmetric hash keeps a flow's two directions on one link.
+#pragma once
+
+#include <optional>
+#include <variant>
+#include <string>
+#include <vector>
+
+#include "common/ip.h"
+#include "config/config.h"
+
+namespace mlink::agent {
+
+struct LocalLink {
+  std::string device;
+  int ifindex = 0;
+  std::vector<Prefix> addresses;  // as read from the kernel
+  uint32_t weight = 1;
+  bool backup = false;
+};
+
+struct PeerLink {
+  size_t link = 0;             // index into the local links
+  Prefix subnet;               // canonical order key (network address)
+  uint64_t id = 0;             // rendezvous id, derived from subnet
+  std::optional<IpAddr> nh4;   // peer's next hop on this link, per family
+  std::optional<IpAddr> nh6;
+};
+
+struct PeerPlan {
+  uint32_t peer_id = 0;
+  std::vector<IpAddr> ml_addresses;
+  std::vector<PeerLink> links;  // canonical order; position = datapath slot
+  config::HashPolicy hash = config::HashPolicy::L34;
+};
+
+struct PlanError {
+  int line = 0;
+  std::string key;
+  std::string message;
+};
+
+// Builds every peer's plan; fails (naming the config line/key) when a next
+// hop is not inside any subnet of its link.
+std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
+                                                           const std::vector<LocalLink>& links);
+
+// The next hop a packet to ml_addr uses on this link: same family if there
+// is one; an IPv4 packet may fall back to an IPv6 next hop (RFC 5549 style).
+std::optional<IpAddr> next_hop_for(const PeerLink& l, const IpAddr& ml_addr);
+
+uint64_t subnet_id(const Prefix& subnet);
+
+}  // namespace mlink::agent

@@ -1,0 +1,181 @@
+#include "datapath/bpf_datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "common/log.h"
+#include "mlink.skel.h"
+
+namespace mlink::datapath {
+namespace {
+
+// Our filters' identity on every clsact hook we use.
+constexpr uint32_t kTcHandle = 0x4d4c;  // "ML"
+constexpr uint32_t kTcPriority = 1;
+
+Status mkdirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error{"create " + dir + ": " + ec.message(), ec.value()};
+  return {};
+}
+
+}  // namespace
+
+Status ensure_bpffs(const std::string& path) {
+  struct statfs st {};
+  if (statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return {};
+  if (auto s = mkdirs(path); !s) return s;
+  if (mount("bpf", path.c_str(), "bpf", 0, "mode=0700") != 0)
+    return os_error("mount bpffs on " + path, errno);
+  log::info("mounted bpffs on {}", path);
+  return {};
+}
+
+Result<ml_counter> percpu_sum(int map_fd, uint32_t key) {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return os_error("count possible CPUs", ncpu);
+  std::vector<ml_counter> per_cpu(static_cast<size_t>(ncpu));
+  if (bpf_map_lookup_elem(map_fd, &key, per_cpu.data()) != 0)
+    return os_error("read per-CPU counter " + std::to_string(key), errno);
+  ml_counter sum{};
+  for (const auto& c : per_cpu) sum.packets += c.packets, sum.bytes += c.bytes;
+  return sum;
+}
+
+Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) {
+  std::unique_ptr<BpfDatapath> dp(new BpfDatapath());
+  dp->skel_ = mlink_bpf__open();
+  if (!dp->skel_) return os_error("open BPF skeleton", errno);
+  dp->skel_->rodata->ml_ifindex = static_cast<__u32>(opts.ml_ifindex);
+  dp->skel_->rodata->ml_l2_len = 0;  // the ML device is a tun: IP header first
+  if (int err = mlink_bpf__load(dp->skel_); err)
+    return os_error("load BPF programs (see libbpf log above)", err);
+  dp->pin_dir_ = opts.pin_dir;
+  if (auto s = dp->pin_maps(); !s) return s.error();
+  return dp;
+}
+
+BpfDatapath::~BpfDatapath() {
+  for (auto it = attached_.rbegin(); it != attached_.rend(); ++it) detach(*it);
+  unpin_maps();
+  mlink_bpf__destroy(skel_);
+}
+
+Status BpfDatapath::pin_maps() {
+  if (pin_dir_.empty()) return {};
+  if (auto s = mkdirs(pin_dir_); !s) return s;
+  bpf_map* maps[] = {skel_->maps.ml_peers, skel_->maps.ml_locals, skel_->maps.ml_slot_stats,
+                     skel_->maps.ml_drops, skel_->maps.ml_ingress_stats};
+  for (bpf_map* m : maps) {
+    std::string path = pin_dir_ + "/" + bpf_map__name(m);
+    if (access(path.c_str(), F_OK) == 0) {
+      log::warn("removing stale pin {} (left by an agent that did not exit cleanly)", path);
+      unlink(path.c_str());
+    }
+    if (int err = bpf_map__pin(m, path.c_str()); err) return os_error("pin " + path, err);
+    pinned_.push_back(path);
+  }
+  return {};
+}
+
+void BpfDatapath::unpin_maps() {
+  for (const auto& p : pinned_) unlink(p.c_str());
+  pinned_.clear();
+  if (pin_dir_.empty()) return;
+  rmdir(pin_dir_.c_str());  // fails harmlessly if something else lives there
+  rmdir(std::filesystem::path(pin_dir_).parent_path().c_str());
+}
+
+Status BpfDatapath::attach(int ifindex, int attach_point, int prog_fd) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+              .attach_point = static_cast<bpf_tc_attach_point>(attach_point));
+  int err = bpf_tc_hook_create(&hook);
+  if (err && err != -EEXIST) return os_error("create clsact on ifindex " + std::to_string(ifindex), err);
+  Attachment a{ifindex, attach_point, err == 0};
+  LIBBPF_OPTS(bpf_tc_opts, tc, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
+              .priority = kTcPriority);
+  if (int e = bpf_tc_attach(&hook, &tc); e) {
+    if (a.created_hook) bpf_tc_hook_destroy(&hook);
+    return os_error("attach TC program on ifindex " + std::to_string(ifindex), e);
+  }
+  attached_.push_back(a);
+  return {};
+}
+
+void BpfDatapath::detach(const Attachment& a) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a.ifindex,
+              .attach_point = static_cast<bpf_tc_attach_point>(a.attach_point));
+  LIBBPF_OPTS(bpf_tc_opts, tc, .handle = kTcHandle, .priority = kTcPriority);
+  int err = bpf_tc_detach(&hook, &tc);
+  if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
+    log::warn("detach TC program from ifindex {}: {}", a.ifindex, strerror(-err));
+  if (a.created_hook) {
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    bpf_tc_hook_destroy(&hook);
+  }
+}
+
+Status BpfDatapath::attach_egress(int ifindex) {
+  return attach(ifindex, BPF_TC_EGRESS, bpf_program__fd(skel_->progs.ml_egress));
+}
+
+Status BpfDatapath::attach_ingress(int ifindex) {
+  return attach(ifindex, BPF_TC_INGRESS, bpf_program__fd(skel_->progs.ml_ingress));
+}
+
+int BpfDatapath::egress_prog_fd() const { return bpf_program__fd(skel_->progs.ml_egress); }
+
+Status BpfDatapath::set_peer(const IpAddr& addr, const ml_peer& value) {
+  ml_addr key = to_key(addr);
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_peers), &key, &value, BPF_ANY) != 0)
+    return os_error("write peer " + addr.str(), errno);
+  return {};
+}
+
+Status BpfDatapath::del_peer(const IpAddr& addr) {
+  ml_addr key = to_key(addr);
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.ml_peers), &key) != 0 && errno != ENOENT)
+    return os_error("delete peer " + addr.str(), errno);
+  return {};
+}
+
+Status BpfDatapath::add_local(const IpAddr& addr) {
+  ml_addr key = to_key(addr);
+  __u32 one = 1;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_locals), &key, &one, BPF_ANY) != 0)
+    return os_error("write local address " + addr.str(), errno);
+  return {};
+}
+
+Result<std::array<ml_counter, ML_MAX_SLOTS>> BpfDatapath::slot_stats(uint32_t peer_id) {
+  std::array<ml_counter, ML_MAX_SLOTS> out{};
+  int fd = bpf_map__fd(skel_->maps.ml_slot_stats);
+  for (uint32_t s = 0; s < ML_MAX_SLOTS; s++) {
+    auto c = percpu_sum(fd, ML_STATS_KEY(peer_id, s));
+    if (!c) return c.error();
+    out[s] = *c;
+  }
+  return out;
+}
+
+Result<std::array<ml_counter, ML_DROP_MAX>> BpfDatapath::drops() {
+  std::array<ml_counter, ML_DROP_MAX> out{};
+  int fd = bpf_map__fd(skel_->maps.ml_drops);
+  for (uint32_t r = 0; r < ML_DROP_MAX; r++) {
+    auto c = percpu_sum(fd, r);
+    if (!c) return c.error();
+    out[r] = *c;
+  }
+  return out;
+}
+
+}  // namespace mlink::datapath

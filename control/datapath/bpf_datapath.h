@@ -1,0 +1,65 @@
+// bpf_datapath.h - the datapath as loaded into the kernel: one libbpf skeleton
+// (both programs, shared maps), loaded once and attached to the ML device and
+// every link (attaching with `tc ... obj` would give each attachment its own
+// maps: findings, gotcha 6). Maps are pinned under <bpffs>/mlink/<node id>/
+// for bpftool and mlinkctl. The destructor detaches and unpins everything.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "datapath/datapath.h"
+
+struct mlink_bpf;  // the generated skeleton (mlink.skel.h)
+
+namespace mlink::datapath {
+
+struct LoadOptions {
+  int ml_ifindex = 0;    // where ingress delivers ML traffic
+  std::string pin_dir;   // e.g. /sys/fs/bpf/mlink/a
+};
+
+class BpfDatapath final : public Datapath {
+ public:
+  static Result<std::unique_ptr<BpfDatapath>> load(const LoadOptions& opts);
+  ~BpfDatapath() override;
+  BpfDatapath(const BpfDatapath&) = delete;
+  BpfDatapath& operator=(const BpfDatapath&) = delete;
+
+  Status attach_egress(int ifindex);   // on the ML device
+  Status attach_ingress(int ifindex);  // on a link
+
+  Status set_peer(const IpAddr& addr, const ml_peer& value) override;
+  Status del_peer(const IpAddr& addr) override;
+  Status add_local(const IpAddr& addr) override;
+  Result<std::array<ml_counter, ML_MAX_SLOTS>> slot_stats(uint32_t peer_id) override;
+  Result<std::array<ml_counter, ML_DROP_MAX>> drops() override;
+
+  int egress_prog_fd() const;
+
+ private:
+  struct Attachment {
+    int ifindex;
+    int attach_point;  // BPF_TC_EGRESS / BPF_TC_INGRESS
+    bool created_hook; // we created clsact, so we remove it
+  };
+  BpfDatapath() = default;
+  Status pin_maps();
+  void unpin_maps();
+  Status attach(int ifindex, int attach_point, int prog_fd);
+  void detach(const Attachment& a);
+
+  struct ::mlink_bpf* skel_ = nullptr;
+  std::string pin_dir_;
+  std::vector<std::string> pinned_;
+  std::vector<Attachment> attached_;
+};
+
+// Mounts bpffs at path unless one is mounted there already.
+Status ensure_bpffs(const std::string& path);
+
+// Sum of a per-CPU array entry.
+Result<ml_counter> percpu_sum(int map_fd, uint32_t key);
+
+}  // namespace mlink::datapath

@@ -1,0 +1,65 @@
+#include "netlink/tun.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace mlink::nl {
+
+Result<TunDevice> TunDevice::create(const std::string& name) {
+  const std::string what = "create tun " + name;
+  if (name.empty() || name.size() >= IFNAMSIZ) return os_error(what, EINVAL);
+  // TUNSETIFF on an existing tun would attach to it; a clear EEXIST here,
+  // and IFF_TUN_EXCL below for a device that appears in between.
+  if (if_nametoindex(name.c_str()) != 0) return os_error(what, EEXIST);
+
+  int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return os_error(what + ": open /dev/net/tun", errno);
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno == EBUSY ? EEXIST : errno;
+    ::close(fd);
+    return os_error(what, err);
+  }
+  std::string actual(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  int ifindex = static_cast<int>(if_nametoindex(actual.c_str()));
+  if (ifindex == 0) {
+    int err = errno;
+    ::close(fd);
+    return os_error(what + ": ifindex", err);
+  }
+  return TunDevice(fd, std::move(actual), ifindex);
+}
+
+TunDevice::TunDevice(int fd, std::string name, int ifindex)
+    : fd_(fd), name_(std::move(name)), ifindex_(ifindex) {}
+
+TunDevice::TunDevice(TunDevice&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      name_(std::move(other.name_)),
+      ifindex_(std::exchange(other.ifindex_, 0)) {}
+
+TunDevice& TunDevice::operator=(TunDevice&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    name_ = std::move(other.name_);
+    ifindex_ = std::exchange(other.ifindex_, 0);
+  }
+  return *this;
+}
+
+// Closing the last fd of a non-persistent tun deletes the device.
+TunDevice::~TunDevice() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace mlink::nl

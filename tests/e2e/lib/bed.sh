@@ -1,0 +1,280 @@
+# shellcheck shell=bash
+# bed.sh — network-namespace test bed for mlink e2e tests and benchmarks.
+#
+# Source it from a script that runs with `set -euo pipefail`, then:
+#   bed_require_root            # skip (77) / fail when not privileged
+#   bed_init                    # run id, temp dir, cleanup trap
+#   bed_host a 1; bed_host b 2  # netns ml<runid>a / ml<runid>b
+#   bed_link a b 0              # eth0 in both, 10.0.0.{1,2}/24, fd00:0:0:0::{1,2}/64
+#   bed_shape a eth0 200mbit
+#   bed_exec a ping -c1 -w2 10.0.0.2
+#
+# Rules this library keeps: everything happens inside namespaces it created (names carry a
+# per-run id), devices are created directly inside those namespaces (never in the root netns),
+# every process it starts is recorded and killed by PID, and the EXIT/INT/TERM trap deletes
+# the namespaces. Use bed_on_cleanup instead of your own trap (a second trap would replace ours).
+#
+# Commands run through `nsenter --net=/run/netns/NS`, not `ip netns exec`: the latter remounts
+# /sys, which hides bpffs pins and shows a different sysfs per call. Note /sys under nsenter
+# still shows the root netns' devices — read counters with bed_dev_stats, not /sys/class/net.
+#
+# Do not call bed_host / bed_bg / bed_iperf_server inside $(...): they record state in globals.
+
+BED_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+declare -gA BED_NS=()        # host name -> netns name
+declare -gA BED_HOSTNUM=()   # host name -> host number (last octet)
+declare -ga BED_PIDS=()      # background processes we started
+declare -ga BED_CLEANUP_HOOKS=()
+BED_RUNID=${BED_RUNID:-}
+BED_TMP=${BED_TMP:-}
+BED_LAST_PID=
+BED_IPERF_PORT=${BED_IPERF_PORT:-5201}
+# iperf3 pinning: client and server on different cores keeps 2-core runs from going bimodal.
+# Set to empty to disable.
+BED_CLIENT_CPU=${BED_CLIENT_CPU-0}
+BED_SERVER_CPU=${BED_SERVER_CPU-1}
+# tbf defaults, measured: see bed_shape.
+BED_TBF_BURST=${BED_TBF_BURST:-256kb}
+BED_TBF_LATENCY=${BED_TBF_LATENCY:-20ms}
+
+bed_log() { printf '[bed %s] %s\n' "${BED_RUNID:-?}" "$*" >&2; }
+bed_die() { printf '[bed %s] FAIL: %s\n' "${BED_RUNID:-?}" "$*" >&2; exit 1; }
+
+# bed_require_root [TOOL...]: exit 77 (ctest "skipped") when we cannot build namespaces or a
+# tool is missing; exit 1 instead when the caller insists on privileged tests
+# (MLINK_REQUIRE_PRIVILEGED=1, set by CI).
+bed_require_root() {
+  local why='' tool
+  for tool in ip tc ss nsenter unshare taskset timeout iperf3 python3 "$@"; do
+    command -v "$tool" >/dev/null || why="${why:+$why, }needs $tool"
+  done
+  if [[ -n $why ]]; then
+    :
+  elif [[ $EUID -ne 0 ]]; then
+    why="needs root (network namespaces, veth, tc)"
+  elif ! unshare --net true 2>/dev/null; then
+    why="cannot create a network namespace here"
+  fi
+  [[ -z $why ]] && return 0
+  if [[ ${MLINK_REQUIRE_PRIVILEGED:-} == 1 ]]; then
+    echo "FAIL: $why (MLINK_REQUIRE_PRIVILEGED=1)" >&2
+    exit 1
+  fi
+  echo "SKIP: $why" >&2
+  exit 77
+}
+
+# Start a run: unique id (6 hex chars, checked against existing namespaces), temp dir, trap.
+bed_init() {
+  while :; do
+    BED_RUNID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+    ! ip netns list 2>/dev/null | grep -q "^ml${BED_RUNID}" && break
+  done
+  BED_TMP=$(mktemp -d "/tmp/mlbed.${BED_RUNID}.XXXX")
+  trap 'bed__on_exit' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  bed_log "run id ${BED_RUNID}, temp dir ${BED_TMP}"
+}
+
+bed__on_exit() {
+  local rc=$?
+  bed_cleanup "$rc"
+  exit "$rc"
+}
+
+# Register a command to run (first, in reverse order) at cleanup time.
+bed_on_cleanup() { BED_CLEANUP_HOOKS+=("$*"); }
+
+# Kill our processes, delete our namespaces, remove the temp dir (kept when rc != 0).
+# Idempotent; never fails.
+bed_cleanup() {
+  local rc=${1:-0} i pid ns
+  for ((i = ${#BED_CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do
+    eval "${BED_CLEANUP_HOOKS[i]}" >/dev/null 2>&1 || true
+  done
+  BED_CLEANUP_HOOKS=()
+  bed__kill_pids "${BED_PIDS[@]}"
+  BED_PIDS=()
+  [[ -n $BED_RUNID ]] || return 0
+  # Every namespace with our run id is ours, including any recorded in a subshell.
+  for ns in $(ip netns list 2>/dev/null | awk -v p="ml${BED_RUNID}" 'index($1, p) == 1 {print $1}'); do
+    # Safety net for processes started in our namespaces outside bed_bg.
+    local -a inside=()
+    mapfile -t inside < <(ip netns pids "$ns" 2>/dev/null)
+    bed__kill_pids "${inside[@]}"
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  BED_NS=()
+  BED_HOSTNUM=()
+  if [[ -n $BED_TMP && -d $BED_TMP ]]; then
+    if [[ $rc -eq 0 && ${BED_KEEP_TMP:-0} != 1 ]]; then
+      rm -rf "$BED_TMP"
+    else
+      bed_log "logs kept in $BED_TMP"
+    fi
+  fi
+  return 0
+}
+
+# TERM, wait up to 2 s, then KILL; only the PIDs given.
+bed__kill_pids() {
+  local pid t
+  (($#)) || return 0
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for ((t = 0; t < 20; t++)); do
+    local alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# bed_host NAME [HOSTNUM]: create netns ml<runid><NAME> with lo up. HOSTNUM (default: order of
+# creation, from 1) is the last octet / v6 suffix of this host's link addresses.
+bed_host() {
+  local name=$1 num=${2:-$((${#BED_NS[@]} + 1))}
+  local ns="ml${BED_RUNID}${name}"
+  [[ -n $BED_RUNID ]] || bed_die "bed_host before bed_init"
+  [[ -z ${BED_NS[$name]:-} ]] || bed_die "host $name exists"
+  ip netns add "$ns"
+  BED_NS[$name]=$ns
+  BED_HOSTNUM[$name]=$num
+  bed_exec "$name" ip link set lo up
+}
+
+# bed_ns HOST: print the netns name of HOST.
+bed_ns() {
+  [[ -n ${BED_NS[$1]:-} ]] || bed_die "unknown host $1"
+  printf '%s\n' "${BED_NS[$1]}"
+}
+
+# bed_exec HOST CMD...: run CMD in HOST's netns (same mount namespace, so bpffs pins are seen).
+bed_exec() {
+  local ns=${BED_NS[$1]:-}
+  [[ -n $ns ]] || bed_die "unknown host $1"
+  shift
+  nsenter --net="/run/netns/$ns" "$@"
+}
+
+# bed_bg HOST LOGFILE CMD...: start CMD in the background in HOST's netns, stdout+stderr to
+# LOGFILE (relative paths go to the temp dir). PID in BED_LAST_PID, killed at cleanup.
+bed_bg() {
+  local host=$1 log=$2 ns=${BED_NS[$1]:-}
+  shift 2
+  [[ -n $ns ]] || bed_die "unknown host $host"
+  [[ $log == /* ]] || log="$BED_TMP/$log"
+  nsenter --net="/run/netns/$ns" "$@" >"$log" 2>&1 &
+  BED_LAST_PID=$!
+  BED_PIDS+=("$BED_LAST_PID")
+}
+
+# bed_kill PID: stop one background process early (TERM, then KILL).
+bed_kill() {
+  bed__kill_pids "$1"
+  bed__forget_pid "$1"
+}
+
+bed__forget_pid() {
+  local i
+  for i in "${!BED_PIDS[@]}"; do [[ ${BED_PIDS[i]} != "$1" ]] || unset 'BED_PIDS[i]'; done
+  BED_PIDS=("${BED_PIDS[@]}")
+}
+
+# bed_link HOST_A HOST_B IDX: veth pair named eth<IDX> in both hosts, up, with
+# 10.<IDX>.0.<hostnum>/24 and fd00:0:0:<IDX>::<hostnum>/64 (nodad).
+# Both ends are created directly inside their namespaces, so the name eth<IDX> never exists in
+# the root netns (no clash with the host's eth0, nothing to leak there if we die mid-way).
+bed_link() {
+  local a=$1 b=$2 idx=$3 h dev="eth$3"
+  ip link add "$dev" netns "$(bed_ns "$a")" type veth peer name "$dev" netns "$(bed_ns "$b")"
+  for h in "$a" "$b"; do
+    bed_exec "$h" ip addr add "10.${idx}.0.${BED_HOSTNUM[$h]}/24" dev "$dev"
+    bed_exec "$h" ip -6 addr add "fd00:0:0:${idx}::${BED_HOSTNUM[$h]}/64" dev "$dev" nodad
+    bed_exec "$h" ip link set "$dev" up
+  done
+}
+
+# bed_addr4 HOST IDX / bed_addr6 HOST IDX: HOST's address on link IDX.
+bed_addr4() { printf '10.%s.0.%s\n' "$2" "${BED_HOSTNUM[$1]}"; }
+bed_addr6() { printf 'fd00:0:0:%s::%s\n' "$2" "${BED_HOSTNUM[$1]}"; }
+
+# bed_shape HOST DEV RATE [BURST] [LATENCY]: tbf root qdisc on DEV's egress.
+# tbf must hold a whole GSO skb (up to 64 KB) in its bucket or it segments every skb in
+# software; 256kb of burst gives line rate (191 of 200 Mbit/s goodput = 1448/1514) and
+# 20ms of queue keeps RTTs sane. Measured by bench/throughput_baselines.sh.
+bed_shape() {
+  local host=$1 dev=$2 rate=$3 burst=${4:-$BED_TBF_BURST} lat=${5:-$BED_TBF_LATENCY}
+  bed_exec "$host" tc qdisc replace dev "$dev" root tbf rate "$rate" burst "$burst" latency "$lat"
+}
+
+bed_unshape() { bed_exec "$1" tc qdisc del dev "$2" root 2>/dev/null || true; }
+
+# bed_sysctl HOST KEY=VALUE...: per-netns sysctls (/proc/sys/net follows the caller's netns).
+bed_sysctl() {
+  local host=$1 kv
+  shift
+  for kv in "$@"; do bed_exec "$host" sysctl -qw "$kv"; done
+}
+
+# bed_dev_stats HOST DEV: print "tx_packets tx_bytes rx_packets rx_bytes" (one line).
+bed_dev_stats() {
+  local json
+  json=$(bed_exec "$1" ip -s -j link show dev "$2")
+  if command -v jq >/dev/null; then
+    jq -r '.[0].stats64 | "\(.tx.packets) \(.tx.bytes) \(.rx.packets) \(.rx.bytes)"' <<<"$json"
+  else
+    python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["stats64"]
+print(s["tx"]["packets"], s["tx"]["bytes"], s["rx"]["packets"], s["rx"]["bytes"])' <<<"$json"
+  fi
+}
+
+# bed_wait_tcp_listen HOST PORT [TIMEOUT_S]: wait until something listens on PORT in HOST.
+bed_wait_tcp_listen() {
+  local host=$1 port=$2 limit=${3:-5} t
+  for ((t = 0; t < limit * 10; t++)); do
+    bed_exec "$host" ss -Hltn "sport = :$port" | grep -q . && return 0
+    sleep 0.1
+  done
+  bed_die "nothing listens on port $port in $host after ${limit}s"
+}
+
+# bed_iperf_server HOST [PORT] [EXTRA...]: persistent iperf3 server (pinned to BED_SERVER_CPU),
+# waits until it listens. PID in BED_LAST_PID. It runs with -J and its own interval
+# (BED_SERVER_INTERVAL, default 0.1 s: the client's -i is not passed to the server) so that
+# --get-server-output gives receiver-side per-stream intervals for stall detection.
+bed_iperf_server() {
+  local host=$1 port=${2:-$BED_IPERF_PORT} pin=()
+  shift $(($# < 2 ? $# : 2))
+  [[ -n $BED_SERVER_CPU ]] && pin=(taskset -c "$BED_SERVER_CPU")
+  bed_bg "$host" "iperf3-server-$host-$port.log" "${pin[@]}" \
+    iperf3 -s -p "$port" -J -i "${BED_SERVER_INTERVAL:-0.1}" "$@"
+  bed_wait_tcp_listen "$host" "$port"
+}
+
+# bed_iperf HOST DST PARALLEL SECONDS OUTJSON [EXTRA...]: iperf3 client in HOST, JSON (with the
+# server's receiver-side intervals) to OUTJSON. Port: BED_IPERF_PORT or -p in EXTRA (later
+# options win). Bounded by timeout. Returns iperf3's status; the JSON holds any "error".
+bed_iperf() {
+  local host=$1 dst=$2 par=$3 secs=$4 out=$5 pin=()
+  shift 5
+  [[ -n $BED_CLIENT_CPU ]] && pin=(taskset -c "$BED_CLIENT_CPU")
+  # Integer bound: test length + connect + result exchange; -k in case iperf3 ignores TERM.
+  local limit=$((${secs%.*} + 20)) pid rc=0
+  # In the background + wait, so a TERM/INT to the script runs cleanup at once instead of
+  # after the client finishes (bash defers traps while a foreground child runs).
+  timeout -k 5 "$limit" nsenter --net="/run/netns/${BED_NS[$host]}" "${pin[@]}" \
+    iperf3 -c "$dst" -p "$BED_IPERF_PORT" -P "$par" -t "$secs" -J --get-server-output \
+    --connect-timeout 3000 "$@" >"$out" &
+  pid=$!
+  BED_PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  bed__forget_pid "$pid"
+  return "$rc"
+}
+
+# bed_iperf_mbps OUTJSON: receiver aggregate Mbit/s of one iperf3 run.
+bed_iperf_mbps() { python3 "$BED_LIB_DIR/iperf_summary.py" --value receiver "$1"; }

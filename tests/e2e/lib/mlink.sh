@@ -1,0 +1,88 @@
+# shellcheck shell=bash
+# mlink.sh - mlink helpers on top of bed.sh: configs, agents, counters.
+# Source after bed.sh. MLINK_BUILD_DIR points at the build (default: build/).
+
+ML_BUILD=${MLINK_BUILD_DIR:-$(cd "$BED_LIB_DIR/../../.." && pwd)/build}
+MLINKD=$ML_BUILD/mlinkd
+MLINKCTL=$ML_BUILD/mlinkctl
+
+# ml_node_id HOST: the node id of HOST in this run (unique: it names bpffs pins).
+ml_node_id() { echo "${BED_RUNID}$1"; }
+
+# ml_config HOST HOSTNUM PEERNUM NLINKS [NODE_EXTRA_TOML]: write HOST's config for a peer
+# reachable over eth0..eth<NLINKS-1>; prints the path.
+ml_config() {
+  local host=$1 me=$2 peer=$3 n=$4 extra=${5:-} f i
+  f="$BED_TMP/$host.toml"
+  {
+    echo "[node]"
+    echo "id = \"$(ml_node_id "$host")\""
+    echo "ml_address = [\"10.88.0.$me/16\", \"fd88::$me/64\"]"
+    [ -n "$extra" ] && echo "$extra"
+    for ((i = 0; i < n; i++)); do printf '[[link]]\ndevice = "eth%d"\n' "$i"; done
+    echo "[[peer]]"
+    echo "ml_address = [\"10.88.0.$peer\", \"fd88::$peer\"]"
+    echo "via = ["
+    for ((i = 0; i < n; i++)); do
+      echo "  { device = \"eth$i\", address = [\"10.$i.0.$peer\", \"fd00:0:0:$i::$peer\"] },"
+    done
+    echo "]"
+  } >"$f"
+  echo "$f"
+}
+
+# ml_start HOST CONFIG: run mlinkd in HOST; waits until its peers' links are up (or 5 s).
+# PID in ML_PID_<HOST>.
+ml_start() {
+  local host=$1 cfg=$2 i
+  bed_bg "$host" "mlinkd-$host.log" "$MLINKD" --config "$cfg"
+  printf -v "ML_PID_$host" '%s' "$BED_LAST_PID"
+  for ((i = 0; i < 50; i++)); do
+    ml_links_up "$host" && return 0
+    sleep 0.1
+  done
+  bed_log "mlinkd on $host: links not all up after 5 s"
+  cat "$BED_TMP/mlinkd-$host.log" >&2
+  return 1
+}
+
+# ml_stop HOST: SIGTERM mlinkd in HOST and wait for it; fails if it did not exit 0.
+ml_stop() {
+  local host=$1 var="ML_PID_$1" rc=0
+  kill -TERM "${!var}"
+  wait "${!var}" || rc=$?
+  [ "$rc" -eq 0 ] || { cat "$BED_TMP/mlinkd-$host.log" >&2; bed_die "mlinkd on $host exited $rc"; }
+}
+
+# ml_peers_json HOST: mlinkctl -j show peers.
+ml_peers_json() { bed_exec "$1" "$MLINKCTL" -n "$(ml_node_id "$1")" -j show peers; }
+
+# ml_links_up HOST: true when every slot of every peer entry is up.
+ml_links_up() {
+  ml_peers_json "$1" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    peers = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)  # agent not ready: no pins yet
+ok = peers and all(l["state"] == "up" for p in peers for l in p["links"])
+sys.exit(0 if ok else 1)'
+}
+
+# ml_slot_packets HOST: "link packets bytes" per link (v4 and v6 entries share counters).
+ml_slot_packets() {
+  ml_peers_json "$1" | python3 -c '
+import json, sys
+peers = json.load(sys.stdin)
+for l in peers[0]["links"]:
+    print(l["link"], l["packets"], l["bytes"])'
+}
+
+# ml_prog_ids HOST: ids of the BPF programs attached by TC in HOST (ml0 and links).
+ml_prog_ids() {
+  bed_exec "$1" bpftool -j net show | python3 -c '
+import json, sys
+for ns in json.load(sys.stdin):
+    for hook in ns.get("tc", []):
+        print(hook["id"])'
+}
