@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Bad configurations (issue 3, acceptance 4): mlinkd exits non-zero, names
+# file:line:key, and creates nothing — no ML device, pins, filters, neighbours,
+# sysctl changes. Checked for both `mlinkd --config` and `mlinkd --check`.
+set -euo pipefail
+source "$(dirname "$0")/lib/bed.sh"
+source "$(dirname "$0")/lib/mlink.sh"
+bed_require_root
+bed_init
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+bed_host a 1
+bed_host b 2
+for i in 0 1; do bed_link a b "$i"; done
+good=$(ml_config a 1 2 2)
+
+snapshot() {  # everything mlinkd could have touched in host a
+  bed_exec a ip -o link show | sed 's/^[0-9]*: //' | cut -d' ' -f1-2
+  bed_exec a ip -o addr show | awk '{print $2, $4}'
+  bed_exec a ip route show; bed_exec a ip -6 route show
+  bed_exec a ip neigh show nud all | grep -c managed || true
+  for i in 0 1; do bed_exec a tc qdisc show dev "eth$i"; done
+  bed_exec a cat /proc/sys/net/ipv4/conf/all/arp_announce /proc/sys/net/ipv4/conf/eth0/arp_announce
+  ls /sys/fs/bpf/mlink 2>/dev/null | grep "$(ml_node_id a)" || true
+}
+
+# expect_error NAME LINE KEY FILE: both modes fail with "FILE:LINE:...: KEY: ..." and no change.
+expect_error() {
+  local name=$1 line=$2 key=$3 file=$4 mode out rc
+  for mode in "" "--check"; do
+    local before after
+    before=$(snapshot)
+    rc=0
+    out=$(bed_exec a timeout 10 "$MLINKD" --config "$file" $mode 2>&1) || rc=$?
+    after=$(snapshot)
+    [ "$rc" -ne 0 ] || fail "$name ${mode:-run}: exit 0"
+    grep -qE "$(basename "$file"):$line:([0-9]+:)? $key: " <<<"$out" ||
+      fail "$name ${mode:-run}: expected $(basename "$file"):$line:...: $key: in: $out"
+    [ "$before" = "$after" ] || fail "$name ${mode:-run}: system changed: $(diff <(echo "$before") <(echo "$after"))"
+    echo "  ok  $name ${mode:-(run)}: $(grep -oE "[^ ]*$(basename "$file"):.*" <<<"$out" | head -1)"
+  done
+}
+
+# mutate NAME SED_EXPR: a copy of the good config with one edit.
+mutate() { local f="$BED_TMP/$1.toml"; sed "$2" "$good" >"$f"; echo "$f"; }
+
+echo "== the good config passes --check"
+bed_exec a "$MLINKD" --config "$good" --check >/dev/null 2>&1 || fail "good config rejected"
+
+echo "== bad configs"
+expect_error unknown_key 4 'node.colour' "$(mutate unknown_key '3a colour = "blue"')"
+expect_error bad_address 3 'node.ml_address\[0\]' \
+  "$(mutate bad_address 's|"10.88.0.1/16"|"10.88.0.300/16"|')"
+expect_error bad_nexthop 11 'peer\[0\].via\[0\].address\[0\]' \
+  "$(mutate bad_nexthop 's|"10.0.0.2"|"10.0.0.x"|')"
+f=$(mutate missing_device 's|device = "eth1"$|device = "eth7"|')
+sed -i 's|device = "eth1",|device = "eth7",|' "$f"
+expect_error missing_device 6 'link\[1\].device' "$f"
+f="$BED_TMP/duplicate_peer.toml"
+cp "$good" "$f"
+printf '[[peer]]\nml_address = ["10.88.0.2"]\nvia = [ { device = "eth0", address = ["10.0.0.2"] } ]\n' >>"$f"
+expect_error duplicate_peer 15 'peer\[1\].ml_address\[0\]' "$f"
+
+echo "== a config that does not fit the host: next hop outside the link's subnets"
+expect_error foreign_nexthop 11 'peer\[0\].via\[0\].address\[0\]' \
+  "$(mutate foreign_nexthop 's|"10.0.0.2"|"10.9.0.2"|')"
+
+echo "== an existing ML device is not taken over"
+bed_exec a ip link add ml0 type veth peer name ml0p
+expect_error ml0_exists 1 'node.ml_device' "$good"
+bed_exec a ip link del ml0
+echo "PASS: config errors"
