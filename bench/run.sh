@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# mlink benchmarks, every figure as a ratio against a baseline measured in the
+# same run:
+#  1. per-packet cost of ml_egress (BPF_PROG_TEST_RUN) net of an empty program;
+#  2. goodput over BENCH_LINKS × tbf BENCH_RATE links, iperf3 -P8 and -P4:
+#     mlink against a single link and kernel ECMP on the same topology.
+# Usage: sudo bench/run.sh   (env as in throughput_baselines.sh; MLINK_BUILD_DIR)
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export MLINK_BUILD_DIR=${MLINK_BUILD_DIR:-$BENCH_DIR/../build}
+source "$BENCH_DIR/throughput_baselines.sh"
+source "$BENCH_DIR/../tests/e2e/lib/mlink.sh"
+BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink"}
+BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
+
+mlink_setup() {
+  ml_start a "$(ml_config a 1 2 "$BENCH_LINKS")"
+  ml_start b "$(ml_config b 2 1 "$BENCH_LINKS")"
+}
+mlink_teardown() { ml_stop a; ml_stop b; }
+bench_case_mlink() { run_case mlink mlink_setup mlink_teardown "$ML_B"; }
+
+echo "== per-packet cost (BPF_PROG_TEST_RUN, 64-byte IPv4 TCP, 10^6 repeats, median of 7)"
+"$MLINK_BUILD_DIR/bench/bench_bpf_cost" | tee -a "$BENCH_OUT"
+
+echo "== goodput over $BENCH_LINKS × tbf $BENCH_RATE"
+main
+
+python3 - "$BENCH_OUT" "$BENCH_LINKS" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+links = int(sys.argv[2])
+ns = dict(re.findall(r"bench_bpf_cost case=(\S+) ns=([\d.]+)", text))
+t = {(c, p): float(m) for c, p, m in re.findall(r"bench_tput case=(\S+) parallel=(\d+) mbps=([\d.]+)", text)}
+print("\n== ratios (same run)")
+if "empty" in ns and "egress_peer" in ns:
+    net = float(ns["egress_peer"]) - float(ns["empty"])
+    print(f"egress cost net of empty program: {net:.0f} ns/packet (target <= 50)")
+for p in ("8", "4"):
+    s, e, m = t.get(("single_link", p)), t.get(("ecmp", p)), t.get(("mlink", p))
+    if s and m:
+        print(f"-P{p}: mlink {m:.1f} Mbit/s = {m / (links * s):.3f} x {links} x single link ({s:.1f})"
+              + (f", {m / e:.3f} x ECMP ({e:.1f})" if e else "")
+              + (" (target >= 0.99)" if p == "8" else ""))
+PY
+echo "raw results: $BENCH_OUT"
