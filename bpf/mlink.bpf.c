@@ -49,8 +49,9 @@ int ml_egress(struct __sk_buff *skb)
 	struct ml_flow f = {};
 	struct bpf_redir_neigh nh = {};
 	struct ml_peer *peer;
+	struct ml_peer_stats *st;
 	struct ml_slot *s;
-	__u32 len = skb->len;
+	__u32 len = skb->len, bucket;
 	__u8 slot;
 
 	if (ml_parse(skb, &f) != ML_PARSE_OK)
@@ -59,18 +60,24 @@ int ml_egress(struct __sk_buff *skb)
 	if (!peer)
 		return TC_ACT_OK; /* not a peer: the stack's business */
 
-	slot = peer->buckets[ml_flow_hash(skb, &f, peer->hash_policy) & (ML_BUCKETS - 1)];
+	bucket = ml_flow_hash(skb, &f, peer->hash_policy) & (ML_BUCKETS - 1);
+	slot = peer->buckets[bucket];
 	if (slot >= ML_MAX_SLOTS)
 		return ml_drop(ML_DROP_NO_LINK, len);
-	/* The mask keeps the verifier sure of the bound (findings, gotcha 5). */
-	s = &peer->slots[slot & (ML_MAX_SLOTS - 1)];
+	/* The masks keep the verifier sure of the bounds (findings, gotcha 5). */
+	slot &= ML_MAX_SLOTS - 1;
+	s = &peer->slots[slot];
 	if (s->state != ML_SLOT_UP)
 		return ml_drop(ML_DROP_SLOT_DOWN, len);
 
 	nh.nh_family = s->nh_family;
 	__builtin_memcpy(&nh.ipv6_nh, s->nh, 16);
-	if (peer->peer_id < ML_MAX_PEERS)
-		ml_count(&ml_slot_stats, ML_STATS_KEY(peer->peer_id, slot & (ML_MAX_SLOTS - 1)), len);
+	st = bpf_map_lookup_elem(&ml_peer_stats, &peer->peer_id);
+	if (st) {
+		st->slots[slot].packets++;
+		st->slots[slot].bytes += len;
+		st->bucket_packets[bucket]++;
+	}
 
 	/* redirect_neigh needs mac_header < network_header (gotcha 1): give an L3
 	 * device's packet a zeroed placeholder the helper then overwrites. */

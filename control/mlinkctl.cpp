@@ -21,7 +21,7 @@ namespace {
 using nlohmann::json;
 
 struct Pins {
-  int peers = -1, slot_stats = -1, drops = -1;
+  int peers = -1, peer_stats = -1, drops = -1;
 };
 
 int open_pin(const std::string& dir, const char* name) {
@@ -54,11 +54,10 @@ json peers_json(const Pins& p) {
     mlink::linkset::BucketTable t;
     std::copy(std::begin(v.buckets), std::end(v.buckets), t.begin());
     auto share = mlink::linkset::share(t);
+    auto st = mlink::datapath::peer_stats_sum(p.peer_stats, v.peer_id);
     json links = json::array();
-    for (unsigned s = 0; s < v.nslots && s < ML_MAX_SLOTS; s++) {
-      auto c = mlink::datapath::percpu_sum(p.slot_stats, ML_STATS_KEY(v.peer_id, s));
-      links.push_back(slot_json(v.slots[s], share[s], c ? *c : ml_counter{}));
-    }
+    for (unsigned s = 0; s < v.nslots && s < ML_MAX_SLOTS; s++)
+      links.push_back(slot_json(v.slots[s], share[s], st ? st->slots[s] : ml_counter{}));
     out.push_back({{"ml_address", mlink::datapath::from_key(key).str()},
                    {"peer_id", v.peer_id},
                    {"hash", v.hash_policy == ML_HASH_SOCKET ? "socket" : "l34"},
@@ -105,7 +104,7 @@ int main(int argc, char** argv) {
 
   try {
     std::string dir = bpffs + "/mlink/" + node;
-    Pins p{open_pin(dir, "ml_peers"), open_pin(dir, "ml_slot_stats"), open_pin(dir, "ml_drops")};
+    Pins p{open_pin(dir, "ml_peers"), open_pin(dir, "ml_peer_stats"), open_pin(dir, "ml_drops")};
     json out = what == "peers" ? peers_json(p) : drops_json(p);
     if (as_json)
       fmt::print("{}\n", out.dump());

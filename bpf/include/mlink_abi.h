@@ -51,7 +51,7 @@ struct ml_slot {
 
 /* Value of ml_peers: the peer's whole link set, replaced in one map write. */
 struct ml_peer {
-	__u32 peer_id;    /* index of the peer's counters in ml_slot_stats */
+	__u32 peer_id;    /* index of the peer's counters in ml_peer_stats */
 	__u8 hash_policy; /* enum ml_hash_policy */
 	__u8 nslots;      /* slots in use (informational; buckets decide) */
 	__u16 pad;
@@ -64,9 +64,16 @@ struct ml_counter {
 	__u64 bytes;
 };
 
-/* ml_slot_stats is a per-CPU array indexed by peer_id * ML_MAX_SLOTS + slot. */
-#define ML_STATS_KEY(peer_id, slot) ((peer_id) * ML_MAX_SLOTS + (slot))
-#define ML_STATS_ENTRIES (ML_MAX_PEERS * ML_MAX_SLOTS)
+/*
+ * Value of ml_peer_stats (per-CPU array indexed by peer_id): one lookup per
+ * packet updates both. bucket_packets tells the agent which buckets carry
+ * flows, so it can move active buckets off a crowded link onto an idle one
+ * (with few flows, hashing alone leaves a link idle: findings, "hash luck").
+ */
+struct ml_peer_stats {
+	struct ml_counter slots[ML_MAX_SLOTS];
+	__u64 bucket_packets[ML_BUCKETS];
+};
 
 /*
  * Drop reasons, defined once: X(enum suffix, label, description). Expanded into
@@ -100,6 +107,8 @@ ML_STATIC_ASSERT(sizeof(struct ml_slot) == 24, "ml_slot layout");
 ML_STATIC_ASSERT(sizeof(struct ml_peer) == 8 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
 	       "ml_peer layout");
 ML_STATIC_ASSERT(sizeof(struct ml_counter) == 16, "ml_counter layout");
+ML_STATIC_ASSERT(sizeof(struct ml_peer_stats) == 16 * ML_MAX_SLOTS + 8 * ML_BUCKETS,
+		 "ml_peer_stats layout");
 ML_STATIC_ASSERT((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
 ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
 

@@ -24,13 +24,13 @@ struct {
 	__type(value, __u32);
 } ml_locals SEC(".maps");
 
-/* Egress packets/bytes per (peer, slot): key ML_STATS_KEY(peer_id, slot). */
+/* Egress counters per peer: per slot, and per-bucket activity. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ML_STATS_ENTRIES);
+	__uint(max_entries, ML_MAX_PEERS);
 	__type(key, __u32);
-	__type(value, struct ml_counter);
-} ml_slot_stats SEC(".maps");
+	__type(value, struct ml_peer_stats);
+} ml_peer_stats SEC(".maps");
 
 /* Egress drops by enum ml_drop_reason. */
 struct {

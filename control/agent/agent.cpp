@@ -21,7 +21,8 @@
 namespace mlink::agent {
 namespace {
 
-constexpr uint64_t kResyncUsec = 1000000;  // safety net for missed netlink events
+constexpr uint64_t kResyncUsec = 1000000;     // safety net for missed netlink events
+constexpr uint64_t kRebalanceUsec = 100000;   // look at bucket activity this often
 
 std::string pin_dir(const config::Config& cfg) {
   return cfg.node.bpffs + "/mlink/" + cfg.node.id;
@@ -177,29 +178,58 @@ bool Agent::neigh_ok(int ifindex, const IpAddr& nh) const {
   return it != nud_.end() && nl::neigh_usable(it->second);
 }
 
-ml_peer Agent::build_entry(const PeerPlan& plan, const IpAddr& ml_addr) const {
-  ml_peer v{};
-  v.peer_id = plan.peer_id;
-  v.hash_policy = plan.hash == config::HashPolicy::Socket ? ML_HASH_SOCKET : ML_HASH_L34;
-  v.nslots = static_cast<__u8>(plan.links.size());
-  std::vector<linkset::Member> members;
+std::vector<linkset::Member> Agent::members(const PeerPlan& plan, const IpAddr& ml_addr) const {
+  std::vector<linkset::Member> out;
   for (size_t s = 0; s < plan.links.size(); s++) {
     const auto& pl = plan.links[s];
     const auto& link = links_[pl.link];
     auto nh = next_hop_for(pl, ml_addr);
     bool usable = nh && link_up(pl.link) && neigh_ok(link.ifindex, *nh);
+    out.push_back({static_cast<uint8_t>(s), pl.id, link.weight, link.backup, usable});
+  }
+  return out;
+}
+
+ml_peer Agent::build_entry(const PeerPlan& plan, const IpAddr& ml_addr) {
+  ml_peer v{};
+  v.peer_id = plan.peer_id;
+  v.hash_policy = plan.hash == config::HashPolicy::Socket ? ML_HASH_SOCKET : ML_HASH_L34;
+  v.nslots = static_cast<__u8>(plan.links.size());
+  auto m = members(plan, ml_addr);
+  for (size_t s = 0; s < plan.links.size(); s++) {
     ml_slot& slot = v.slots[s];
-    slot.ifindex = static_cast<__u32>(link.ifindex);
-    slot.state = usable ? ML_SLOT_UP : ML_SLOT_DOWN;
-    if (nh) {
+    slot.ifindex = static_cast<__u32>(links_[plan.links[s].link].ifindex);
+    slot.state = m[s].usable ? ML_SLOT_UP : ML_SLOT_DOWN;
+    if (auto nh = next_hop_for(plan.links[s], ml_addr)) {
       slot.nh_family = static_cast<__u8>(nh->family);
       std::memcpy(slot.nh, nh->bytes.data(), nh->size());
     }
-    members.push_back({static_cast<uint8_t>(s), pl.id, link.weight, link.backup, usable});
   }
-  auto table = linkset::build(members);
+  auto table = linkset::apply_overrides(linkset::build(m), m, overrides_[ml_addr]);
   std::copy(table.begin(), table.end(), v.buckets);
   return v;
+}
+
+// Which buckets carried packets since the last look decides where active
+// buckets go (rebalance.h); the peer's entries are rewritten only on a move.
+void Agent::rebalance_all() {
+  for (const auto& plan : peers_) {
+    auto st = dp_->peer_stats(plan.peer_id);
+    if (!st) continue;
+    auto& seen = bucket_seen_[plan.peer_id];
+    linkset::Activity active{};
+    for (size_t b = 0; b < ML_BUCKETS; b++) {
+      active[b] = st->bucket_packets[b] != seen[b];
+      seen[b] = st->bucket_packets[b];
+    }
+    unsigned moved = 0;
+    for (const auto& a : plan.ml_addresses) {
+      auto m = members(plan, a);
+      moved += linkset::rebalance(linkset::build(m), m, active, overrides_[a]);
+    }
+    if (moved) log::debug("peer {}: moved {} active buckets", plan.peer_id, moved);
+    refresh_peer(plan, "rebalance");
+  }
 }
 
 void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
@@ -218,7 +248,14 @@ void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
     for (size_t s = 0; s < plan.links.size(); s++)
       links += fmt::format(" {}={}/{}", links_[plan.links[s].link].device,
                            v.slots[s].state == ML_SLOT_UP ? "up" : "down", share[s]);
-    log::info("peer {}: link/state/buckets{} ({})", a.str(), links, why);
+    bool states_changed = it == written_.end();
+    for (size_t s = 0; !states_changed && s < ML_MAX_SLOTS; s++)
+      states_changed = it->second.slots[s].state != v.slots[s].state;
+    // Link state changes are news; bucket moves by the rebalancer are routine.
+    if (states_changed)
+      log::info("peer {}: link/state/buckets{} ({})", a.str(), links, why);
+    else
+      log::debug("peer {}: link/state/buckets{} ({})", a.str(), links, why);
     written_[a] = v;
   }
 }
@@ -287,12 +324,26 @@ int Agent::on_tun(sd_event_source*, int, uint32_t, void* self) {
   return 0;
 }
 
-int Agent::on_timer(sd_event_source* src, uint64_t, void* self) {
+int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
   auto* a = static_cast<Agent*>(self);
   a->resync();
   a->refresh_all_peers("resync");
   sd_event_source_set_time(src, now_usec(sd_event_source_get_event(src)) + kResyncUsec);
   return 0;
+}
+
+int Agent::on_rebalance_timer(sd_event_source* src, uint64_t, void* self) {
+  static_cast<Agent*>(self)->rebalance_all();
+  sd_event_source_set_time(src, now_usec(sd_event_source_get_event(src)) + kRebalanceUsec);
+  return 0;
+}
+
+Status Agent::add_timer(uint64_t period_usec,
+                        int (*handler)(sd_event_source*, uint64_t, void*)) {
+  int r = sd_event_add_time(loop_, nullptr, CLOCK_MONOTONIC, now_usec(loop_) + period_usec, 0,
+                            handler, this);
+  if (r < 0) return os_error("add timer", r);
+  return {};
 }
 
 Status Agent::run() {
@@ -308,10 +359,8 @@ Status Agent::run() {
     return os_error("watch netlink events", r);
   if (int r = sd_event_add_io(loop_, nullptr, ml_dev_->fd(), EPOLLIN, on_tun, this); r < 0)
     return os_error("watch ML device", r);
-  if (int r = sd_event_add_time(loop_, nullptr, CLOCK_MONOTONIC, now_usec(loop_) + kResyncUsec, 0,
-                                on_timer, this);
-      r < 0)
-    return os_error("add resync timer", r);
+  if (auto st = add_timer(kResyncUsec, on_resync_timer); !st) return st;
+  if (auto st = add_timer(kRebalanceUsec, on_rebalance_timer); !st) return st;
   sd_notify(0, "READY=1");
   log::info("running: {} peers, {} links", peers_.size(), links_.size());
   int r = sd_event_loop(loop_);

@@ -13,6 +13,7 @@
 #include "agent/topology.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "linkset/rebalance.h"
 #include "datapath/bpf_datapath.h"
 #include "netlink/events.h"
 #include "netlink/rtnl.h"
@@ -50,7 +51,9 @@ class Agent {
   Status add_neighbours();
   void refresh_all_peers(const char* why);
   void refresh_peer(const PeerPlan& plan, const char* why);
-  ml_peer build_entry(const PeerPlan& plan, const IpAddr& ml_addr) const;
+  ml_peer build_entry(const PeerPlan& plan, const IpAddr& ml_addr);
+  std::vector<linkset::Member> members(const PeerPlan& plan, const IpAddr& ml_addr) const;
+  void rebalance_all();
   bool link_up(size_t link) const;
   bool neigh_ok(int ifindex, const IpAddr& nh) const;
   void on_event(const nl::Event& ev);
@@ -61,7 +64,9 @@ class Agent {
   static int on_signal(::sd_event_source*, const ::signalfd_siginfo*, void*);
   static int on_netlink(::sd_event_source*, int, uint32_t, void*);
   static int on_tun(::sd_event_source*, int, uint32_t, void*);
-  static int on_timer(::sd_event_source*, uint64_t, void*);
+  static int on_resync_timer(::sd_event_source*, uint64_t, void*);
+  static int on_rebalance_timer(::sd_event_source*, uint64_t, void*);
+  Status add_timer(uint64_t period_usec, int (*handler)(::sd_event_source*, uint64_t, void*));
 
   config::Config cfg_;
   nl::Rtnl rtnl_;
@@ -78,6 +83,8 @@ class Agent {
 
   std::map<NeighKey, uint16_t> nud_;            // NUD state of every next hop
   std::map<IpAddr, ml_peer> written_;           // last value written per ML address
+  std::map<IpAddr, linkset::Overrides> overrides_;  // load-aware moves per ML address
+  std::map<uint32_t, std::array<uint64_t, ML_BUCKETS>> bucket_seen_;  // per peer_id
   uint64_t tun_discarded_ = 0;
   sd_event* loop_ = nullptr;
 };

@@ -51,6 +51,23 @@ Result<ml_counter> percpu_sum(int map_fd, uint32_t key) {
   return sum;
 }
 
+Result<ml_peer_stats> peer_stats_sum(int map_fd, uint32_t peer_id) {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return os_error("count possible CPUs", ncpu);
+  std::vector<ml_peer_stats> per_cpu(static_cast<size_t>(ncpu));
+  if (bpf_map_lookup_elem(map_fd, &peer_id, per_cpu.data()) != 0)
+    return os_error("read counters of peer " + std::to_string(peer_id), errno);
+  ml_peer_stats sum{};
+  for (const auto& c : per_cpu) {
+    for (size_t s = 0; s < ML_MAX_SLOTS; s++) {
+      sum.slots[s].packets += c.slots[s].packets;
+      sum.slots[s].bytes += c.slots[s].bytes;
+    }
+    for (size_t b = 0; b < ML_BUCKETS; b++) sum.bucket_packets[b] += c.bucket_packets[b];
+  }
+  return sum;
+}
+
 Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) {
   std::unique_ptr<BpfDatapath> dp(new BpfDatapath());
   dp->skel_ = mlink_bpf__open();
@@ -73,7 +90,7 @@ BpfDatapath::~BpfDatapath() {
 Status BpfDatapath::pin_maps() {
   if (pin_dir_.empty()) return {};
   if (auto s = mkdirs(pin_dir_); !s) return s;
-  bpf_map* maps[] = {skel_->maps.ml_peers, skel_->maps.ml_locals, skel_->maps.ml_slot_stats,
+  bpf_map* maps[] = {skel_->maps.ml_peers, skel_->maps.ml_locals, skel_->maps.ml_peer_stats,
                      skel_->maps.ml_drops, skel_->maps.ml_ingress_stats};
   for (bpf_map* m : maps) {
     std::string path = pin_dir_ + "/" + bpf_map__name(m);
@@ -156,15 +173,8 @@ Status BpfDatapath::add_local(const IpAddr& addr) {
   return {};
 }
 
-Result<std::array<ml_counter, ML_MAX_SLOTS>> BpfDatapath::slot_stats(uint32_t peer_id) {
-  std::array<ml_counter, ML_MAX_SLOTS> out{};
-  int fd = bpf_map__fd(skel_->maps.ml_slot_stats);
-  for (uint32_t s = 0; s < ML_MAX_SLOTS; s++) {
-    auto c = percpu_sum(fd, ML_STATS_KEY(peer_id, s));
-    if (!c) return c.error();
-    out[s] = *c;
-  }
-  return out;
+Result<ml_peer_stats> BpfDatapath::peer_stats(uint32_t peer_id) {
+  return peer_stats_sum(bpf_map__fd(skel_->maps.ml_peer_stats), peer_id);
 }
 
 Result<std::array<ml_counter, ML_DROP_MAX>> BpfDatapath::drops() {

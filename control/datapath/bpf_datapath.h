@@ -33,7 +33,7 @@ class BpfDatapath final : public Datapath {
   Status set_peer(const IpAddr& addr, const ml_peer& value) override;
   Status del_peer(const IpAddr& addr) override;
   Status add_local(const IpAddr& addr) override;
-  Result<std::array<ml_counter, ML_MAX_SLOTS>> slot_stats(uint32_t peer_id) override;
+  Result<ml_peer_stats> peer_stats(uint32_t peer_id) override;
   Result<std::array<ml_counter, ML_DROP_MAX>> drops() override;
 
   int egress_prog_fd() const;
@@ -61,5 +61,7 @@ Status ensure_bpffs(const std::string& path);
 
 // Sum of a per-CPU array entry.
 Result<ml_counter> percpu_sum(int map_fd, uint32_t key);
+// One peer's ml_peer_stats, summed over CPUs.
+Result<ml_peer_stats> peer_stats_sum(int map_fd, uint32_t peer_id);
 
 }  // namespace mlink::datapath

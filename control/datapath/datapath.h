@@ -22,8 +22,8 @@ class Datapath {
   virtual Status set_peer(const IpAddr& addr, const ml_peer& value) = 0;
   virtual Status del_peer(const IpAddr& addr) = 0;
   virtual Status add_local(const IpAddr& addr) = 0;
-  // Egress counters of one peer, summed over CPUs, indexed by slot.
-  virtual Result<std::array<ml_counter, ML_MAX_SLOTS>> slot_stats(uint32_t peer_id) = 0;
+  // Egress counters of one peer (per slot, per bucket), summed over CPUs.
+  virtual Result<ml_peer_stats> peer_stats(uint32_t peer_id) = 0;
   virtual Result<std::array<ml_counter, ML_DROP_MAX>> drops() = 0;
 };
 

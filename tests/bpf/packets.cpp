@@ -1,5 +1,7 @@
 #include "packets.h"
 
+#include "datapath/bpf_datapath.h"
+
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -396,8 +398,14 @@ RunResult Datapath::ingress(std::span<const uint8_t> pkt, uint32_t repeat) const
   return test_run(ingress_fd(), pkt, repeat);
 }
 
+ml_peer_stats Datapath::peer_stats(uint32_t peer_id) const {
+  auto st = mlink::datapath::peer_stats_sum(bpf_map__fd(skel_->maps.ml_peer_stats), peer_id);
+  if (!st) throw std::runtime_error(st.error().message);
+  return *st;
+}
+
 ml_counter Datapath::slot_counter(uint32_t peer_id, uint32_t slot) const {
-  return percpu_sum(skel_->maps.ml_slot_stats, ML_STATS_KEY(peer_id, slot));
+  return peer_stats(peer_id).slots[slot];
 }
 
 std::array<ml_counter, ML_MAX_SLOTS> Datapath::slot_counters(uint32_t peer_id) const {

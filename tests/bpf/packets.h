@@ -165,6 +165,7 @@ class Datapath {
 
   ml_counter slot_counter(uint32_t peer_id, uint32_t slot) const;
   std::array<ml_counter, ML_MAX_SLOTS> slot_counters(uint32_t peer_id) const;
+  ml_peer_stats peer_stats(uint32_t peer_id) const;  // summed over CPUs
   ml_counter drop_counter(uint32_t reason) const;
   ml_counter ingress_counter(uint32_t which) const;
 

@@ -1,0 +1,42 @@
+// rebalance.h - load-aware placement of active buckets.
+//
+// Hashing a handful of flows onto a few links often leaves a link idle (8
+// flows on 3 links: 12 % of the time; 4 flows: 56 %), losing a third of the
+// aggregate. The agent watches which buckets carried packets in the last
+// interval and moves active buckets from the most crowded usable link to the
+// least crowded one, until active buckets are spread by weight to within one.
+//
+// Moves are overrides on top of the deterministic table (buckets.h): an
+// override lasts while its bucket stays active and its link usable; an idle
+// bucket returns home, which costs nothing (no packet in flight: flowlet).
+// Decisions depend only on the active set, the links and bucket indices, so
+// the two ends of a flow (which see the same buckets active, data one way and
+// ACKs the other) make the same moves.
+#pragma once
+
+#include <array>
+#include <vector>
+
+#include "linkset/buckets.h"
+
+namespace mlink::linkset {
+
+using Activity = std::array<bool, ML_BUCKETS>;
+
+struct Overrides {
+  Overrides() { slot.fill(ML_SLOT_NONE); }
+  std::array<uint8_t, ML_BUCKETS> slot;  // ML_SLOT_NONE: no override
+  unsigned count() const;
+};
+
+// base with every valid override applied; overrides whose link is no longer
+// usable (or no longer in the active class) are cleared.
+BucketTable apply_overrides(const BucketTable& base, const std::vector<Member>& members,
+                            Overrides& ov);
+
+// Clears overrides of idle buckets, then moves active buckets until balanced.
+// Returns how many buckets it moved.
+unsigned rebalance(const BucketTable& base, const std::vector<Member>& members,
+                   const Activity& active, Overrides& ov);
+
+}  // namespace mlink::linkset
