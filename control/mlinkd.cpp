@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <net/if.h>
 
+#include <csignal>
+
 #include <string>
 
 #include "agent/agent.h"
@@ -62,6 +64,12 @@ int main(int argc, char** argv) {
     mlink::log::info("configuration {} is valid for this host", config_path);
     return 0;
   }
+  // Held until the event loop takes them, so a stop request during apply()
+  // still ends in a clean teardown instead of leaving half a setup behind.
+  sigset_t stop;
+  sigemptyset(&stop);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop, sig);
+  sigprocmask(SIG_BLOCK, &stop, nullptr);
   if (auto s = (*agent)->apply(); !s) {
     mlink::log::error("{}", s.error().message);
     return 1;  // the agent's destructor undoes what was applied

@@ -347,7 +347,7 @@ Status Agent::add_timer(uint64_t period_usec,
 }
 
 Status Agent::run() {
-  sigset_t mask;
+  sigset_t mask;  // sd-event needs them blocked; mlinkd blocks them before apply()
   sigemptyset(&mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
   sigprocmask(SIG_BLOCK, &mask, nullptr);

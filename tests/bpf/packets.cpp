@@ -1,6 +1,7 @@
 #include "packets.h"
 
 #include "datapath/bpf_datapath.h"
+#include "lib/jhash.h"  // the mixing function itself is shared; the l34 recipe is the oracle
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -126,23 +127,6 @@ void write_l4(Writer& w, const PacketSpec& s) {
       w.u16(s.dport);
       break;
   }
-}
-
-uint32_t rol32(uint32_t w, unsigned s) { return (w << s) | (w >> (32 - s)); }
-
-// bpf/lib/jhash.h, word for word.
-uint32_t jhash_3words(uint32_t a, uint32_t b, uint32_t c, uint32_t initval) {
-  a += 0xdeadbeefU + initval + (3 << 2);
-  b += 0xdeadbeefU + initval + (3 << 2);
-  c += 0xdeadbeefU + initval + (3 << 2);
-  c ^= b; c -= rol32(b, 14);
-  a ^= c; a -= rol32(c, 11);
-  b ^= a; b -= rol32(a, 25);
-  c ^= b; c -= rol32(b, 16);
-  a ^= c; a -= rol32(c, 4);
-  b ^= a; b -= rol32(a, 14);
-  c ^= b; c -= rol32(b, 24);
-  return c;
 }
 
 // The datapath loads addresses as native-endian words (v6: xor of the four words).
@@ -306,7 +290,7 @@ uint32_t l34_hash(const PacketSpec& s) {
   uint32_t hi = sa ^ da ^ lo;
   uint16_t plo = sp < dp ? sp : dp;
   uint16_t phi = static_cast<uint16_t>(sp ^ dp ^ plo);
-  return jhash_3words(lo, hi, (static_cast<uint32_t>(plo) << 16) | phi, ML_HASH_SEED + s.proto);
+  return ml_jhash_3words(lo, hi, (static_cast<uint32_t>(plo) << 16) | phi, ML_HASH_SEED + s.proto);
 }
 
 // ---- peers --------------------------------------------------------------------------------

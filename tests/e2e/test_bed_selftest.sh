@@ -9,7 +9,6 @@ source "$(dirname "$0")/lib/bed.sh"
 bed_require_root ping jq
 bed_init
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 build_topology() {
   bed_host a 1
@@ -22,7 +21,7 @@ check_names() {
   local h i
   for h in a b; do
     for i in 0 1 2; do
-      bed_exec "$h" ip link show dev "eth$i" >/dev/null || fail "eth$i missing in $h"
+      bed_exec "$h" ip link show dev "eth$i" >/dev/null || bed_die "eth$i missing in $h"
     done
   done
 }
@@ -30,10 +29,10 @@ check_names() {
 ping_all_links() {
   local i
   for i in 0 1 2; do
-    bed_exec a ping -c 1 -w 3 -q "$(bed_addr4 b "$i")" >/dev/null || fail "v4 ping a->b on link $i"
-    bed_exec b ping -c 1 -w 3 -q "$(bed_addr4 a "$i")" >/dev/null || fail "v4 ping b->a on link $i"
-    bed_exec a ping -6 -c 1 -w 3 -q "$(bed_addr6 b "$i")" >/dev/null || fail "v6 ping a->b on link $i"
-    bed_exec b ping -6 -c 1 -w 3 -q "$(bed_addr6 a "$i")" >/dev/null || fail "v6 ping b->a on link $i"
+    bed_exec a ping -c 1 -w 3 -q "$(bed_addr4 b "$i")" >/dev/null || bed_die "v4 ping a->b on link $i"
+    bed_exec b ping -c 1 -w 3 -q "$(bed_addr4 a "$i")" >/dev/null || bed_die "v4 ping b->a on link $i"
+    bed_exec a ping -6 -c 1 -w 3 -q "$(bed_addr6 b "$i")" >/dev/null || bed_die "v6 ping a->b on link $i"
+    bed_exec b ping -6 -c 1 -w 3 -q "$(bed_addr6 a "$i")" >/dev/null || bed_die "v6 ping b->a on link $i"
   done
   echo "ok: v4 and v6 ping on links 0 1 2"
 }
@@ -47,21 +46,21 @@ iperf_one_link() {
   bed_shape b eth1 100mbit
   bed_iperf_server b
   read -r _ tx0 _ _ < <(bed_dev_stats a eth1)
-  bed_iperf a "$(bed_addr4 b 1)" 2 2 "$out" || fail "iperf3 client failed: $(head -c 300 "$out")"
+  bed_iperf a "$(bed_addr4 b 1)" 2 2 "$out" || bed_die "iperf3 client failed: $(head -c 300 "$out")"
   read -r _ tx1 _ _ < <(bed_dev_stats a eth1)
   rate=$(bed_iperf_mbps "$out")
   python3 "$(dirname "$0")/lib/iperf_summary.py" --stall-mbps 1 --stall-secs 0.5 "$out"
-  awk -v r="$rate" 'BEGIN { exit !(r > 70 && r < 110) }' || fail "eth1 shaped to 100mbit carried $rate Mbit/s"
+  awk -v r="$rate" 'BEGIN { exit !(r > 70 && r < 110) }' || bed_die "eth1 shaped to 100mbit carried $rate Mbit/s"
   local recv_bytes
   recv_bytes=$(jq '.end.sum_received.bytes' "$out")
-  ((tx1 - tx0 >= recv_bytes)) || fail "eth1 tx bytes $((tx1 - tx0)) < iperf3 received $recv_bytes"
+  ((tx1 - tx0 >= recv_bytes)) || bed_die "eth1 tx bytes $((tx1 - tx0)) < iperf3 received $recv_bytes"
   echo "ok: iperf3 over eth1 at $rate Mbit/s, eth1 tx +$((tx1 - tx0)) bytes"
 }
 
 check_cleanup() {
   local id=$BED_RUNID
   bed_cleanup
-  if ip netns list | grep -q "^ml${id}"; then fail "namespaces left behind: $(ip netns list | grep "^ml${id}")"; fi
+  if ip netns list | grep -q "^ml${id}"; then bed_die "namespaces left behind: $(ip netns list | grep "^ml${id}")"; fi
   echo "ok: cleanup left no namespace"
 }
 

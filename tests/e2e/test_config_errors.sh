@@ -7,7 +7,6 @@ source "$(dirname "$0")/lib/bed.sh"
 source "$(dirname "$0")/lib/mlink.sh"
 bed_require_root
 bed_init
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 bed_host a 1
 bed_host b 2
@@ -33,10 +32,10 @@ expect_error() {
     rc=0
     out=$(bed_exec a timeout 10 "$MLINKD" --config "$file" $mode 2>&1) || rc=$?
     after=$(snapshot)
-    [ "$rc" -ne 0 ] || fail "$name ${mode:-run}: exit 0"
+    [ "$rc" -ne 0 ] || bed_die "$name ${mode:-run}: exit 0"
     grep -qE "$(basename "$file"):$line:([0-9]+:)? $key: " <<<"$out" ||
-      fail "$name ${mode:-run}: expected $(basename "$file"):$line:...: $key: in: $out"
-    [ "$before" = "$after" ] || fail "$name ${mode:-run}: system changed: $(diff <(echo "$before") <(echo "$after"))"
+      bed_die "$name ${mode:-run}: expected $(basename "$file"):$line:...: $key: in: $out"
+    [ "$before" = "$after" ] || bed_die "$name ${mode:-run}: system changed: $(diff <(echo "$before") <(echo "$after"))"
     echo "  ok  $name ${mode:-(run)}: $(grep -oE "[^ ]*$(basename "$file"):.*" <<<"$out" | head -1)"
   done
 }
@@ -45,7 +44,7 @@ expect_error() {
 mutate() { local f="$BED_TMP/$1.toml"; sed "$2" "$good" >"$f"; echo "$f"; }
 
 echo "== the good config passes --check"
-bed_exec a "$MLINKD" --config "$good" --check >/dev/null 2>&1 || fail "good config rejected"
+bed_exec a "$MLINKD" --config "$good" --check >/dev/null 2>&1 || bed_die "good config rejected"
 
 echo "== bad configs"
 expect_error unknown_key 4 'node.colour' "$(mutate unknown_key '3a colour = "blue"')"

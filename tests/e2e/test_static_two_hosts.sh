@@ -9,7 +9,6 @@ source "$(dirname "$0")/lib/bed.sh"
 source "$(dirname "$0")/lib/mlink.sh"
 bed_require_root
 bed_init
-trap_fail() { echo "FAIL: $*" >&2; exit 1; }
 
 bed_host a 1
 bed_host b 2
@@ -26,9 +25,9 @@ ml_start a "$(ml_config a 1 2 3)"
 ml_start b "$(ml_config b 2 1 3)"
 
 echo "== ping over ML, IPv4 and IPv6"
-bed_exec a ping -c 3 -i 0.2 -w 5 10.88.0.2 >/dev/null || trap_fail "ping 10.88.0.2"
-bed_exec a ping -6 -c 3 -i 0.2 -w 5 fd88::2 >/dev/null || trap_fail "ping fd88::2"
-bed_exec b ping -c 3 -i 0.2 -w 5 10.88.0.1 >/dev/null || trap_fail "ping 10.88.0.1 from b"
+bed_exec a ping -c 3 -i 0.2 -w 5 10.88.0.2 >/dev/null || bed_die "ping 10.88.0.2"
+bed_exec a ping -6 -c 3 -i 0.2 -w 5 fd88::2 >/dev/null || bed_die "ping fd88::2"
+bed_exec b ping -c 3 -i 0.2 -w 5 10.88.0.1 >/dev/null || bed_die "ping 10.88.0.1 from b"
 
 link_tx() { for i in 0 1 2; do echo "eth$i $(bed_dev_stats "$1" "eth$i")"; done; }
 
@@ -60,51 +59,51 @@ bed_iperf_server b 5201
 for dst in 10.88.0.2 fd88::2; do
   echo "== iperf3 -P8 over ML to $dst"
   bpf0=$(ml_slot_packets a); dev0=$(link_tx a)
-  bed_iperf a "$dst" 8 3 "$BED_TMP/iperf-$dst.json" -p 5201 || trap_fail "iperf3 to $dst"
+  bed_iperf a "$dst" 8 3 "$BED_TMP/iperf-$dst.json" -p 5201 || bed_die "iperf3 to $dst"
   bpf1=$(ml_slot_packets a); dev1=$(link_tx a)
   echo "  aggregate $(bed_iperf_mbps "$BED_TMP/iperf-$dst.json") Mbit/s"
-  check_accounting "$bpf0" "$bpf1" "$dev0" "$dev1" || trap_fail "per-link accounting for $dst"
+  check_accounting "$bpf0" "$bpf1" "$dev0" "$dev1" || bed_die "per-link accounting for $dst"
 done
 
 echo "== link addresses still work directly; non-ML traffic bypasses the datapath"
 bpf0=$(ml_slot_packets a)
 for i in 0 1 2; do
-  bed_exec a ping -c 1 -w 3 "10.$i.0.2" >/dev/null || trap_fail "ping 10.$i.0.2"
-  bed_exec a ping -6 -c 1 -w 3 "fd00:0:0:$i::2" >/dev/null || trap_fail "ping fd00:0:0:$i::2"
+  bed_exec a ping -c 1 -w 3 "10.$i.0.2" >/dev/null || bed_die "ping 10.$i.0.2"
+  bed_exec a ping -6 -c 1 -w 3 "fd00:0:0:$i::2" >/dev/null || bed_die "ping fd00:0:0:$i::2"
 done
-bed_iperf a 10.1.0.2 2 1 "$BED_TMP/iperf-link.json" -p 5201 || trap_fail "iperf3 over eth1 address"
-[ "$(ml_slot_packets a)" = "$bpf0" ] || trap_fail "non-ML traffic went through the ML datapath"
+bed_iperf a 10.1.0.2 2 1 "$BED_TMP/iperf-link.json" -p 5201 || bed_die "iperf3 over eth1 address"
+[ "$(ml_slot_packets a)" = "$bpf0" ] || bed_die "non-ML traffic went through the ML datapath"
 
 echo "== bpftool prints the peer map with field names"
 dump=$(bpftool map dump pinned "/sys/fs/bpf/mlink/$(ml_node_id a)/ml_peers")
 for field in peer_id hash_policy slots ifindex nh_family state buckets; do
-  grep -q "\"$field\"" <<<"$dump" || trap_fail "bpftool dump lacks field $field"
+  grep -q "\"$field\"" <<<"$dump" || bed_die "bpftool dump lacks field $field"
 done
 
 echo "== agents exit and leave nothing behind"
 prog_ids="$(ml_prog_ids a) $(ml_prog_ids b)"
-[ -n "${prog_ids// /}" ] || trap_fail "no TC programs found while running"
+[ -n "${prog_ids// /}" ] || bed_die "no TC programs found while running"
 ml_stop a
 ml_stop b
 for h in a b; do
   id=$(ml_node_id "$h")
-  ! bed_exec "$h" ip link show ml0 >/dev/null 2>&1 || trap_fail "$h: ml0 left behind"
-  [ ! -e "/sys/fs/bpf/mlink/$id" ] || trap_fail "$h: pins left in /sys/fs/bpf/mlink/$id"
-  ! bed_exec "$h" ip route show | grep -q 10.88 || trap_fail "$h: IPv4 ML route left"
-  ! bed_exec "$h" ip -6 route show | grep -q fd88 || trap_fail "$h: IPv6 ML route left"
+  ! bed_exec "$h" ip link show ml0 >/dev/null 2>&1 || bed_die "$h: ml0 left behind"
+  [ ! -e "/sys/fs/bpf/mlink/$id" ] || bed_die "$h: pins left in /sys/fs/bpf/mlink/$id"
+  ! bed_exec "$h" ip route show | grep -q 10.88 || bed_die "$h: IPv4 ML route left"
+  ! bed_exec "$h" ip -6 route show | grep -q fd88 || bed_die "$h: IPv6 ML route left"
   for i in 0 1 2; do
-    [ -z "$(bed_exec "$h" tc filter show dev "eth$i" ingress)" ] || trap_fail "$h: filter on eth$i"
-    ! bed_exec "$h" tc qdisc show dev "eth$i" | grep -q clsact || trap_fail "$h: clsact on eth$i"
+    [ -z "$(bed_exec "$h" tc filter show dev "eth$i" ingress)" ] || bed_die "$h: filter on eth$i"
+    ! bed_exec "$h" tc qdisc show dev "eth$i" | grep -q clsact || bed_die "$h: clsact on eth$i"
   done
-  ! bed_exec "$h" ip neigh show | grep -q managed || trap_fail "$h: managed neighbours left"
+  ! bed_exec "$h" ip neigh show | grep -q managed || bed_die "$h: managed neighbours left"
 done
 for id in $prog_ids; do
-  ! bpftool prog show id "$id" >/dev/null 2>&1 || trap_fail "program $id still loaded"
+  ! bpftool prog show id "$id" >/dev/null 2>&1 || bed_die "program $id still loaded"
 done
 [ "$(bed_exec a cat /proc/sys/net/ipv4/conf/all/arp_announce)" = "$announce_before" ] ||
-  trap_fail "arp_announce not restored"
+  bed_die "arp_announce not restored"
 macs_after_a=$(bed_exec a ip -o link show | grep -o 'eth[0-9].*link/ether [0-9a-f:]*' | sed 's/:.*link/ link/')
 macs_after_b=$(bed_exec b ip -o link show | grep -o 'eth[0-9].*link/ether [0-9a-f:]*' | sed 's/:.*link/ link/')
 [ "$macs_before_a" = "$macs_after_a" ] && [ "$macs_before_b" = "$macs_after_b" ] ||
-  trap_fail "link MAC addresses changed"
+  bed_die "link MAC addresses changed"
 echo "PASS: static two hosts"
