@@ -217,11 +217,12 @@ void Agent::rebalance_all() {
     auto st = dp_->peer_stats(plan.peer_id);
     if (!st) continue;
     auto& seen = bucket_seen_[plan.peer_id];
-    linkset::Activity active{};
+    std::array<uint64_t, ML_BUCKETS> delta{};
     for (size_t b = 0; b < ML_BUCKETS; b++) {
-      active[b] = st->bucket_packets[b] != seen[b];
+      delta[b] = st->bucket_packets[b] - seen[b];
       seen[b] = st->bucket_packets[b];
     }
+    auto active = linkset::busy_buckets(delta);
     unsigned moved = 0;
     for (const auto& a : plan.ml_addresses) {
       auto m = members(plan, a);

@@ -1,5 +1,7 @@
 #include "linkset/rebalance.h"
 
+#include <algorithm>
+
 namespace mlink::linkset {
 namespace {
 
@@ -42,6 +44,15 @@ Load measure(const BucketTable& table, const Activity& active,
 }
 
 }  // namespace
+
+Activity busy_buckets(const std::array<uint64_t, ML_BUCKETS>& packets) {
+  uint64_t most = 0;
+  for (auto n : packets) most = std::max(most, n);
+  Activity a{};
+  for (unsigned b = 0; b < ML_BUCKETS; b++)
+    a[b] = packets[b] > 0 && packets[b] * kBusyFraction >= most;
+  return a;
+}
 
 unsigned Overrides::count() const {
   unsigned n = 0;

@@ -23,6 +23,13 @@ namespace mlink::linkset {
 
 using Activity = std::array<bool, ML_BUCKETS>;
 
+// Buckets worth balancing, from packets per bucket in the last interval: those
+// with at least 1/kBusyFraction of the busiest bucket's packets. Mice (a
+// control connection, a ping) would otherwise count like elephants and could
+// leave a link holding only a mouse.
+constexpr uint64_t kBusyFraction = 20;
+Activity busy_buckets(const std::array<uint64_t, ML_BUCKETS>& packets);
+
 struct Overrides {
   Overrides() { slot.fill(ML_SLOT_NONE); }
   std::array<uint8_t, ML_BUCKETS> slot;  // ML_SLOT_NONE: no override

@@ -120,3 +120,16 @@ TEST_CASE("random flow sets: no usable link idles while another holds two or mor
     CHECK(hi - lo <= 1);
   }
 }
+
+TEST_CASE("mice do not count as load: only buckets with a fair share of the busiest") {
+  std::array<uint64_t, ML_BUCKETS> pkts{};
+  pkts[3] = 1000;
+  pkts[7] = 60;   // 6 %: an elephant slowed by its window still counts
+  pkts[9] = 2;    // a control connection
+  auto a = busy_buckets(pkts);
+  CHECK(a[3]);
+  CHECK(a[7]);
+  CHECK_FALSE(a[9]);
+  CHECK_FALSE(a[0]);
+  CHECK(busy_buckets({}) == Activity{});
+}
