@@ -23,6 +23,7 @@ namespace {
 
 constexpr uint64_t kResyncUsec = 1000000;     // safety net for missed netlink events
 constexpr uint64_t kRebalanceUsec = 100000;   // look at bucket activity this often
+constexpr uint64_t kTimerAccuracyUsec = 1000;
 
 std::string pin_dir(const config::Config& cfg) {
   return cfg.node.bpffs + "/mlink/" + cfg.node.id;
@@ -32,6 +33,14 @@ uint64_t now_usec(sd_event* loop) {
   uint64_t t = 0;
   sd_event_now(loop, CLOCK_MONOTONIC, &t);
   return t;
+}
+
+// sd-event timers fire once: set the next expiry and enable them again.
+int rearm(sd_event_source* src, uint64_t period_usec) {
+  int r = sd_event_source_set_time(src, now_usec(sd_event_source_get_event(src)) + period_usec);
+  if (r >= 0) r = sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+  if (r < 0) log::error("re-arm timer: {}", strerror(-r));
+  return r;
 }
 
 }  // namespace
@@ -329,20 +338,19 @@ int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
   auto* a = static_cast<Agent*>(self);
   a->resync();
   a->refresh_all_peers("resync");
-  sd_event_source_set_time(src, now_usec(sd_event_source_get_event(src)) + kResyncUsec);
-  return 0;
+  return rearm(src, kResyncUsec);
 }
 
 int Agent::on_rebalance_timer(sd_event_source* src, uint64_t, void* self) {
   static_cast<Agent*>(self)->rebalance_all();
-  sd_event_source_set_time(src, now_usec(sd_event_source_get_event(src)) + kRebalanceUsec);
-  return 0;
+  return rearm(src, kRebalanceUsec);
 }
 
 Status Agent::add_timer(uint64_t period_usec,
                         int (*handler)(sd_event_source*, uint64_t, void*)) {
-  int r = sd_event_add_time(loop_, nullptr, CLOCK_MONOTONIC, now_usec(loop_) + period_usec, 0,
-                            handler, this);
+  // Accuracy 0 would mean sd-event's default of 250 ms: far too coarse here.
+  int r = sd_event_add_time(loop_, nullptr, CLOCK_MONOTONIC, now_usec(loop_) + period_usec,
+                            kTimerAccuracyUsec, handler, this);
   if (r < 0) return os_error("add timer", r);
   return {};
 }
