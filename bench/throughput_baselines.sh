@@ -120,45 +120,48 @@ median() {
 # run_case NAME SETUP_FN TEARDOWN_FN DST [IPERF_EXTRA...]: for each parallelism, BENCH_REPEATS
 # runs of BENCH_SECONDS from host a to DST; records the median receiver rate.
 run_case() {
-  local name=$1 setup=$2 teardown=$3 dst=$4 par r out mbps tx0 tx1 used
+  local name=$1 setup=$2 teardown=$3 dst=$4 par r out mbps tx0 tx1 used retr
   shift 4
   "$setup"
   for par in $BENCH_PARALLEL; do
-    local -a runs=() useds=()
+    local -a runs=() useds=() retrs=()
     for ((r = 1; r <= BENCH_REPEATS; r++)); do
       out="$BED_TMP/$name-P$par-$r.json"
       tx0=$(links_tx_bytes)
       if bed_iperf a "$dst" "$par" "$BENCH_SECONDS" "$out" "$@" && mbps=$(bed_iperf_mbps "$out"); then
         tx1=$(links_tx_bytes)
         used=$(count_links_used "$tx0" "$tx1")
+        retr=$(python3 "$BED_LIB_DIR/iperf_summary.py" --value retransmits "$out")
+        retrs+=("$retr")
         runs+=("$mbps")
         useds+=("$used")
-        bed_log "$name -P$par run $r: $mbps Mbit/s, links used $used"
+        bed_log "$name -P$par run $r: $mbps Mbit/s, links used $used, retransmits $retr"
       else
         BENCH_FAILURES=$((BENCH_FAILURES + 1))
         bed_log "$name -P$par run $r FAILED: $(head -c 300 "$out" 2>/dev/null)"
       fi
     done
-    local med joined used_joined
+    local med joined used_joined retr_joined
     med=$(median "${runs[@]}")
     joined=$(IFS=,; echo "${runs[*]}")
     used_joined=$(IFS=,; echo "${useds[*]}")
-    BENCH_RESULTS+=("$name $par $med ${joined:-NA} ${used_joined:-NA}")
+    retr_joined=$(IFS=,; echo "${retrs[*]}")
+    BENCH_RESULTS+=("$name $par $med ${joined:-NA} ${used_joined:-NA} ${retr_joined:-NA}")
   done
   "$teardown"
 }
 
 report() {
-  local line name par med runs used
-  printf '\n%-12s %4s %12s  %-24s %s\n' case P "median Mbps" "runs (Mbit/s)" "links used"
+  local line name par med runs used retr
+  printf '\n%-12s %4s %12s  %-36s %-11s %s\n' case P "median Mbps" "runs (Mbit/s)" "links used" retransmits
   for line in "${BENCH_RESULTS[@]}"; do
-    read -r name par med runs used <<<"$line"
-    printf '%-12s %4s %12s  %-24s %s\n' "$name" "$par" "$med" "$runs" "$used"
+    read -r name par med runs used retr <<<"$line"
+    printf '%-12s %4s %12s  %-36s %-11s %s\n' "$name" "$par" "$med" "$runs" "$used" "$retr"
   done
   echo
   for line in "${BENCH_RESULTS[@]}"; do
-    read -r name par med runs used <<<"$line"
-    echo "bench_tput case=$name parallel=$par mbps=$med runs=$runs"
+    read -r name par med runs used retr <<<"$line"
+    echo "bench_tput case=$name parallel=$par mbps=$med runs=$runs links_used=$used retransmits=$retr"
   done | tee -a "${BENCH_OUT:-/dev/null}"
 }
 

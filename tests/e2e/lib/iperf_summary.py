@@ -5,7 +5,7 @@
   iperf_summary.py --stall-mbps 1 --stall-secs 0.5 OUT.json
                                                  also list stalls: a stream below
                                                  STALL_MBPS for more than STALL_SECS
-  iperf_summary.py --value receiver|sender|stalls OUT.json
+  iperf_summary.py --value receiver|sender|stalls|retransmits OUT.json
                                                  print one number (for scripts)
 
 Receiver-side intervals (the honest view of stalls; the sender counts bytes written into
@@ -55,7 +55,7 @@ def main():
     ap.add_argument("json")
     ap.add_argument("--stall-mbps", type=float, default=None)
     ap.add_argument("--stall-secs", type=float, default=0.5)
-    ap.add_argument("--value", choices=["receiver", "sender", "stalls"])
+    ap.add_argument("--value", choices=["receiver", "sender", "stalls", "retransmits"])
     a = ap.parse_args()
 
     with open(a.json) as f:
@@ -70,7 +70,9 @@ def main():
     stalls = find_stalls(ivs, a.stall_mbps, a.stall_secs) if a.stall_mbps is not None else []
 
     if a.value:
-        print({"receiver": f"{recv:.1f}", "sender": f"{sent:.1f}", "stalls": len(stalls)}[a.value])
+        retrans = end["sum_sent"].get("retransmits", 0)
+        print({"receiver": f"{recv:.1f}", "sender": f"{sent:.1f}", "stalls": len(stalls),
+               "retransmits": retrans}[a.value])
         return 0
     print(f"sender_mbps {sent:.1f}")
     print(f"receiver_mbps {recv:.1f}")
