@@ -49,10 +49,11 @@ echo "over ml0:    $(bed_iperf_mbps "$BED_TMP/ml.json") Mbit/s"
 bed_exec a "$MLINKCTL" -n "$(ml_node_id a)" show peers
 
 say "the peer map as bpftool prints it (first slot)"
-bpftool map dump pinned "/sys/fs/bpf/mlink/$(ml_node_id a)/ml_peers" | head -24
+dump=$(bpftool map dump pinned "/sys/fs/bpf/mlink/$(ml_node_id a)/ml_peers")
+head -24 <<<"$dump"  # not a pipe: head closing early would fail the script under pipefail
 
 say "stopping the agents: everything they created goes away"
 ml_stop a
 ml_stop b
-bed_exec a ip -br link show | grep -c ml0 || echo "no ml0 left on host a"
+bed_exec a ip -br link show | grep -q ml0 && echo "ml0 still there!" || echo "no ml0 left on host a"
 tail -3 "$BED_TMP/mlinkd-a.log"
