@@ -17,13 +17,7 @@ bed_init
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "two hosts (network namespaces), three veth links shaped to 200 Mbit/s each"
-bed_host a 1
-bed_host b 2
-for i in 0 1 2; do
-  bed_link a b "$i"
-  bed_shape a "eth$i" 200mbit
-  bed_shape b "eth$i" 200mbit
-done
+ml_two_hosts 3 200mbit
 bed_exec a ip -br addr show | grep eth
 
 say "mlinkd on both hosts (config of host a below)"

@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib/mlink.sh"
 bed_require_root
 bed_init
 
-bed_host a 1
-bed_host b 2
-for i in 0 1; do bed_link a b "$i"; done
+ml_two_hosts 2
 good=$(ml_config a 1 2 2)
 
 snapshot() {  # everything mlinkd could have touched in host a

@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib/mlink.sh"
 bed_require_root
 bed_init
 
-bed_host a 1
-bed_host b 2
-for i in 0 1 2; do bed_link a b "$i"; bed_shape a "eth$i" 200mbit; bed_shape b "eth$i" 200mbit; done
+ml_two_hosts 3 200mbit
 ml_start a "$(ml_config a 1 2 3)"
 ml_start b "$(ml_config b 2 1 3)"
 bed_iperf_server b 5201

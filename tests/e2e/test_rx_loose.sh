@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib/mlink.sh"
 bed_require_root
 bed_init
 
-bed_host a 1
-bed_host b 2
-for i in 0 1 2; do bed_link a b "$i"; done
+ml_two_hosts 3
 for h in a b; do
   bed_sysctl "$h" net.ipv4.conf.all.rp_filter=1
   for i in 0 1 2; do bed_sysctl "$h" "net.ipv4.conf.eth$i.rp_filter=1"; done

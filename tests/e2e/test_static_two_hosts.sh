@@ -10,9 +10,7 @@ source "$(dirname "$0")/lib/mlink.sh"
 bed_require_root
 bed_init
 
-bed_host a 1
-bed_host b 2
-for i in 0 1 2; do bed_link a b "$i"; done
+ml_two_hosts 3
 # Strict reverse-path filtering everywhere: the ingress program must make it work.
 for h in a b; do bed_sysctl "$h" net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1; done
 for h in a b; do for i in 0 1 2; do bed_sysctl "$h" "net.ipv4.conf.eth$i.rp_filter=1"; done; done

@@ -86,3 +86,15 @@ for ns in json.load(sys.stdin):
     for hook in ns.get("tc", []):
         print(hook["id"])'
 }
+
+# ml_two_hosts NLINKS [RATE]: hosts a (1) and b (2) joined by eth0..eth<NLINKS-1>, each end
+# shaped to RATE when given.
+ml_two_hosts() {
+  local n=$1 rate=${2:-} i
+  bed_host a 1
+  bed_host b 2
+  for ((i = 0; i < n; i++)); do
+    bed_link a b "$i"
+    if [ -n "$rate" ]; then bed_shape a "eth$i" "$rate"; bed_shape b "eth$i" "$rate"; fi
+  done
+}
