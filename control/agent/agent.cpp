@@ -231,11 +231,12 @@ void Agent::rebalance_all() {
       delta[b] = st->bucket_packets[b] - seen[b];
       seen[b] = st->bucket_packets[b];
     }
-    auto active = linkset::busy_buckets(delta);
+    auto busy = linkset::busy_buckets(delta);
+    auto idle = linkset::idle_buckets(delta);
     unsigned moved = 0;
     for (const auto& a : plan.ml_addresses) {
       auto m = members(plan, a);
-      moved += linkset::rebalance(linkset::build(m), m, active, overrides_[a]);
+      moved += linkset::rebalance(linkset::build(m), m, busy, idle, overrides_[a]);
     }
     if (moved) log::debug("peer {}: moved {} active buckets", plan.peer_id, moved);
     refresh_peer(plan, "rebalance");

@@ -75,10 +75,16 @@ BucketTable apply_overrides(const BucketTable& base, const std::vector<Member>& 
   return t;
 }
 
+Activity idle_buckets(const std::array<uint64_t, ML_BUCKETS>& packets) {
+  Activity a{};
+  for (unsigned b = 0; b < ML_BUCKETS; b++) a[b] = packets[b] == 0;
+  return a;
+}
+
 unsigned rebalance(const BucketTable& base, const std::vector<Member>& members,
-                   const Activity& active, Overrides& ov) {
+                   const Activity& active, const Activity& idle, Overrides& ov) {
   for (unsigned b = 0; b < ML_BUCKETS; b++)
-    if (!active[b]) ov.slot[b] = ML_SLOT_NONE;
+    if (idle[b]) ov.slot[b] = ML_SLOT_NONE;
   BucketTable t = apply_overrides(base, members, ov);
   auto w = eligible_weights(base, members);
   unsigned moves = 0;

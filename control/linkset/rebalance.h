@@ -7,8 +7,9 @@
 // least crowded one, until active buckets are spread by weight to within one.
 //
 // Moves are overrides on top of the deterministic table (buckets.h): an
-// override lasts while its bucket stays active and its link usable; an idle
-// bucket returns home, which costs nothing (no packet in flight: flowlet).
+// override lasts until its bucket goes idle (a whole interval without a
+// packet: nothing in flight, so going home reorders nothing) or its link stops
+// being usable.
 // Decisions depend only on the active set, the links and bucket indices, so
 // the two ends of a flow (which see the same buckets active, data one way and
 // ACKs the other) make the same moves.
@@ -41,9 +42,13 @@ struct Overrides {
 BucketTable apply_overrides(const BucketTable& base, const std::vector<Member>& members,
                             Overrides& ov);
 
-// Clears overrides of idle buckets, then moves active buckets until balanced.
-// Returns how many buckets it moved.
+// Clears the overrides of idle buckets (no packet in the interval: nothing in
+// flight, so going home reorders nothing), then moves busy buckets until
+// balanced. Returns how many buckets it moved.
 unsigned rebalance(const BucketTable& base, const std::vector<Member>& members,
-                   const Activity& active, Overrides& ov);
+                   const Activity& busy, const Activity& idle, Overrides& ov);
+
+// Buckets that carried no packet in the interval.
+Activity idle_buckets(const std::array<uint64_t, ML_BUCKETS>& packets);
 
 }  // namespace mlink::linkset

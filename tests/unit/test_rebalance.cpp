@@ -15,6 +15,12 @@ std::vector<Member> links(unsigned n) {
   return m;
 }
 
+Activity not_(const Activity& a) {
+  Activity n{};
+  for (unsigned b = 0; b < ML_BUCKETS; b++) n[b] = !a[b];
+  return n;
+}
+
 // Active buckets per slot under table t.
 std::array<unsigned, ML_MAX_SLOTS> active_per_slot(const BucketTable& t, const Activity& a) {
   std::array<unsigned, ML_MAX_SLOTS> n{};
@@ -38,7 +44,7 @@ TEST_CASE("8 flows all hashed onto one of 3 links end up 3/3/2") {
   auto base = build(m);
   Activity a = active_on(base, 0, 8);
   Overrides ov;
-  CHECK(rebalance(base, m, a, ov) == 5);
+  CHECK(rebalance(base, m, a, not_(a), ov) == 5);
   auto n = active_per_slot(apply_overrides(base, m, ov), a);
   CHECK(n[0] + n[1] + n[2] == 8);
   CHECK(n[0] <= 3);
@@ -52,10 +58,10 @@ TEST_CASE("a balanced set is left alone, and inactive buckets never move") {
   Activity a{};
   a[0] = a[1] = a[2] = true;  // interleaved home table: one per link
   Overrides ov;
-  CHECK(rebalance(base, m, a, ov) == 0);
+  CHECK(rebalance(base, m, a, not_(a), ov) == 0);
   CHECK(ov.count() == 0);
   a = active_on(base, 1, 4);
-  rebalance(base, m, a, ov);
+  rebalance(base, m, a, not_(a), ov);
   auto t = apply_overrides(base, m, ov);
   for (unsigned b = 0; b < ML_BUCKETS; b++)
     if (!a[b]) CHECK(t[b] == base[b]);
@@ -66,11 +72,11 @@ TEST_CASE("an override lasts while its bucket is active, and goes when it idles"
   auto base = build(m);
   Activity a = active_on(base, 0, 2);
   Overrides ov;
-  CHECK(rebalance(base, m, a, ov) == 1);
+  CHECK(rebalance(base, m, a, not_(a), ov) == 1);
   CHECK(ov.count() == 1);
-  CHECK(rebalance(base, m, a, ov) == 0);  // steady: nothing more moves
+  CHECK(rebalance(base, m, a, not_(a), ov) == 0);  // steady: nothing more moves
   CHECK(ov.count() == 1);
-  CHECK(rebalance(base, m, Activity{}, ov) == 0);
+  CHECK(rebalance(base, m, Activity{}, not_(Activity{}), ov) == 0);
   CHECK(ov.count() == 0);
 }
 
@@ -79,7 +85,7 @@ TEST_CASE("overrides onto a link that fails are dropped at once") {
   auto base = build(m);
   Activity a = active_on(base, 0, 6);
   Overrides ov;
-  rebalance(base, m, a, ov);
+  rebalance(base, m, a, not_(a), ov);
   m[1].usable = false;
   auto failed = build(m);
   auto t = apply_overrides(failed, m, ov);
@@ -91,7 +97,7 @@ TEST_CASE("weights 3:1 balance active buckets 3:1") {
   auto base = build(m);
   Activity a = active_on(base, 1, 8);
   Overrides ov;
-  rebalance(base, m, a, ov);
+  rebalance(base, m, a, not_(a), ov);
   auto n = active_per_slot(apply_overrides(base, m, ov), a);
   CHECK(n[0] == 6);
   CHECK(n[1] == 2);
@@ -102,7 +108,7 @@ TEST_CASE("backup links take no moved bucket while a primary is usable") {
   auto base = build(m);
   Activity a = active_on(base, 0, 4);
   Overrides ov;
-  CHECK(rebalance(base, m, a, ov) == 0);
+  CHECK(rebalance(base, m, a, not_(a), ov) == 0);
 }
 
 TEST_CASE("random flow sets: no usable link idles while another holds two or more") {
@@ -114,7 +120,7 @@ TEST_CASE("random flow sets: no usable link idles while another holds two or mor
     unsigned flows = 2 + rng() % 12;
     for (unsigned f = 0; f < flows; f++) a[rng() % ML_BUCKETS] = true;
     Overrides ov;
-    rebalance(base, m, a, ov);
+    rebalance(base, m, a, not_(a), ov);
     auto n = active_per_slot(apply_overrides(base, m, ov), a);
     unsigned lo = std::min({n[0], n[1], n[2]}), hi = std::max({n[0], n[1], n[2]});
     CHECK(hi - lo <= 1);
@@ -132,4 +138,19 @@ TEST_CASE("mice do not count as load: only buckets with a fair share of the busi
   CHECK_FALSE(a[9]);
   CHECK_FALSE(a[0]);
   CHECK(busy_buckets({}) == Activity{});
+}
+
+TEST_CASE("a bucket below the busy threshold keeps its override until it is idle") {
+  auto m = links(2);
+  auto base = build(m);
+  Activity busy = active_on(base, 0, 2);
+  Overrides ov;
+  CHECK(rebalance(base, m, busy, not_(busy), ov) == 1);
+  CHECK(ov.count() == 1);
+  // both buckets still send, but too little to count as load: no move home yet
+  CHECK(rebalance(base, m, Activity{}, Activity{}, ov) == 0);
+  CHECK(ov.count() == 1);
+  std::array<uint64_t, ML_BUCKETS> none{};
+  CHECK(rebalance(base, m, Activity{}, idle_buckets(none), ov) == 0);
+  CHECK(ov.count() == 0);
 }
