@@ -1,12 +1,12 @@
 // mlinkctl - inspect a running mlink node. This first version reads the
 // datapath's pinned maps directly (<bpffs>/mlink/<node>/), which works even
 // while the agent is restarting; `-j` prints JSON like `ip -j`.
-#include <CLI/CLI.hpp>
 #include <bpf/bpf.h>
 #include <fmt/core.h>
 #include <net/if.h>
 #include <sys/socket.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -27,7 +27,9 @@ struct Pins {
 int open_pin(const std::string& dir, const char* name) {
   std::string path = dir + "/" + name;
   int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) throw std::runtime_error(fmt::format("open {}: {} (is mlinkd running for this node?)", path, std::strerror(errno)));
+  if (fd < 0)
+    throw std::runtime_error(
+        fmt::format("open {}: {} (is mlinkd running for this node?)", path, std::strerror(errno)));
   return fd;
 }
 
@@ -37,9 +39,10 @@ json slot_json(const ml_slot& s, unsigned buckets, const ml_counter& c) {
   std::memcpy(nh.bytes.data(), s.nh, nh.family == AF_INET ? 4 : 16);
   char buf[IF_NAMESIZE] = "?";
   std::string ifname = if_indextoname(s.ifindex, buf) ? buf : std::to_string(s.ifindex);
-  return {{"link", ifname}, {"ifindex", s.ifindex}, {"next_hop", nh.str()},
-          {"state", s.state == ML_SLOT_UP ? "up" : "down"}, {"buckets", buckets},
-          {"packets", c.packets}, {"bytes", c.bytes}};
+  return {{"link", ifname},       {"ifindex", s.ifindex},
+          {"next_hop", nh.str()}, {"state", s.state == ML_SLOT_UP ? "up" : "down"},
+          {"buckets", buckets},   {"packets", c.packets},
+          {"bytes", c.bytes}};
 }
 
 json peers_json(const Pins& p) {
@@ -70,7 +73,8 @@ json drops_json(const Pins& p) {
   json out = json::object();
   for (unsigned r = 0; r < ML_DROP_MAX; r++) {
     auto c = mlink::datapath::percpu_sum(p.drops, r);
-    out[mlink::datapath::drop_label(r)] = {{"packets", c ? c->packets : 0}, {"bytes", c ? c->bytes : 0}};
+    out[mlink::datapath::drop_label(r)] = {{"packets", c ? c->packets : 0},
+                                           {"bytes", c ? c->bytes : 0}};
   }
   return out;
 }

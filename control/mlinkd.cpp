@@ -1,11 +1,10 @@
 // mlinkd - the mlink agent. Static mode: runs in the foreground from a TOML
 // config; --check validates the config against this host and exits.
 // Exit codes: 0 ok, 1 runtime failure, 2 configuration error.
-#include <CLI/CLI.hpp>
 #include <net/if.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
-
 #include <string>
 
 #include "agent/agent.h"

@@ -21,8 +21,8 @@
 namespace mlink::agent {
 namespace {
 
-constexpr uint64_t kResyncUsec = 1000000;     // safety net for missed netlink events
-constexpr uint64_t kRebalanceUsec = 100000;   // look at bucket activity this often
+constexpr uint64_t kResyncUsec = 1000000;    // safety net for missed netlink events
+constexpr uint64_t kRebalanceUsec = 100000;  // look at bucket activity this often
 constexpr uint64_t kTimerAccuracyUsec = 1000;
 
 std::string pin_dir(const config::Config& cfg) {
@@ -61,7 +61,8 @@ Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
                                  "device " + a->cfg_.node.ml_device + " already exists")};
   if (auto s = a->read_links(); !s) return s.error();
   auto plans = plan_peers(a->cfg_, a->links_);
-  if (auto* e = std::get_if<PlanError>(&plans)) return Error{a->config_error(e->line, e->key, e->message)};
+  if (auto* e = std::get_if<PlanError>(&plans))
+    return Error{a->config_error(e->line, e->key, e->message)};
   a->peers_ = std::get<std::vector<PeerPlan>>(std::move(plans));
   return a;
 }
@@ -87,8 +88,8 @@ Agent::~Agent() {
   for (const auto& n : neighbours_)
     if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
   events_.reset();
-  dp_.reset();      // detach programs, unpin maps
-  ml_dev_.reset();  // the tun goes, with its addresses and routes
+  dp_.reset();                                    // detach programs, unpin maps
+  ml_dev_.reset();                                // the tun goes, with its addresses and routes
   while (!sysctls_.empty()) sysctls_.pop_back();  // restore in reverse order
   if (loop_) sd_event_unref(loop_);
   log::info("removed everything this agent created");
@@ -347,8 +348,7 @@ int Agent::on_rebalance_timer(sd_event_source* src, uint64_t, void* self) {
   return rearm(src, kRebalanceUsec);
 }
 
-Status Agent::add_timer(uint64_t period_usec,
-                        int (*handler)(sd_event_source*, uint64_t, void*)) {
+Status Agent::add_timer(uint64_t period_usec, int (*handler)(sd_event_source*, uint64_t, void*)) {
   // Accuracy 0 would mean sd-event's default of 250 ms: far too coarse here.
   int r = sd_event_add_time(loop_, nullptr, CLOCK_MONOTONIC, now_usec(loop_) + period_usec,
                             kTimerAccuracyUsec, handler, this);

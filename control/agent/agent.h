@@ -13,8 +13,8 @@
 #include "agent/topology.h"
 #include "common/result.h"
 #include "config/config.h"
-#include "linkset/rebalance.h"
 #include "datapath/bpf_datapath.h"
+#include "linkset/rebalance.h"
 #include "netlink/events.h"
 #include "netlink/rtnl.h"
 #include "netlink/tun.h"
@@ -81,8 +81,8 @@ class Agent {
   std::vector<NeighKey> neighbours_;  // managed entries we added; deleted on exit
   std::optional<nl::EventSocket> events_;
 
-  std::map<NeighKey, uint16_t> nud_;            // NUD state of every next hop
-  std::map<IpAddr, ml_peer> written_;           // last value written per ML address
+  std::map<NeighKey, uint16_t> nud_;                // NUD state of every next hop
+  std::map<IpAddr, ml_peer> written_;               // last value written per ML address
   std::map<IpAddr, linkset::Overrides> overrides_;  // load-aware moves per ML address
   std::map<uint32_t, std::array<uint64_t, ML_BUCKETS>> bucket_seen_;  // per peer_id
   uint64_t tun_discarded_ = 0;

@@ -55,7 +55,7 @@ std::variant<PeerLink, PlanError> plan_link(const config::Via& via, size_t peer_
 }  // namespace
 
 std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
-                                                           const std::vector<LocalLink>& links) {
+                                                          const std::vector<LocalLink>& links) {
   std::vector<PeerPlan> plans;
   if (cfg.peers.size() > ML_MAX_PEERS)
     return PlanError{cfg.peers[ML_MAX_PEERS].line, "peer",

@@ -6,8 +6,8 @@
 #pragma once
 
 #include <optional>
-#include <variant>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "common/ip.h"
@@ -24,10 +24,10 @@ struct LocalLink {
 };
 
 struct PeerLink {
-  size_t link = 0;             // index into the local links
-  Prefix subnet;               // canonical order key (network address)
-  uint64_t id = 0;             // rendezvous id, derived from subnet
-  std::optional<IpAddr> nh4;   // peer's next hop on this link, per family
+  size_t link = 0;            // index into the local links
+  Prefix subnet;              // canonical order key (network address)
+  uint64_t id = 0;            // rendezvous id, derived from subnet
+  std::optional<IpAddr> nh4;  // peer's next hop on this link, per family
   std::optional<IpAddr> nh6;
 };
 
@@ -47,7 +47,7 @@ struct PlanError {
 // Builds every peer's plan; fails (naming the config line/key) when a next
 // hop is not inside any subnet of its link.
 std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
-                                                           const std::vector<LocalLink>& links);
+                                                          const std::vector<LocalLink>& links);
 
 // The next hop a packet to ml_addr uses on this link: same family if there
 // is one; an IPv4 packet may fall back to an IPv6 next hop (RFC 5549 style).

@@ -21,7 +21,9 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   return std::nullopt;
 }
 
-bool IpAddr::is_v4() const { return family == AF_INET; }
+bool IpAddr::is_v4() const {
+  return family == AF_INET;
+}
 
 std::string IpAddr::str() const {
   char buf[INET6_ADDRSTRLEN] = {};
@@ -61,6 +63,8 @@ bool Prefix::contains(const IpAddr& a) const {
   return other.network().addr == network().addr;
 }
 
-std::string Prefix::str() const { return addr.str() + "/" + std::to_string(len); }
+std::string Prefix::str() const {
+  return addr.str() + "/" + std::to_string(len);
+}
 
 }  // namespace mlink

@@ -11,7 +11,7 @@
 namespace mlink {
 
 struct IpAddr {
-  int family = 0;                    // AF_INET or AF_INET6
+  int family = 0;                   // AF_INET or AF_INET6
   std::array<uint8_t, 16> bytes{};  // IPv4 in bytes[0..3], rest zero
 
   static std::optional<IpAddr> parse(std::string_view text);  // no prefix

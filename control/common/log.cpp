@@ -14,19 +14,29 @@ const bool g_journal = std::getenv("JOURNAL_STREAM") != nullptr;
 
 const char* name(Level l) {
   switch (l) {
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warning: return "warning";
-    case Level::Error: return "error";
+    case Level::Debug:
+      return "debug";
+    case Level::Info:
+      return "info";
+    case Level::Warning:
+      return "warning";
+    case Level::Error:
+      return "error";
   }
   return "?";
 }
 
 }  // namespace
 
-void set_level(Level min) { g_min = min; }
-void set_tag(std::string_view tag) { g_tag = tag; }
-bool enabled(Level l) { return static_cast<int>(l) <= static_cast<int>(g_min); }
+void set_level(Level min) {
+  g_min = min;
+}
+void set_tag(std::string_view tag) {
+  g_tag = tag;
+}
+bool enabled(Level l) {
+  return static_cast<int>(l) <= static_cast<int>(g_min);
+}
 
 void write(Level l, std::string_view msg) {
   if (g_journal) {

@@ -21,12 +21,12 @@ enum class HashPolicy { L34, Socket };  // "l34", "socket"
 enum class RxMode { Redirect, Loose };  // "redirect", "loose"
 
 struct Node {
-  std::string id;                      // [a-zA-Z0-9_-]{1,32}; names pins, logs, metrics
-  std::vector<Prefix> ml_address;      // at least one; at most one per family
-  std::string ml_device = "ml0";       // IFNAMSIZ-1 chars at most
-  HashPolicy hash = HashPolicy::L34;   // default for peers
-  RxMode rx_mode = RxMode::Redirect;   // redirect: ingress program, strict rp_filter ok
-  std::string bpffs = "/sys/fs/bpf";   // pins go to <bpffs>/mlink/<id>/
+  std::string id;                     // [a-zA-Z0-9_-]{1,32}; names pins, logs, metrics
+  std::vector<Prefix> ml_address;     // at least one; at most one per family
+  std::string ml_device = "ml0";      // IFNAMSIZ-1 chars at most
+  HashPolicy hash = HashPolicy::L34;  // default for peers
+  RxMode rx_mode = RxMode::Redirect;  // redirect: ingress program, strict rp_filter ok
+  std::string bpffs = "/sys/fs/bpf";  // pins go to <bpffs>/mlink/<id>/
   int line = 0;
 };
 
@@ -38,15 +38,15 @@ struct Link {
 };
 
 struct Via {
-  std::string device;            // must be a [[link]] device
-  std::vector<IpAddr> address;   // the peer's next hops on that link, one per family
+  std::string device;           // must be a [[link]] device
+  std::vector<IpAddr> address;  // the peer's next hops on that link, one per family
   int line = 0;
 };
 
 struct Peer {
-  std::vector<IpAddr> ml_address;      // at least one; at most one per family
-  std::vector<Via> via;                // at least one; a device at most once
-  std::optional<HashPolicy> hash;      // overrides node.hash
+  std::vector<IpAddr> ml_address;  // at least one; at most one per family
+  std::vector<Via> via;            // at least one; a device at most once
+  std::optional<HashPolicy> hash;  // overrides node.hash
   int line = 0;
 };
 
@@ -59,8 +59,8 @@ struct Config {
 
 struct ConfigError {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown (e.g. file unreadable)
-  int column = 0;  // 1-based; 0 when unknown
+  int line = 0;     // 1-based; 0 when unknown (e.g. file unreadable)
+  int column = 0;   // 1-based; 0 when unknown
   std::string key;  // dotted path, e.g. "peer[1].via[0].address"
   std::string message;
   // "FILE:LINE:COL: KEY: MESSAGE" (LINE/COL omitted when 0)

@@ -116,7 +116,8 @@ Status BpfDatapath::attach(int ifindex, int attach_point, int prog_fd) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
               .attach_point = static_cast<bpf_tc_attach_point>(attach_point));
   int err = bpf_tc_hook_create(&hook);
-  if (err && err != -EEXIST) return os_error("create clsact on ifindex " + std::to_string(ifindex), err);
+  if (err && err != -EEXIST)
+    return os_error("create clsact on ifindex " + std::to_string(ifindex), err);
   Attachment a{ifindex, attach_point, err == 0};
   LIBBPF_OPTS(bpf_tc_opts, tc, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
               .priority = kTcPriority);
@@ -149,7 +150,9 @@ Status BpfDatapath::attach_ingress(int ifindex) {
   return attach(ifindex, BPF_TC_INGRESS, bpf_program__fd(skel_->progs.ml_ingress));
 }
 
-int BpfDatapath::egress_prog_fd() const { return bpf_program__fd(skel_->progs.ml_egress); }
+int BpfDatapath::egress_prog_fd() const {
+  return bpf_program__fd(skel_->progs.ml_egress);
+}
 
 Status BpfDatapath::set_peer(const IpAddr& addr, const ml_peer& value) {
   ml_addr key = to_key(addr);

@@ -16,8 +16,8 @@ struct mlink_bpf;  // the generated skeleton (mlink.skel.h)
 namespace mlink::datapath {
 
 struct LoadOptions {
-  int ml_ifindex = 0;    // where ingress delivers ML traffic
-  std::string pin_dir;   // e.g. /sys/fs/bpf/mlink/a
+  int ml_ifindex = 0;   // where ingress delivers ML traffic
+  std::string pin_dir;  // e.g. /sys/fs/bpf/mlink/a
 };
 
 class BpfDatapath final : public Datapath {
@@ -41,8 +41,8 @@ class BpfDatapath final : public Datapath {
  private:
   struct Attachment {
     int ifindex;
-    int attach_point;  // BPF_TC_EGRESS / BPF_TC_INGRESS
-    bool created_hook; // we created clsact, so we remove it
+    int attach_point;   // BPF_TC_EGRESS / BPF_TC_INGRESS
+    bool created_hook;  // we created clsact, so we remove it
   };
   BpfDatapath() = default;
   Status pin_maps();

@@ -26,11 +26,11 @@ namespace mlink::linkset {
 using BucketTable = std::array<uint8_t, ML_BUCKETS>;
 
 struct Member {
-  uint8_t slot = 0;      // datapath slot index, < ML_MAX_SLOTS
-  uint64_t id = 0;       // identity both ends compute alike (hash of the link subnet)
-  uint32_t weight = 1;   // > 0
+  uint8_t slot = 0;     // datapath slot index, < ML_MAX_SLOTS
+  uint64_t id = 0;      // identity both ends compute alike (hash of the link subnet)
+  uint32_t weight = 1;  // > 0
   bool backup = false;
-  bool usable = false;   // session/neighbour up, carrier up, not drained
+  bool usable = false;  // session/neighbour up, carrier up, not drained
 };
 
 // members must be in canonical order (both ends sort the same way).

@@ -7,7 +7,7 @@ namespace {
 
 // Slots a bucket may be moved to: usable members of the class the table uses.
 std::array<uint32_t, ML_MAX_SLOTS> eligible_weights(const BucketTable& base,
-                                                     const std::vector<Member>& members) {
+                                                    const std::vector<Member>& members) {
   std::array<bool, ML_MAX_SLOTS> in_table{};
   for (auto s : base)
     if (s < ML_MAX_SLOTS) in_table[s] = true;

@@ -24,21 +24,21 @@ namespace mlink::nl {
 struct LinkInfo {
   int ifindex = 0;
   std::string name;
-  unsigned flags = 0;     // IFF_* (IFF_UP, IFF_LOWER_UP, IFF_RUNNING ...)
+  unsigned flags = 0;  // IFF_* (IFF_UP, IFF_LOWER_UP, IFF_RUNNING ...)
   uint32_t mtu = 0;
-  uint16_t type = 0;      // ARPHRD_*
+  uint16_t type = 0;  // ARPHRD_*
 };
 
 struct AddrInfo {
   int ifindex = 0;
-  Prefix prefix;          // address with its prefix length
+  Prefix prefix;  // address with its prefix length
 };
 
 struct NeighInfo {
   int ifindex = 0;
   IpAddr addr;
-  uint16_t state = 0;     // NUD_*
-  bool managed = false;   // NTF_EXT_MANAGED set
+  uint16_t state = 0;    // NUD_*
+  bool managed = false;  // NTF_EXT_MANAGED set
 };
 
 // True for NUD states in which the kernel sends without queueing

@@ -1,8 +1,5 @@
 #include "packets.h"
 
-#include "datapath/bpf_datapath.h"
-#include "lib/jhash.h"  // the mixing function itself is shared; the l34 recipe is the oracle
-
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -13,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "datapath/bpf_datapath.h"
+#include "lib/jhash.h"  // the mixing function itself is shared; the l34 recipe is the oracle
 #include "mlink.skel.h"
 
 namespace mlink::bpftest {
@@ -45,9 +44,13 @@ class Writer {
   std::vector<uint8_t>& buf_;
 };
 
-bool first_fragment(const PacketSpec& s) { return !s.frag || s.frag->offset == 0; }
+bool first_fragment(const PacketSpec& s) {
+  return !s.frag || s.frag->offset == 0;
+}
 
-size_t l4_header_len(uint8_t proto) { return proto == IPPROTO_TCP ? 20 : 8; }
+size_t l4_header_len(uint8_t proto) {
+  return proto == IPPROTO_TCP ? 20 : 8;
+}
 
 // Bytes after the IP header(s): the L4 header (unfragmented or first fragment) and payload.
 size_t l4_len(const PacketSpec& s) {
@@ -106,12 +109,12 @@ void write_l4(Writer& w, const PacketSpec& s) {
     case IPPROTO_TCP:
       w.u16(s.sport);
       w.u16(s.dport);
-      w.u32(1);       // seq
-      w.u32(0);       // ack
-      w.u8(5 << 4);   // data offset
-      w.u8(0x18);     // PSH|ACK
-      w.u16(65535);   // window
-      w.u32(0);       // checksum, urgent
+      w.u32(1);      // seq
+      w.u32(0);      // ack
+      w.u8(5 << 4);  // data offset
+      w.u8(0x18);    // PSH|ACK
+      w.u16(65535);  // window
+      w.u32(0);      // checksum, urgent
       break;
     case IPPROTO_UDP:
       w.u16(s.sport);
@@ -173,12 +176,24 @@ ml_addr Ip::key() const {
   return k;
 }
 
-Ip local4() { return Ip::parse("10.88.0.1"); }
-Ip peer4() { return Ip::parse("10.88.0.2"); }
-Ip stranger4() { return Ip::parse("192.0.2.9"); }
-Ip local6() { return Ip::parse("fd88::1"); }
-Ip peer6() { return Ip::parse("fd88::2"); }
-Ip stranger6() { return Ip::parse("2001:db8::9"); }
+Ip local4() {
+  return Ip::parse("10.88.0.1");
+}
+Ip peer4() {
+  return Ip::parse("10.88.0.2");
+}
+Ip stranger4() {
+  return Ip::parse("192.0.2.9");
+}
+Ip local6() {
+  return Ip::parse("fd88::1");
+}
+Ip peer6() {
+  return Ip::parse("fd88::2");
+}
+Ip stranger6() {
+  return Ip::parse("2001:db8::9");
+}
 
 // ---- packet builder -----------------------------------------------------------------------
 
@@ -207,16 +222,16 @@ std::vector<uint8_t> build_arp() {
   std::vector<uint8_t> buf;
   Writer w(buf);
   write_eth(w, ETH_P_ARP);
-  w.u16(1);       // Ethernet
+  w.u16(1);  // Ethernet
   w.u16(ETH_P_IP);
   w.u8(6);
   w.u8(4);
-  w.u16(1);       // request
+  w.u16(1);  // request
   w.zeros(6);
   w.bytes(local4().bytes.data(), 4);
   w.zeros(6);
   w.bytes(peer4().bytes.data(), 4);
-  w.zeros(18);    // pad to the 60-byte minimum
+  w.zeros(18);  // pad to the 60-byte minimum
   return buf;
 }
 
@@ -238,8 +253,12 @@ std::vector<PacketSpec> fragments(const PacketSpec& spec, uint32_t id, int count
 
 PacketSpec tcp(uint8_t family, uint16_t sport, uint16_t dport) {
   bool v4 = family == AF_INET;
-  return PacketSpec{.src = v4 ? local4() : local6(), .dst = v4 ? peer4() : peer6(),
-                    .proto = IPPROTO_TCP, .sport = sport, .dport = dport, .payload = 32};
+  return PacketSpec{.src = v4 ? local4() : local6(),
+                    .dst = v4 ? peer4() : peer6(),
+                    .proto = IPPROTO_TCP,
+                    .sport = sport,
+                    .dport = dport,
+                    .payload = 32};
 }
 
 PacketSpec udp(uint8_t family, uint16_t sport, uint16_t dport) {
@@ -309,7 +328,9 @@ ml_peer make_peer(uint32_t peer_id, uint8_t nh_family, int nslots, uint8_t polic
   return p;
 }
 
-void fill_buckets(ml_peer& peer, uint8_t slot) { std::memset(peer.buckets, slot, ML_BUCKETS); }
+void fill_buckets(ml_peer& peer, uint8_t slot) {
+  std::memset(peer.buckets, slot, ML_BUCKETS);
+}
 
 void spread_buckets(ml_peer& peer, int nslots) {
   for (int b = 0; b < ML_BUCKETS; b++) peer.buckets[b] = static_cast<uint8_t>(b % nslots);
@@ -356,10 +377,16 @@ Datapath::Datapath(Rodata ro) {
   }
 }
 
-Datapath::~Datapath() { mlink_bpf::destroy(skel_); }
+Datapath::~Datapath() {
+  mlink_bpf::destroy(skel_);
+}
 
-int Datapath::egress_fd() const { return bpf_program__fd(skel_->progs.ml_egress); }
-int Datapath::ingress_fd() const { return bpf_program__fd(skel_->progs.ml_ingress); }
+int Datapath::egress_fd() const {
+  return bpf_program__fd(skel_->progs.ml_egress);
+}
+int Datapath::ingress_fd() const {
+  return bpf_program__fd(skel_->progs.ml_ingress);
+}
 
 void Datapath::put_peer(const Ip& addr, const ml_peer& peer) {
   ml_addr key = addr.key();

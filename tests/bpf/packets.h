@@ -65,11 +65,11 @@ struct PacketSpec {
   uint8_t proto = IPPROTO_TCP;  // TCP, UDP, ICMP (v4) or ICMPV6 (v6): the L4 header written
   uint16_t sport = 0;           // TCP/UDP ports; ICMP echo id/sequence
   uint16_t dport = 0;
-  size_t payload = 0;           // bytes after the L4 header (non-first fragment: all its data)
-  bool eth = true;              // prepend an Ethernet header (test-run needs one)
-  std::optional<Frag> frag;     // IPv4 fragment / IPv6 Fragment extension header
+  size_t payload = 0;        // bytes after the L4 header (non-first fragment: all its data)
+  bool eth = true;           // prepend an Ethernet header (test-run needs one)
+  std::optional<Frag> frag;  // IPv4 fragment / IPv6 Fragment extension header
 
-  PacketSpec reply() const;     // addresses and ports swapped
+  PacketSpec reply() const;  // addresses and ports swapped
 };
 
 // Serialises spec. Checksums are not computed (the datapath never reads them), except the IPv4
@@ -110,14 +110,15 @@ PacketSpec l2less_tcp(uint8_t family, uint16_t sport = 40000);
 // What bpf/lib/parse.h + hash.h compute for spec (ml_hash_l34): the test oracle for bucket
 // choice. Fragments and portless protocols hash with ports 0.
 uint32_t l34_hash(const PacketSpec& spec);
-inline uint32_t l34_bucket(const PacketSpec& spec) { return l34_hash(spec) & (ML_BUCKETS - 1); }
+inline uint32_t l34_bucket(const PacketSpec& spec) {
+  return l34_hash(spec) & (ML_BUCKETS - 1);
+}
 
 // ---- peers --------------------------------------------------------------------------------
 
 // A peer with `nslots` links, all UP, next hops of `nh_family` (10.<i>.0.2 / fd00:<i>::2,
 // ifindex 100 + i); every bucket ML_SLOT_NONE until filled.
-ml_peer make_peer(uint32_t peer_id, uint8_t nh_family, int nslots,
-                  uint8_t policy = ML_HASH_L34);
+ml_peer make_peer(uint32_t peer_id, uint8_t nh_family, int nslots, uint8_t policy = ML_HASH_L34);
 // All buckets to one slot.
 void fill_buckets(ml_peer& peer, uint8_t slot);
 // Bucket b to slot b % nslots.

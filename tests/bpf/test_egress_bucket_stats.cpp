@@ -37,5 +37,6 @@ TEST_CASE("a dropped packet counts in no bucket") {
   REQUIRE(r.err == 0);
   CHECK(r.retval == TC_ACT_SHOT);
   auto after = dp.peer_stats(kPeerId);
-  for (unsigned b = 0; b < ML_BUCKETS; b++) CHECK(after.bucket_packets[b] == before.bucket_packets[b]);
+  for (unsigned b = 0; b < ML_BUCKETS; b++)
+    CHECK(after.bucket_packets[b] == before.bucket_packets[b]);
 }

@@ -25,7 +25,9 @@ Datapath& with_socket_peers(Datapath& dp) {
   return dp;
 }
 
-uint32_t peer_id_for(const PacketSpec& s) { return s.dst.family == AF_INET ? kPeer4Id : kPeer6Id; }
+uint32_t peer_id_for(const PacketSpec& s) {
+  return s.dst.family == AF_INET ? kPeer4Id : kPeer6Id;
+}
 
 // Packets and bytes over all slots of a peer.
 ml_counter peer_total(const Datapath& dp, uint32_t peer_id) {

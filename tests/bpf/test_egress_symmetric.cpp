@@ -39,7 +39,8 @@ std::vector<Flow> random_flows(std::mt19937& rng) {
       auto sport = static_cast<uint16_t>(rng()), dport = static_cast<uint16_t>(rng());
       PacketSpec s = i % 2 ? tcp(family, sport, dport) : udp(family, sport, dport);
       s.src = random_ip(family, rng);
-      do s.dst = random_ip(family, rng); while (s.dst.bytes == s.src.bytes);
+      do s.dst = random_ip(family, rng);
+      while (s.dst.bytes == s.src.bytes);
       flows.push_back({s});
     }
   }

@@ -19,7 +19,9 @@ void put_peers(Datapath& dp, ml_peer p4, ml_peer p6) {
   dp.put_peer(peer6(), p6);
 }
 
-uint32_t peer_id_for(const PacketSpec& s) { return s.dst.family == AF_INET ? kPeer4Id : kPeer6Id; }
+uint32_t peer_id_for(const PacketSpec& s) {
+  return s.dst.family == AF_INET ? kPeer4Id : kPeer6Id;
+}
 
 // Runs pkt, checks it was redirected unchanged and counted on `slot` only; nothing dropped.
 void check_counted_on(const Datapath& dp, const PacketSpec& spec, int slot) {

@@ -11,7 +11,8 @@ namespace {
 
 std::vector<Member> links(unsigned n) {
   std::vector<Member> m;
-  for (unsigned i = 0; i < n; i++) m.push_back({static_cast<uint8_t>(i), 0x3000u + i, 1, false, true});
+  for (unsigned i = 0; i < n; i++)
+    m.push_back({static_cast<uint8_t>(i), 0x3000u + i, 1, false, true});
   return m;
 }
 
@@ -130,8 +131,8 @@ TEST_CASE("random flow sets: no usable link idles while another holds two or mor
 TEST_CASE("mice do not count as load: only buckets with a fair share of the busiest") {
   std::array<uint64_t, ML_BUCKETS> pkts{};
   pkts[3] = 1000;
-  pkts[7] = 60;   // 6 %: an elephant slowed by its window still counts
-  pkts[9] = 2;    // a control connection
+  pkts[7] = 60;  // 6 %: an elephant slowed by its window still counts
+  pkts[9] = 2;   // a control connection
   auto a = busy_buckets(pkts);
   CHECK(a[3]);
   CHECK(a[7]);
