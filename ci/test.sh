@@ -22,6 +22,10 @@ run_suite() {  # build dir, cmake args...
   return "$rc"
 }
 
+echo "ci/test: clang-format check"
+git ls-files 'control/*.cpp' 'control/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' |
+  xargs clang-format --dry-run --Werror
+
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DMLINK_SANITIZE=ON
