@@ -92,6 +92,8 @@ Agent::~Agent() {
   ml_dev_.reset();                                // the tun goes, with its addresses and routes
   while (!sysctls_.empty()) sysctls_.pop_back();  // restore in reverse order
   if (loop_) sd_event_unref(loop_);
+  if (tun_discarded_)
+    log::info("{} packets to ML addresses that are not peers were discarded", tun_discarded_);
   log::info("removed everything this agent created");
 }
 
