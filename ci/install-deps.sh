@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config clang llvm clang-format
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libmnl-dev libsystemd-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-  libsodium-dev doctest-dev
+  libsodium-dev libssl-dev doctest-dev
   iproute2 iperf3 iputils-ping tcpdump python3 util-linux procps
 )
 missing=()
