@@ -21,79 +21,13 @@
 #include "netlink/events.h"
 #include "netlink/rtnl.h"
 #include "netlink/tun.h"
+#include "sys/netns.h"
 #include "system/sysctl.h"
 
 namespace mlink::nl {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-
-// Moves the test process into a fresh network namespace and back. Nothing
-// else holds the new one, so its devices vanish when we leave.
-class PrivateNetns {
- public:
-  PrivateNetns() {
-    saved_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    REQUIRE(saved_ >= 0);
-    if (unshare(CLONE_NEWNET) != 0) {
-      ::close(saved_);
-      FAIL("unshare(CLONE_NEWNET) failed");
-    }
-  }
-  ~PrivateNetns() {
-    if (setns(saved_, CLONE_NEWNET) != 0) std::perror("setns back to the original netns");
-    ::close(saved_);
-  }
-  PrivateNetns(const PrivateNetns&) = delete;
-  PrivateNetns& operator=(const PrivateNetns&) = delete;
-
- private:
-  int saved_ = -1;
-};
-
-void sh(const std::string& cmd) {
-  INFO(cmd);
-  REQUIRE(std::system((cmd + " >/dev/null").c_str()) == 0);
-}
-
-std::string sh_out(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof(buf), p)) out += buf;
-    ::pclose(p);
-  }
-  return out;
-}
-
-// A named namespace for the far end of a veth pair, so that ARP/ND really
-// crosses a link; named so that `ip -n` can configure it.
-class PeerNetns {
- public:
-  PeerNetns() {
-    static int counter = 0;
-    name_ = "mlt-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    sh("ip netns add " + name_);
-  }
-  ~PeerNetns() { std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()); }
-  PeerNetns(const PeerNetns&) = delete;
-  PeerNetns& operator=(const PeerNetns&) = delete;
-  const std::string& name() const { return name_; }
-  void run(const std::string& cmd) { sh("ip -n " + name_ + " " + cmd); }
-
- private:
-  std::string name_;
-};
-
-bool wait_until(const std::function<bool()>& done, milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
+using namespace mlink::testing;
 
 // Drains events until `match` accepts one or the timeout expires.
 bool wait_event(EventSocket& events, const std::function<bool(const Event&)>& match,

@@ -1,0 +1,190 @@
+#include "bfd/transport.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace mlink::bfd {
+namespace {
+
+constexpr uint16_t kSourcePortFirst = 49152;  // RFC 5881 §4: 49152..65535
+constexpr int kTosNetworkControl = 0xc0;      // CS6, as routing protocols use
+
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+};
+
+SockAddr make_addr(const IpAddr& a, uint16_t port) {
+  SockAddr out;
+  if (a.is_v4()) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out.ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    std::memcpy(&sin->sin_addr, a.bytes.data(), 4);
+    out.len = sizeof(*sin);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    std::memcpy(&sin6->sin6_addr, a.bytes.data(), 16);
+    out.len = sizeof(*sin6);
+  }
+  return out;
+}
+
+IpAddr from_sockaddr(const sockaddr_storage& ss, uint16_t* port) {
+  IpAddr a;
+  a.family = ss.ss_family;
+  if (ss.ss_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+    std::memcpy(a.bytes.data(), &sin->sin_addr, 4);
+    *port = ntohs(sin->sin_port);
+  } else {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    std::memcpy(a.bytes.data(), &sin6->sin6_addr, 16);
+    *port = ntohs(sin6->sin6_port);
+  }
+  return a;
+}
+
+Status setopt(int fd, int level, int name, const void* v, socklen_t len, const char* what) {
+  if (setsockopt(fd, level, name, v, len) != 0) return os_error(what, errno);
+  return {};
+}
+
+Status setint(int fd, int level, int name, int v, const char* what) {
+  return setopt(fd, level, name, &v, sizeof(v), what);
+}
+
+// A UDP socket bound to the device, sending with hop limit 255 at CS6.
+Result<int> link_socket(const std::string& device, int family) {
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return os_error("socket", errno);
+  bool v4 = family == AF_INET;
+  Status st = setopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
+                     static_cast<socklen_t>(device.size()), "SO_BINDTODEVICE");
+  if (st && v4) st = setint(fd, IPPROTO_IP, IP_TTL, kHopLimit, "IP_TTL");
+  if (st && v4) st = setint(fd, IPPROTO_IP, IP_TOS, kTosNetworkControl, "IP_TOS");
+  if (st && v4) st = setint(fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
+  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
+  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, kHopLimit, "IPV6_UNICAST_HOPS");
+  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_TCLASS, kTosNetworkControl, "IPV6_TCLASS");
+  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+  if (!st) {
+    ::close(fd);
+    return Error{"BFD socket on " + device + ": " + st.error().message, st.error().err};
+  }
+  return fd;
+}
+
+// The TTL / hop limit the datagram arrived with, from its control message.
+int arrival_hop_limit(msghdr& msg) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    bool ttl = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL;
+    bool hops = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT;
+    if (ttl || hops) {
+      int v = 0;
+      std::memcpy(&v, CMSG_DATA(c), sizeof(v));
+      return v;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+Result<LinkSocket> LinkSocket::open(const std::string& device, const IpAddr& local, uint16_t port) {
+  auto rx = link_socket(device, local.family);
+  if (!rx) return rx.error();
+  LinkSocket s(*rx, -1, 0, local.family);
+  auto at = make_addr(local, port);
+  if (bind(s.rx_, reinterpret_cast<sockaddr*>(&at.ss), at.len) != 0)
+    return os_error("bind BFD " + local.str() + ":" + std::to_string(port) + " on " + device,
+                    errno);
+  auto tx = link_socket(device, local.family);
+  if (!tx) return tx.error();
+  s.tx_ = *tx;
+  for (uint32_t p = kSourcePortFirst; p <= 65535; p++) {
+    auto src = make_addr(local, static_cast<uint16_t>(p));
+    if (bind(s.tx_, reinterpret_cast<sockaddr*>(&src.ss), src.len) == 0) {
+      s.sport_ = static_cast<uint16_t>(p);
+      return s;
+    }
+    if (errno != EADDRINUSE) break;
+  }
+  return os_error("bind a BFD source port on " + device, errno);
+}
+
+LinkSocket::LinkSocket(int rx, int tx, uint16_t sport, int family)
+    : rx_(rx), tx_(tx), sport_(sport), family_(family) {}
+
+LinkSocket::LinkSocket(LinkSocket&& o) noexcept
+    : rx_(std::exchange(o.rx_, -1)),
+      tx_(std::exchange(o.tx_, -1)),
+      sport_(o.sport_),
+      family_(o.family_),
+      dropped_hop_limit_(o.dropped_hop_limit_) {}
+
+LinkSocket& LinkSocket::operator=(LinkSocket&& o) noexcept {
+  if (this != &o) {
+    close_all();
+    rx_ = std::exchange(o.rx_, -1);
+    tx_ = std::exchange(o.tx_, -1);
+    sport_ = o.sport_;
+    family_ = o.family_;
+    dropped_hop_limit_ = o.dropped_hop_limit_;
+  }
+  return *this;
+}
+
+LinkSocket::~LinkSocket() {
+  close_all();
+}
+
+void LinkSocket::close_all() {
+  if (rx_ >= 0) ::close(rx_);
+  if (tx_ >= 0) ::close(tx_);
+  rx_ = tx_ = -1;
+}
+
+Status LinkSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes, uint16_t dport) {
+  auto to = make_addr(dst, dport);
+  ssize_t n =
+      sendto(tx_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to.ss), to.len);
+  if (n < 0) return os_error("send BFD to " + dst.str(), errno);
+  return {};
+}
+
+std::optional<Datagram> LinkSocket::receive() {
+  for (;;) {
+    Datagram d;
+    d.bytes.resize(1500);
+    sockaddr_storage from{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) * 2];
+    iovec iov{d.bytes.data(), d.bytes.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof(from);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(rx_, &msg, MSG_DONTWAIT);
+    if (n < 0) return std::nullopt;  // EAGAIN, or an error the next poll reports again
+    if (arrival_hop_limit(msg) != kHopLimit) {
+      dropped_hop_limit_++;
+      continue;
+    }
+    d.bytes.resize(static_cast<size_t>(n));
+    d.src = from_sockaddr(from, &d.sport);
+    return d;
+  }
+}
+
+}  // namespace mlink::bfd

@@ -1,0 +1,58 @@
+// transport.h - BFD's UDP sockets on one link (RFC 5881).
+//
+// Single-hop BFD runs on UDP 3784, sent with TTL/hop limit 255 and accepted
+// only with 255 (the GTSM check of RFC 5881 §5: a packet from farther than
+// one hop cannot arrive with 255). Both sockets are bound to the link device,
+// so a session's packets leave and arrive on its own link whatever the
+// routing table says; that is what lets BFD prove the link itself.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/ip.h"
+#include "common/result.h"
+
+namespace mlink::bfd {
+
+constexpr uint16_t kControlPort = 3784;  // RFC 5881 §4
+constexpr uint16_t kEchoPort = 3785;
+constexpr int kHopLimit = 255;
+
+struct Datagram {
+  std::vector<uint8_t> bytes;
+  IpAddr src;
+  uint16_t sport = 0;
+};
+
+class LinkSocket {
+ public:
+  // Receives on local:port, sends from local:<49152..65535> (RFC 5881 §4).
+  static Result<LinkSocket> open(const std::string& device, const IpAddr& local,
+                                 uint16_t port = kControlPort);
+  LinkSocket(LinkSocket&&) noexcept;
+  LinkSocket& operator=(LinkSocket&&) noexcept;
+  ~LinkSocket();
+
+  int fd() const { return rx_; }  // non-blocking; poll for readability
+  uint16_t source_port() const { return sport_; }
+  Status send(const IpAddr& dst, std::span<const uint8_t> bytes, uint16_t dport = kControlPort);
+  // The next queued datagram, or nullopt when there is none. Datagrams that
+  // did not arrive with TTL/hop limit 255 are dropped and counted.
+  std::optional<Datagram> receive();
+  uint64_t dropped_hop_limit() const { return dropped_hop_limit_; }
+
+ private:
+  LinkSocket(int rx, int tx, uint16_t sport, int family);
+  void close_all();
+  int rx_ = -1;
+  int tx_ = -1;
+  uint16_t sport_ = 0;
+  int family_ = 0;
+  uint64_t dropped_hop_limit_ = 0;
+};
+
+}  // namespace mlink::bfd

@@ -1,0 +1,107 @@
+// netns.h - namespace fixtures for the privileged system tests.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace mlink::testing {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Moves the test process into a fresh network namespace and back. Nothing
+// else holds the new one, so its devices vanish when we leave.
+class PrivateNetns {
+ public:
+  PrivateNetns() {
+    saved_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    REQUIRE(saved_ >= 0);
+    if (unshare(CLONE_NEWNET) != 0) {
+      ::close(saved_);
+      FAIL("unshare(CLONE_NEWNET) failed");
+    }
+  }
+  ~PrivateNetns() {
+    if (setns(saved_, CLONE_NEWNET) != 0) std::perror("setns back to the original netns");
+    ::close(saved_);
+  }
+  PrivateNetns(const PrivateNetns&) = delete;
+  PrivateNetns& operator=(const PrivateNetns&) = delete;
+
+ private:
+  int saved_ = -1;
+};
+
+inline void sh(const std::string& cmd) {
+  INFO(cmd);
+  REQUIRE(std::system((cmd + " >/dev/null").c_str()) == 0);
+}
+
+inline std::string sh_out(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof(buf), p)) out += buf;
+    ::pclose(p);
+  }
+  return out;
+}
+
+// A named namespace for the far end of a veth pair, so that ARP/ND really
+// crosses a link; named so that `ip -n` can configure it.
+class PeerNetns {
+ public:
+  PeerNetns() {
+    static int counter = 0;
+    name_ = "mlt-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+    sh("ip netns add " + name_);
+  }
+  ~PeerNetns() { std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()); }
+  PeerNetns(const PeerNetns&) = delete;
+  PeerNetns& operator=(const PeerNetns&) = delete;
+  const std::string& name() const { return name_; }
+  void run(const std::string& cmd) { sh("ip -n " + name_ + " " + cmd); }
+
+ private:
+  std::string name_;
+};
+
+inline bool wait_until(const std::function<bool()>& done, milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return true;
+}
+
+// Runs fn inside the named namespace (e.g. to open a socket there; a socket
+// keeps the namespace it was created in), then returns to the current one.
+template <class Fn>
+auto in_netns(const std::string& name, Fn&& fn) {
+  int saved = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int target = ::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(saved >= 0);
+  REQUIRE(target >= 0);
+  REQUIRE(setns(target, CLONE_NEWNET) == 0);
+  struct Back {
+    int saved, target;
+    ~Back() {
+      if (setns(saved, CLONE_NEWNET) != 0) std::perror("setns back");
+      ::close(saved);
+      ::close(target);
+    }
+  } back{saved, target};
+  return fn();
+}
+
+}  // namespace mlink::testing
