@@ -29,4 +29,31 @@ git ls-files 'control/*.cpp' 'control/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cp
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DMLINK_SANITIZE=ON
+
+# Every wire decoder under libFuzzer (clang, ASan+UBSan), bounded, seeded with
+# its protocol's test vectors: fuzz/fuzz_<proto>_decode.cpp <- proto/vectors/<proto>/.
+run_fuzzers() {
+  local secs=${FUZZ_SECONDS:-30} src name proto corpus
+  cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMLINK_FUZZ=ON \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+  for src in fuzz/fuzz_*_decode.cpp; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .cpp)
+    proto=${name#fuzz_}
+    proto=${proto%_decode}
+    cmake --build build-fuzz -j "$JOBS" --target "$name"
+    corpus=$(mktemp -d)
+    python3 - "proto/vectors/$proto" "$corpus" <<'PY'
+import pathlib, re, sys
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for f in sorted(src.glob("*.hex")):
+    text = re.sub(r"#.*", "", f.read_text())
+    (dst / f.stem).write_bytes(bytes.fromhex("".join(text.split())))
+PY
+    echo "ci/test: fuzzing $name for ${secs}s"
+    "build-fuzz/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 "$corpus" 2>&1 | tail -12
+    rm -rf "$corpus"
+  done
+}
+run_fuzzers
 echo "ci/test: all suites passed"

@@ -23,7 +23,8 @@ Result<TunDevice> TunDevice::create(const std::string& name) {
   if (fd < 0) return os_error(what + ": open /dev/net/tun", errno);
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name.data(), name.size());
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL;
+  // ifr_flags is a short; IFF_TUN_EXCL (0x8000) sets its sign bit on purpose.
+  ifr.ifr_flags = static_cast<short>(IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno == EBUSY ? EEXIST : errno;
     ::close(fd);
