@@ -28,13 +28,15 @@ int ml_fault(struct __sk_buff *skb)
 	__u32 key = 0;
 	struct ml_fault_cfg *cfg = bpf_map_lookup_elem(&ml_fault_cfg, &key);
 
+	/* UNSPEC, not OK: in direct-action mode OK would end the filter chain and
+	 * skip the programs after this one (mlink's ingress among them). */
 	if (!cfg || cfg->loss_ppm == 0)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (cfg->loss_ppm >= 1000000 || bpf_get_prandom_u32() % 1000000 < cfg->loss_ppm) {
 		__sync_fetch_and_add(&cfg->dropped, 1);
 		return TC_ACT_SHOT;
 	}
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -93,7 +93,8 @@ Agent::~Agent() {
   while (!sysctls_.empty()) sysctls_.pop_back();  // restore in reverse order
   if (loop_) sd_event_unref(loop_);
   if (tun_discarded_)
-    log::info("{} packets to ML addresses that are not peers were discarded", tun_discarded_);
+    log::info("discarded {} packets the stack sent through {} to no peer (e.g. IPv6 MLD)",
+              tun_discarded_, cfg_.node.ml_device);
   log::info("removed everything this agent created");
 }
 

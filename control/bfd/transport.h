@@ -15,11 +15,11 @@
 
 #include "common/ip.h"
 #include "common/result.h"
+#include "proto/bfd/codec.h"  // kControlPort
 
 namespace mlink::bfd {
 
-constexpr uint16_t kControlPort = 3784;  // RFC 5881 §4
-constexpr uint16_t kEchoPort = 3785;
+constexpr uint16_t kEchoPort = 3785;  // RFC 5881 §4
 constexpr int kHopLimit = 255;
 
 struct Datagram {

@@ -98,3 +98,18 @@ ml_two_hosts() {
     if [ -n "$rate" ]; then bed_shape a "eth$i" "$rate"; bed_shape b "eth$i" "$rate"; fi
   done
 }
+
+# ml_fault HOST DEV DIR PPM: drop PPM parts per million of DEV's packets in direction DIR
+# (ingress|egress), carrier up; calling it again changes the rate. Removed at cleanup.
+ml_fault() {
+  local host=$1 dev=$2 dir=$3 ppm=$4 tool=$ML_BUILD/tests/ml-fault
+  if bed_exec "$host" "$tool" show "$dev" "$dir" >/dev/null 2>&1; then
+    bed_exec "$host" "$tool" set "$dev" "$dir" "$ppm"
+  else
+    bed_exec "$host" "$tool" attach "$dev" "$dir" "$ppm"
+    bed_on_cleanup bed_exec "$host" "$tool" detach "$dev" "$dir"
+  fi
+}
+
+# ml_fault_dropped HOST DEV DIR: packets the fault has dropped so far.
+ml_fault_dropped() { bed_exec "$1" "$ML_BUILD/tests/ml-fault" show "$2" "$3" | awk '{print $4}'; }

@@ -1,0 +1,41 @@
+#include "proto/topo/replay.h"
+
+#include <algorithm>
+
+namespace mlink::topo {
+
+uint64_t Sequencer::next(uint32_t now_s) {
+  if (counter_ > UINT32_MAX) {
+    epoch_ = std::max(epoch_ + 1, now_s);
+    counter_ = 0;
+  }
+  return uint64_t{epoch_} << 32 | counter_++;
+}
+
+bool ReplayGuard::accept(std::string_view node_id, KeyId key_id, uint64_t seq) {
+  auto key = std::pair(std::string(node_id), key_id);
+  auto it = state_.find(key);
+  if (it == state_.end()) {
+    state_.emplace(std::move(key), Window{seq, 1});
+    return true;
+  }
+  Window& w = it->second;
+  if (seq > w.highest) {
+    uint64_t shift = seq - w.highest;
+    w.seen = shift >= kWindow ? 1 : (w.seen << shift) | 1;
+    w.highest = seq;
+    return true;
+  }
+  uint64_t behind = w.highest - seq;
+  if (behind >= kWindow) return false;
+  uint64_t bit = uint64_t{1} << behind;
+  if (w.seen & bit) return false;
+  w.seen |= bit;
+  return true;
+}
+
+void ReplayGuard::forget(std::string_view node_id) {
+  std::erase_if(state_, [&](const auto& kv) { return kv.first.first == node_id; });
+}
+
+}  // namespace mlink::topo

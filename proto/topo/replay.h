@@ -1,0 +1,57 @@
+// replay.h - sequence numbers of the topology protocol (docs/PROTOCOL.md, "Replay").
+//
+// A sender numbers its packets epoch << 32 | counter, one sequence for all its
+// links. The epoch is the wall-clock second after the agent started, so a
+// restarted agent continues above everything it sent before without keeping
+// state on disk. A receiver keeps, per (sender, key id), the highest number
+// accepted and a 64-packet window below it for packets reordered across links.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "proto/topo/codec.h"
+
+namespace mlink::topo {
+
+// Sender side. The agent picks epoch = (wall-clock seconds now) + 1 and sends
+// nothing before the wall clock reaches it (< 1 s), so no two runs of a node
+// share an epoch and each run's numbers are above the previous run's.
+class Sequencer {
+ public:
+  explicit Sequencer(uint32_t epoch) : epoch_(epoch) {}
+  // now_s: wall-clock seconds. A counter that would wrap moves to a new
+  // epoch instead, never below the clock, so a later restart still wins.
+  uint64_t next(uint32_t now_s);
+  uint32_t epoch() const { return epoch_; }
+
+ private:
+  uint32_t epoch_;
+  uint64_t counter_ = 0;  // next counter value; 2^32 means "epoch exhausted"
+};
+
+// Receiver side. Call accept() only for packets whose MAC verified: it
+// records the number, so a forged packet must never reach it.
+class ReplayGuard {
+ public:
+  static constexpr uint64_t kWindow = 64;
+
+  // True when seq is new for (node_id, key_id): above the highest accepted,
+  // or within kWindow below it and not seen yet.
+  bool accept(std::string_view node_id, KeyId key_id, uint64_t seq);
+  // Drops the state of a node (e.g. removed from the configuration).
+  void forget(std::string_view node_id);
+  size_t size() const { return state_.size(); }
+
+ private:
+  struct Window {
+    uint64_t highest = 0;
+    uint64_t seen = 0;  // bit i: highest - i was accepted
+  };
+  std::map<std::pair<std::string, KeyId>, Window, std::less<>> state_;
+};
+
+}  // namespace mlink::topo
