@@ -23,7 +23,7 @@ run_suite() {  # build dir, cmake args...
 }
 
 echo "ci/test: clang-format check"
-git ls-files 'control/*.cpp' 'control/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' |
+git ls-files 'control/*.cpp' 'control/*.h' 'proto/*.cpp' 'proto/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'fuzz/*.cpp' |
   xargs clang-format --dry-run --Werror
 
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo

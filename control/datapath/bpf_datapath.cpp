@@ -19,7 +19,7 @@ namespace {
 
 // Our filters' identity on every clsact hook we use.
 constexpr uint32_t kTcHandle = 0x4d4c;  // "ML"
-constexpr uint32_t kTcPriority = 10;  // leaves room before us (e.g. fault injection in tests)
+constexpr uint32_t kTcPriority = 10;    // leaves room before us (e.g. fault injection in tests)
 
 Status mkdirs(const std::string& dir) {
   std::error_code ec;
