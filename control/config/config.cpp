@@ -198,6 +198,9 @@ class Loader {
   const toml::array* tables(const toml::table& root, std::string_view key, bool required);
 
   void load_node(const toml::table& root);
+  void load_bfd(const toml::table& root);
+  std::optional<uint32_t> bounded(const toml::table& t, const std::string& path,
+                                  std::string_view key, int64_t lo, int64_t hi);
   void load_link(const toml::table& t, const std::string& path);
   void load_peer(const toml::table& t, const std::string& path);
   Via load_via(const toml::table& t, const std::string& path, std::set<std::string>& devices);
@@ -347,6 +350,29 @@ void Loader::load_node(const toml::table& root) {
     n.bpffs = *s;
 }
 
+std::optional<uint32_t> Loader::bounded(const toml::table& t, const std::string& path,
+                                        std::string_view key, int64_t lo, int64_t hi) {
+  auto v = get<int64_t>(t, path, key, false);
+  if (!v) return std::nullopt;
+  if (v->get() < lo || v->get() > hi) {
+    fail(v->source(), join(path, key),
+         "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
+             std::to_string(v->get()));
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(v->get());
+}
+
+void Loader::load_bfd(const toml::table& root) {
+  auto t = get<toml::table>(root, "", "bfd", false);
+  if (!t) return;
+  cfg_.bfd.line = static_cast<int>(t->source().begin.line);
+  check_keys(*t, "bfd", {"enabled", "interval_ms", "multiplier"});
+  if (auto e = get<bool>(*t, "bfd", "enabled", false)) cfg_.bfd.enabled = e->get();
+  if (auto i = bounded(*t, "bfd", "interval_ms", 10, 10000)) cfg_.bfd.interval_ms = *i;
+  if (auto m = bounded(*t, "bfd", "multiplier", 1, 255)) cfg_.bfd.multiplier = *m;
+}
+
 void Loader::load_link(const toml::table& t, const std::string& path) {
   Link link;
   link.line = static_cast<int>(t.source().begin.line);
@@ -426,8 +452,9 @@ void Loader::load_peer(const toml::table& t, const std::string& path) {
 
 LoadResult Loader::run(const toml::table& root) {
   cfg_.path = file_;
-  check_keys(root, "", {"node", "link", "peer"});
+  check_keys(root, "", {"node", "bfd", "link", "peer"});
   load_node(root);
+  load_bfd(root);
   // Links before peers: a via must name a link wherever the two appear.
   if (auto links = tables(root, "link", true))
     for (size_t i = 0; i < links->size(); i++)

@@ -50,9 +50,21 @@ struct Peer {
   int line = 0;
 };
 
+// Liveness of every (peer, link) by single-hop BFD (RFC 5880/5881). A link
+// carries traffic only while its session is Up. Detection time is
+// interval_ms × multiplier: the default 30 × 3 = 90 ms sits well inside
+// TCP's 200 ms minimum RTO.
+struct Bfd {
+  bool enabled = true;
+  uint32_t interval_ms = 30;  // 10..10000: desired tx and required rx
+  uint32_t multiplier = 3;    // 1..255
+  int line = 0;
+};
+
 struct Config {
   std::string path;
   Node node;
+  Bfd bfd;
   std::vector<Link> links;  // at least one; devices unique
   std::vector<Peer> peers;  // ML addresses unique across peers and not local
 };

@@ -419,3 +419,30 @@ TEST_CASE("check_devices reports the first link device that does not exist") {
   present.insert("eth1");
   CHECK_FALSE(check_devices(c, exists));
 }
+
+TEST_CASE("the [bfd] table: defaults, values, bounds and unknown keys") {
+  const std::string base = R"([node]
+id = "a"
+ml_address = ["10.88.0.1/16"]
+[[link]]
+device = "eth0"
+)";
+  auto ok = mlink::config::parse(base, "t.toml");
+  REQUIRE(ok.config);
+  CHECK(ok.config->bfd.enabled);
+  CHECK(ok.config->bfd.interval_ms == 30);
+  CHECK(ok.config->bfd.multiplier == 3);
+  auto set = mlink::config::parse(
+      base + "[bfd]\nenabled = false\ninterval_ms = 10\nmultiplier = 5\n", "t.toml");
+  REQUIRE(set.config);
+  CHECK_FALSE(set.config->bfd.enabled);
+  CHECK(set.config->bfd.interval_ms == 10);
+  CHECK(set.config->bfd.multiplier == 5);
+  auto low = mlink::config::parse(base + "[bfd]\ninterval_ms = 5\n", "t.toml");
+  REQUIRE(low.error);
+  CHECK(low.error->line == 7);
+  CHECK(low.error->key == "bfd.interval_ms");
+  auto unknown = mlink::config::parse(base + "[bfd]\nmultipler = 3\n", "t.toml");
+  REQUIRE(unknown.error);
+  CHECK(unknown.error->key == "bfd.multipler");
+}
