@@ -16,6 +16,7 @@ BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
 mlink_setup() {
   ml_start a "$(ml_config a 1 2 "$BENCH_LINKS")"
   ml_start b "$(ml_config b 2 1 "$BENCH_LINKS")"
+  ml_wait_links a b
 }
 mlink_teardown() { ml_stop a; ml_stop b; }
 bench_case_mlink() { run_case mlink mlink_setup mlink_teardown "$ML_B"; }

@@ -25,6 +25,7 @@ cfg_a=$(ml_config a 1 2 3)
 cat "$cfg_a"
 ml_start a "$cfg_a"
 ml_start b "$(ml_config b 2 1 3)"
+ml_wait_links a b
 bed_exec a ip -br addr show ml0
 bed_exec a "$MLINKCTL" -n "$(ml_node_id a)" show peers
 

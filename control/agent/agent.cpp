@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "linkset/buckets.h"
+#include "proto/bfd/codec.h"
 
 #ifndef IFF_LOWER_UP
 #define IFF_LOWER_UP 0x10000  // <linux/if.h>, which clashes with <net/if.h>
@@ -87,6 +88,7 @@ Status Agent::read_links() {
 Agent::~Agent() {
   for (const auto& n : neighbours_)
     if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
+  liveness_.reset();  // its event sources belong to loop_, unreffed below
   events_.reset();
   dp_.reset();                                    // detach programs, unpin maps
   ml_dev_.reset();                                // the tun goes, with its addresses and routes
@@ -106,8 +108,52 @@ Status Agent::apply() {
   if (!ev) return ev.error();
   events_.emplace(std::move(*ev));
   if (auto s = add_neighbours(); !s) return s;
+  if (auto s = start_liveness(); !s) return s;
   refresh_all_peers("start");
   return {};
+}
+
+// One BFD session per (peer, link), over the link's IPv4 next hop when there
+// is one (both ends pick alike), else IPv6.
+Status Agent::start_liveness() {
+  if (!cfg_.bfd.enabled) return {};
+  std::vector<Liveness::Target> targets;
+  for (const auto& plan : peers_)
+    for (size_t s = 0; s < plan.links.size(); s++) {
+      const auto& pl = plan.links[s];
+      const IpAddr& remote = pl.nh4 ? *pl.nh4 : *pl.nh6;
+      const auto& link = links_[pl.link];
+      auto local = std::find_if(link.addresses.begin(), link.addresses.end(),
+                                [&](const Prefix& p) { return p.contains(remote); });
+      if (local == link.addresses.end())
+        return Error{"no local address of " + link.device + " faces " + remote.str()};
+      target_of_[{plan.peer_id, s}] = targets.size();
+      target_slot_.emplace_back(plan.peer_id, s);
+      targets.push_back({link.device, local->addr, remote,
+                         plan.ml_addresses.front().str() + " via " + link.device});
+    }
+  auto l = Liveness::create(cfg_.bfd, std::move(targets),
+                            [this](size_t t, const bfd::Transition& tr) { on_liveness(t, tr); });
+  if (!l) return l.error();
+  liveness_ = std::move(*l);
+  log::info("BFD on {} (peer, link) pairs, {} ms x {}", target_slot_.size(), cfg_.bfd.interval_ms,
+            cfg_.bfd.multiplier);
+  return {};
+}
+
+void Agent::on_liveness(size_t target, const bfd::Transition& t) {
+  auto [peer_id, slot] = target_slot_[target];
+  const auto& plan = peers_[peer_id];
+  log::info("peer {} link {}: BFD {} -> {} ({})", plan.ml_addresses.front().str(),
+            links_[plan.links[slot].link].device, bfd::to_string(t.from), bfd::to_string(t.to),
+            bfd::to_string(t.diag));
+  refresh_peer(plan, "bfd");
+}
+
+bool Agent::proven(uint32_t peer_id, size_t slot) const {
+  if (!liveness_) return true;  // BFD disabled: carrier and neighbour decide alone
+  auto it = target_of_.find({peer_id, slot});
+  return it != target_of_.end() && liveness_->up(it->second);
 }
 
 // ARP from a link must not carry the ML address as sender: a strict
@@ -197,7 +243,7 @@ std::vector<linkset::Member> Agent::members(const PeerPlan& plan, const IpAddr& 
     const auto& pl = plan.links[s];
     const auto& link = links_[pl.link];
     auto nh = next_hop_for(pl, ml_addr);
-    bool usable = nh && link_up(pl.link) && neigh_ok(link.ifindex, *nh);
+    bool usable = nh && link_up(pl.link) && neigh_ok(link.ifindex, *nh) && proven(plan.peer_id, s);
     out.push_back({static_cast<uint8_t>(s), pl.id, link.weight, link.backup, usable});
   }
   return out;
@@ -374,6 +420,8 @@ Status Agent::run() {
     return os_error("watch ML device", r);
   if (auto st = add_timer(kResyncUsec, on_resync_timer); !st) return st;
   if (auto st = add_timer(kRebalanceUsec, on_rebalance_timer); !st) return st;
+  if (liveness_)
+    if (auto st = liveness_->attach(loop_); !st) return st;
   sd_notify(0, "READY=1");
   log::info("running: {} peers, {} links", peers_.size(), links_.size());
   int r = sd_event_loop(loop_);

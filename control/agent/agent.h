@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/liveness.h"
 #include "agent/topology.h"
 #include "common/result.h"
 #include "config/config.h"
@@ -49,6 +50,9 @@ class Agent {
   Status create_ml_device();
   Status load_datapath();
   Status add_neighbours();
+  Status start_liveness();
+  void on_liveness(size_t target, const bfd::Transition& t);
+  bool proven(uint32_t peer_id, size_t slot) const;
   void refresh_all_peers(const char* why);
   void refresh_peer(const PeerPlan& plan, const char* why);
   ml_peer build_entry(const PeerPlan& plan, const IpAddr& ml_addr);
@@ -80,6 +84,9 @@ class Agent {
   std::unique_ptr<datapath::BpfDatapath> dp_;
   std::vector<NeighKey> neighbours_;  // managed entries we added; deleted on exit
   std::optional<nl::EventSocket> events_;
+  std::unique_ptr<Liveness> liveness_;
+  std::map<std::pair<uint32_t, size_t>, size_t> target_of_;  // (peer_id, slot) -> BFD target
+  std::vector<std::pair<uint32_t, size_t>> target_slot_;     // BFD target -> (peer_id, slot)
 
   std::map<NeighKey, uint16_t> nud_;                // NUD state of every next hop
   std::map<IpAddr, ml_peer> written_;               // last value written per ML address

@@ -11,6 +11,7 @@ bed_init
 ml_two_hosts 2
 ml_start a "$(ml_config a 1 2 2)"
 ml_start b "$(ml_config b 2 1 2)"
+ml_wait_links a b
 
 echo "== blackhole on b's eth1 ingress: a -> b over eth1 dies, carrier stays up"
 ml_fault b eth1 ingress 1000000

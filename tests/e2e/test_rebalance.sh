@@ -11,6 +11,7 @@ bed_init
 ml_two_hosts 3 200mbit
 ml_start a "$(ml_config a 1 2 3)"
 ml_start b "$(ml_config b 2 1 3)"
+ml_wait_links a b
 bed_iperf_server b 5201
 
 for run in 1 2 3 4 5; do

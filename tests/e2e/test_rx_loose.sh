@@ -16,6 +16,7 @@ done
 
 ml_start a "$(ml_config a 1 2 3 'rx_mode = "loose"')"
 ml_start b "$(ml_config b 2 1 3 'rx_mode = "loose"')"
+ml_wait_links a b
 
 for i in 0 1 2; do
   [ "$(bed_exec b cat "/proc/sys/net/ipv4/conf/eth$i/rp_filter")" = 2 ] || bed_die "eth$i rp_filter not loose"

@@ -21,6 +21,7 @@ announce_before=$(bed_exec a cat /proc/sys/net/ipv4/conf/all/arp_announce)
 
 ml_start a "$(ml_config a 1 2 3)"
 ml_start b "$(ml_config b 2 1 3)"
+ml_wait_links a b
 
 echo "== ping over ML, IPv4 and IPv6"
 bed_exec a ping -c 3 -i 0.2 -w 5 10.88.0.2 >/dev/null || bed_die "ping 10.88.0.2"

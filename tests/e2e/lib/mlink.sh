@@ -31,19 +31,31 @@ ml_config() {
   echo "$f"
 }
 
-# ml_start HOST CONFIG: run mlinkd in HOST; waits until its peers' links are up (or 5 s).
-# PID in ML_PID_<HOST>.
+# ml_start HOST CONFIG: run mlinkd in HOST and wait (5 s at most) until its datapath is up.
+# PID in ML_PID_<HOST>. Links come up only once the peer's agent runs too: ml_wait_links.
 ml_start() {
   local host=$1 cfg=$2 i
   bed_bg "$host" "mlinkd-$host.log" "$MLINKD" --config "$cfg"
   printf -v "ML_PID_$host" '%s' "$BED_LAST_PID"
   for ((i = 0; i < 50; i++)); do
-    ml_links_up "$host" && return 0
+    ml_peers_json "$host" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  bed_log "mlinkd on $host: links not all up after 5 s"
   cat "$BED_TMP/mlinkd-$host.log" >&2
-  return 1
+  bed_die "mlinkd on $host did not start"
+}
+
+# ml_wait_links HOST...: wait (10 s at most) until every link of every peer is up on each HOST.
+ml_wait_links() {
+  local host i
+  for host in "$@"; do
+    for ((i = 0; i < 100; i++)); do
+      ml_links_up "$host" && continue 2
+      sleep 0.1
+    done
+    cat "$BED_TMP/mlinkd-$host.log" >&2
+    bed_die "links of $host not all up after 10 s"
+  done
 }
 
 # ml_stop HOST: SIGTERM mlinkd in HOST and wait for it; fails if it did not exit 0.
