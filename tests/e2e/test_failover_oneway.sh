@@ -36,6 +36,7 @@ iperf_pid=$!
 sleep 3
 echo "== t=3 s: silent blackhole a -> b on eth1"
 ml_fault b eth1 ingress 1000000
+echo "  fault injected at $(date +%H:%M:%S.%3N)"
 wait_state b eth1 down 2
 wait_state a eth1 down 2
 echo "  both ends took eth1 out"
