@@ -15,38 +15,6 @@ namespace {
 constexpr uint64_t kTimerAccuracyUsec =
     200;  // BFD runs at 10-30 ms: sd-event's 250 ms default would not do
 
-bfd::RxPacket to_rx(const bfd::ControlPacket& p) {
-  bfd::RxPacket r;
-  r.state = p.state;
-  r.diag = p.diag;
-  r.poll = p.poll;
-  r.final = p.final;
-  r.demand = p.demand;
-  r.auth_present = p.auth_present;
-  r.detect_mult = p.detect_mult;
-  r.my_disc = p.my_disc;
-  r.your_disc = p.your_disc;
-  r.desired_min_tx_us = p.desired_min_tx_us;
-  r.required_min_rx_us = p.required_min_rx_us;
-  r.required_min_echo_rx_us = p.required_min_echo_rx_us;
-  return r;
-}
-
-bfd::ControlPacket to_wire(const bfd::TxPacket& t) {
-  bfd::ControlPacket p;
-  p.state = t.state;
-  p.diag = t.diag;
-  p.poll = t.poll;
-  p.final = t.final;
-  p.detect_mult = t.detect_mult;
-  p.my_disc = t.my_disc;
-  p.your_disc = t.your_disc;
-  p.desired_min_tx_us = t.desired_min_tx_us;
-  p.required_min_rx_us = t.required_min_rx_us;
-  p.required_min_echo_rx_us = t.required_min_echo_rx_us;
-  return p;
-}
-
 }  // namespace
 
 Liveness::Liveness(std::vector<Target> targets, OnChange on_change)
@@ -141,7 +109,7 @@ void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
   }
   for (size_t i = 0; i < targets_.size(); i++) {
     if (socket_of_[i] != socket || targets_[i].remote != d.src) continue;
-    auto tr = sessions_[i].on_packet(to_rx(std::get<bfd::ControlPacket>(decoded)), t);
+    auto tr = sessions_[i].on_packet(std::get<bfd::ControlPacket>(decoded), t);
     send_due(i, t);
     if (tr) on_change_(i, *tr);
     return;
@@ -160,7 +128,7 @@ void Liveness::run_due(uint64_t t) {
 
 void Liveness::send_due(size_t i, uint64_t t) {
   while (auto tx = sessions_[i].poll_tx(t)) {
-    auto bytes = bfd::encode(to_wire(*tx));
+    auto bytes = bfd::encode(*tx);
     if (auto s = sockets_[socket_of_[i]].send(targets_[i].remote, bytes); !s)
       log::debug("BFD {}: {}", targets_[i].name, s.error().message);
   }

@@ -46,37 +46,13 @@ struct SessionConfig {
   bool auth = false;
 };
 
-// A received control packet, already decoded and validated by the codec.
-struct RxPacket {
-  State state = State::Down;
-  Diag diag = Diag::None;
-  bool poll = false;
-  bool final = false;
-  bool demand = false;
-  bool auth_present = false;
-  uint8_t detect_mult = 0;
-  uint32_t my_disc = 0;
-  uint32_t your_disc = 0;
-  uint32_t desired_min_tx_us = 0;
-  uint32_t required_min_rx_us = 0;
-  uint32_t required_min_echo_rx_us = 0;
-};
-
-// A control packet to send (§6.8.7). C, D and M are always clear; A is set
-// when the session is configured with authentication (the caller signs).
-struct TxPacket {
-  State state = State::Down;
-  Diag diag = Diag::None;
-  bool poll = false;
-  bool final = false;
-  bool auth_present = false;
-  uint8_t detect_mult = 0;
-  uint32_t my_disc = 0;
-  uint32_t your_disc = 0;
-  uint32_t desired_min_tx_us = 0;
-  uint32_t required_min_rx_us = 0;
-  uint32_t required_min_echo_rx_us = 0;  // no Echo function: always 0
-};
+// The session speaks the codec's packet: what it receives has been decoded
+// and validated by proto/bfd/codec.h; what it returns goes to encode() as is.
+// A sent packet has C, D and M clear and no echo interval (no Echo function);
+// A is set when the session is configured with authentication (the caller
+// signs).
+using RxPacket = ControlPacket;
+using TxPacket = ControlPacket;
 
 struct Transition {
   State from;

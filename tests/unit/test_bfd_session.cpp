@@ -10,22 +10,6 @@ using namespace mlink::bfd;
 
 namespace {
 
-RxPacket to_rx(const TxPacket& t) {
-  RxPacket r;
-  r.state = t.state;
-  r.diag = t.diag;
-  r.poll = t.poll;
-  r.final = t.final;
-  r.auth_present = t.auth_present;
-  r.detect_mult = t.detect_mult;
-  r.my_disc = t.my_disc;
-  r.your_disc = t.your_disc;
-  r.desired_min_tx_us = t.desired_min_tx_us;
-  r.required_min_rx_us = t.required_min_rx_us;
-  r.required_min_echo_rx_us = t.required_min_echo_rx_us;
-  return r;
-}
-
 struct Sent {
   uint64_t at_us;
   TxPacket pkt;
@@ -118,7 +102,7 @@ class Wire {
       Flight f = flights_.front();
       flights_.erase(flights_.begin());
       if (f.to->mute) continue;
-      if (auto t = f.to->s.on_packet(to_rx(f.pkt), now)) f.to->transitions.push_back(*t);
+      if (auto t = f.to->s.on_packet(f.pkt, now)) f.to->transitions.push_back(*t);
     }
   }
 
@@ -166,7 +150,7 @@ TEST_CASE("RFC 5880 §6.2: Down -> Up directly on receiving Init") {
   w.b.mute = true;
   w.run_for(1000);
   // B, silent so far, hears A's Down, goes Init and answers.
-  RxPacket down = to_rx(w.a.sent.at(0).pkt);
+  RxPacket down = w.a.sent.at(0).pkt;
   Session b(cfg(0x22));
   auto t = b.on_packet(down, 2000);
   REQUIRE(t);
@@ -175,7 +159,7 @@ TEST_CASE("RFC 5880 §6.2: Down -> Up directly on receiving Init") {
   REQUIRE(init);
   CHECK(init->state == State::Init);
   CHECK(init->your_disc == 0x11);
-  auto up = w.a.s.on_packet(to_rx(*init), 2100);
+  auto up = w.a.s.on_packet(*init, 2100);
   REQUIRE(up);
   CHECK(up->from == State::Down);
   CHECK(up->to == State::Up);
@@ -370,7 +354,7 @@ TEST_CASE("RFC 5880 §6.5: a Poll is answered with a Final at once, whatever the
   REQUIRE(w.settle());
   w.run_for(100000);
   // Just after a periodic packet, B polls.
-  RxPacket p = to_rx(w.b.sent.back().pkt);
+  RxPacket p = w.b.sent.back().pkt;
   p.poll = true;
   const uint64_t t = w.now + 10;
   CHECK_FALSE(w.a.s.on_packet(p, t));
@@ -457,7 +441,7 @@ TEST_CASE("RFC 5880 §6.8.6: Your Discriminator 0 with a state other than Down i
   w.run_for(100000);
   const uint64_t deadline = w.a.s.next_deadline_us();
   const uint64_t discarded = w.a.s.rx_discarded();
-  RxPacket p = to_rx(w.b.sent.back().pkt);
+  RxPacket p = w.b.sent.back().pkt;
   REQUIRE(p.state == State::Up);
   p.your_disc = 0;
   p.poll = true;
@@ -469,7 +453,7 @@ TEST_CASE("RFC 5880 §6.8.6: Your Discriminator 0 with a state other than Down i
   p.state = State::Init;
   CHECK_FALSE(w.a.s.on_packet(p, w.now + 2));
   // A nonzero Your Discriminator that is not ours: someone else's packet.
-  p = to_rx(w.b.sent.back().pkt);
+  p = w.b.sent.back().pkt;
   p.your_disc = 0x99;
   p.state = State::Down;
   CHECK_FALSE(w.a.s.on_packet(p, w.now + 3));
