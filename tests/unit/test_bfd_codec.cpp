@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proto/bfd/codec.h"
+#include "unit/hex_vectors.h"
 
 namespace bfd = mlink::bfd;
 using bfd::ControlPacket;
@@ -31,28 +32,9 @@ KeyRing test_ring(bool required) {
 }
 
 std::filesystem::path vector_dir() {
-  return std::filesystem::path(__FILE__).parent_path() / "../../proto/vectors/bfd";
+  return mlink::testing::vector_dir("bfd");
 }
-
-// Lowercase hex, whitespace ignored, '#' to end of line is a comment.
-std::vector<uint8_t> read_hex(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in, "cannot open " << path);
-  std::string digits, line;
-  while (std::getline(in, line)) {
-    line = line.substr(0, line.find('#'));
-    for (char c : line)
-      if (!std::isspace(static_cast<unsigned char>(c))) digits += c;
-  }
-  REQUIRE_MESSAGE(digits.size() % 2 == 0, path << ": odd number of hex digits");
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i < digits.size(); i += 2) {
-    REQUIRE_MESSAGE(std::isxdigit(static_cast<unsigned char>(digits[i])), path);
-    REQUIRE_MESSAGE(std::isxdigit(static_cast<unsigned char>(digits[i + 1])), path);
-    out.push_back(static_cast<uint8_t>(std::stoi(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
+using mlink::testing::read_hex;
 
 struct Vector {
   std::string name;  // file name without .hex

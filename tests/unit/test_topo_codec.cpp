@@ -13,6 +13,7 @@
 
 #include "proto/topo/codec.h"
 #include "proto/topo/replay.h"
+#include "unit/hex_vectors.h"
 
 namespace fs = std::filesystem;
 using namespace mlink::topo;
@@ -22,7 +23,7 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-const fs::path kVectors = fs::path(__FILE__).parent_path() / "../../proto/vectors/topo";
+const fs::path kVectors = mlink::testing::vector_dir("topo");
 
 Key test_key() {
   Key k{1, {}};
@@ -34,22 +35,7 @@ KeyRing test_ring() {
   return KeyRing{{1, test_key().bytes}};
 }
 
-// Lowercase hex; whitespace ignored; '#' to the end of the line is a comment.
-Bytes read_hex(const fs::path& path) {
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in, "cannot open " << path);
-  std::string digits, line;
-  while (std::getline(in, line)) {
-    line = line.substr(0, line.find('#'));
-    for (char c : line)
-      if (!std::isspace(static_cast<unsigned char>(c))) digits += c;
-  }
-  REQUIRE_MESSAGE(digits.size() % 2 == 0, path << ": odd number of hex digits");
-  Bytes out;
-  for (size_t i = 0; i < digits.size(); i += 2)
-    out.push_back(static_cast<uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  return out;
-}
+using mlink::testing::read_hex;
 
 Bytes vector_bytes(const std::string& name) {
   return read_hex(kVectors / (name + ".hex"));
