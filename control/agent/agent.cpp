@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <set>
 
 #include "common/log.h"
 #include "linkset/buckets.h"
@@ -64,7 +65,7 @@ Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
   auto plans = plan_peers(a->cfg_, a->links_);
   if (auto* e = std::get_if<PlanError>(&plans))
     return Error{a->config_error(e->line, e->key, e->message)};
-  a->peers_ = std::get<std::vector<PeerPlan>>(std::move(plans));
+  a->static_plans_ = std::get<std::vector<PeerPlan>>(std::move(plans));
   return a;
 }
 
@@ -86,9 +87,10 @@ Status Agent::read_links() {
 }
 
 Agent::~Agent() {
-  for (const auto& n : neighbours_)
+  for (const auto& [n, state] : nud_)
     if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
-  liveness_.reset();  // its event sources belong to loop_, unreffed below
+  discovery_.reset();  // event sources belong to loop_, unreffed below
+  liveness_.reset();
   events_.reset();
   dp_.reset();                                    // detach programs, unpin maps
   ml_dev_.reset();                                // the tun goes, with its addresses and routes
@@ -107,53 +109,214 @@ Status Agent::apply() {
   auto ev = nl::EventSocket::open();  // before the neighbours, so no change is missed
   if (!ev) return ev.error();
   events_.emplace(std::move(*ev));
-  if (auto s = add_neighbours(); !s) return s;
   if (auto s = start_liveness(); !s) return s;
-  refresh_all_peers("start");
+  sync_peers("start");
+  if (auto s = start_discovery(); !s) return s;
+  if (static_plans_.empty() && !discovery_)
+    log::warn("no [[peer]] and no [discovery]: this node reaches nobody");
   return {};
+}
+
+Status Agent::start_liveness() {
+  if (!cfg_.bfd.enabled) return {};
+  liveness_ = Liveness::create(
+      cfg_.bfd, [this](Liveness::Id t, const bfd::Transition& tr) { on_liveness(t, tr); });
+  log::info(
+      "BFD {} ms x {}, {}", cfg_.bfd.interval_ms, cfg_.bfd.multiplier,
+      cfg_.bfd.keys.empty() ? "unauthenticated (allow_unauthenticated)" : "Meticulous Keyed SHA1");
+  return {};
+}
+
+Status Agent::start_discovery() {
+  if (!cfg_.discovery.enabled) return {};
+  discovery::Options o{cfg_.discovery, cfg_.node.id, cfg_.node.ml_address, {}};
+  for (const auto& l : links_) {
+    discovery::LocalLink dl{l.device, l.ifindex, l.addresses, static_cast<uint8_t>(l.weight),
+                            l.backup, {}};
+    for (const auto& peer : cfg_.peers)  // static peers hear our hellos by unicast too
+      for (const auto& via : peer.via)
+        if (via.device == l.device)
+          dl.unicast.insert(dl.unicast.end(), via.address.begin(), via.address.end());
+    o.links.push_back(std::move(dl));
+  }
+  auto d = discovery::Discovery::create(std::move(o), [this] { sync_peers("discovery"); });
+  if (!d) return d.error();
+  discovery_ = std::move(*d);
+  return {};
+}
+
+// What should exist now: every static peer, and every discovered node that
+// shares a link with us and claims no ML address someone else has.
+std::map<std::string, PeerPlan> Agent::wanted_peers() const {
+  std::map<std::string, PeerPlan> want;
+  std::set<IpAddr> claimed;
+  for (const auto& p : cfg_.node.ml_address) claimed.insert(p.addr);
+  for (const auto& p : static_plans_) {
+    want.emplace(p.key, p);
+    claimed.insert(p.ml_addresses.begin(), p.ml_addresses.end());
+  }
+  if (!discovery_) return want;
+  for (const auto& [id, node] : discovery_->table().nodes()) {
+    auto plan = plan_discovered(node, links_, cfg_.node.hash);
+    if (!plan) continue;
+    bool clash = std::any_of(plan->ml_addresses.begin(), plan->ml_addresses.end(),
+                             [&](const IpAddr& a) { return claimed.count(a) > 0; });
+    if (clash) {
+      log::debug("discovery: node {} claims an ML address already in use; ignored", id);
+      continue;
+    }
+    claimed.insert(plan->ml_addresses.begin(), plan->ml_addresses.end());
+    want.emplace(plan->key, std::move(*plan));
+  }
+  return want;
+}
+
+void Agent::drop_peer(const PeerPlan& plan) {
+  for (const auto& a : plan.ml_addresses) {
+    if (written_.count(a))
+      if (auto s = dp_->del_peer(a); !s) log::warn("{}", s.error().message);
+    written_.erase(a);
+    overrides_.erase(a);
+  }
+}
+
+void Agent::sync_peers(const char* why) {
+  auto want = wanted_peers();
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    auto w = want.find(it->first);
+    if (w == want.end()) {
+      log::info("peer {} ({}): gone ({})", it->second.ml_addresses.front().str(), it->first, why);
+      drop_peer(it->second);
+      bucket_seen_.erase(it->second.peer_id);
+      free_ids_.push_back(it->second.peer_id);
+      it = peers_.erase(it);
+      continue;
+    }
+    const PeerPlan& old = it->second;
+    w->second.peer_id = old.peer_id;
+    bool same_links = old.links.size() == w->second.links.size() &&
+                      std::equal(old.links.begin(), old.links.end(), w->second.links.begin(),
+                                 [](const PeerLink& a, const PeerLink& b) {
+                                   return a.link == b.link && a.nh4 == b.nh4 && a.nh6 == b.nh6 &&
+                                          a.weight == b.weight && a.backup == b.backup;
+                                 });
+    if (old.ml_addresses != w->second.ml_addresses) {
+      drop_peer(old);
+    } else if (!same_links) {
+      for (const auto& a : old.ml_addresses) overrides_.erase(a);  // slots renumbered
+    }
+    ++it;
+  }
+  for (auto& [key, plan] : want) {
+    if (peers_.count(key)) {
+      peers_[key] = plan;
+      continue;
+    }
+    if (free_ids_.empty() && next_id_ >= ML_MAX_PEERS) {
+      log::warn("peer {}: no free peer id (at most {} peers)", key, ML_MAX_PEERS);
+      continue;
+    }
+    if (!free_ids_.empty()) {
+      plan.peer_id = free_ids_.back();
+      free_ids_.pop_back();
+    } else {
+      plan.peer_id = next_id_++;
+    }
+    if (auto st = dp_->peer_stats(plan.peer_id))  // counters of an earlier peer with this id
+      std::copy(std::begin(st->bucket_packets), std::end(st->bucket_packets),
+                bucket_seen_[plan.peer_id].begin());
+    std::string links;
+    for (const auto& pl : plan.links) links += " " + links_[pl.link].device;
+    log::info("peer {} ({}): links{} ({})", plan.ml_addresses.front().str(), key, links, why);
+    peers_.emplace(key, plan);
+  }
+  sync_neighbours();
+  sync_targets();
+  refresh_all_peers(why);
+}
+
+// Managed entries: the kernel resolves the next hop now and keeps it
+// resolved, so no packet ever queues behind an INCOMPLETE neighbour
+// (findings, gotcha 2). A slot is used only while its entry is usable.
+void Agent::sync_neighbours() {
+  std::set<NeighKey> want;
+  for (const auto& [key, plan] : peers_)
+    for (const auto& pl : plan.links)
+      for (const auto& nh : {pl.nh4, pl.nh6})
+        if (nh) want.insert({links_[pl.link].ifindex, *nh});
+  for (auto it = nud_.begin(); it != nud_.end();) {
+    if (want.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (auto s = rtnl_.neigh_del(it->first.ifindex, it->first.addr); !s)
+      log::debug("{}", s.error().message);
+    it = nud_.erase(it);
+  }
+  for (const auto& key : want) {
+    if (nud_.count(key)) continue;
+    if (auto s = rtnl_.neigh_add_managed(key.ifindex, key.addr); !s) {
+      log::warn("{}", s.error().message);
+      continue;
+    }
+    auto n = rtnl_.neigh_get(key.ifindex, key.addr);
+    nud_[key] = n && *n ? (*n)->state : 0;
+  }
 }
 
 // One BFD session per (peer, link), over the link's IPv4 next hop when there
 // is one (both ends pick alike), else IPv6.
-Status Agent::start_liveness() {
-  if (!cfg_.bfd.enabled) return {};
-  std::vector<Liveness::Target> targets;
-  for (const auto& plan : peers_)
-    for (size_t s = 0; s < plan.links.size(); s++) {
-      const auto& pl = plan.links[s];
+void Agent::sync_targets() {
+  if (!liveness_) return;
+  std::map<TargetKey, Liveness::Target> want;
+  for (const auto& [key, plan] : peers_)
+    for (const auto& pl : plan.links) {
       const IpAddr& remote = pl.nh4 ? *pl.nh4 : *pl.nh6;
       const auto& link = links_[pl.link];
       auto local = std::find_if(link.addresses.begin(), link.addresses.end(),
                                 [&](const Prefix& p) { return p.contains(remote); });
-      if (local == link.addresses.end())
-        return Error{"no local address of " + link.device + " faces " + remote.str()};
-      target_of_[{plan.peer_id, s}] = targets.size();
-      target_slot_.emplace_back(plan.peer_id, s);
-      targets.push_back({link.device, local->addr, remote,
-                         plan.ml_addresses.front().str() + " via " + link.device});
+      if (local == link.addresses.end()) continue;  // plans only take next hops on our subnets
+      want.emplace(TargetKey{key, pl.link, remote},
+                   Liveness::Target{link.device, local->addr, remote,
+                                    plan.ml_addresses.front().str() + " via " + link.device});
     }
-  auto l = Liveness::create(cfg_.bfd, std::move(targets),
-                            [this](size_t t, const bfd::Transition& tr) { on_liveness(t, tr); });
-  if (!l) return l.error();
-  liveness_ = std::move(*l);
-  log::info("BFD on {} (peer, link) pairs, {} ms x {}", target_slot_.size(), cfg_.bfd.interval_ms,
-            cfg_.bfd.multiplier);
-  return {};
+  for (auto it = targets_.begin(); it != targets_.end();) {
+    if (want.count(it->first)) {
+      ++it;
+      continue;
+    }
+    liveness_->remove(it->second);
+    target_key_.erase(it->second);
+    it = targets_.erase(it);
+  }
+  for (const auto& [key, target] : want) {
+    if (targets_.count(key)) continue;
+    auto id = liveness_->add(target);
+    if (!id) {
+      log::error("BFD {}: {}", target.name, id.error().message);
+      continue;
+    }
+    targets_[key] = *id;
+    target_key_[*id] = key;
+  }
 }
 
-void Agent::on_liveness(size_t target, const bfd::Transition& t) {
-  auto [peer_id, slot] = target_slot_[target];
-  const auto& plan = peers_[peer_id];
-  log::info("peer {} link {}: BFD {} -> {} ({})", plan.ml_addresses.front().str(),
-            links_[plan.links[slot].link].device, bfd::to_string(t.from), bfd::to_string(t.to),
+void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
+  auto key = target_key_.find(target);
+  if (key == target_key_.end()) return;
+  auto peer = peers_.find(key->second.peer);
+  if (peer == peers_.end()) return;
+  log::info("peer {} link {}: BFD {} -> {} ({})", peer->second.ml_addresses.front().str(),
+            links_[key->second.link].device, bfd::to_string(t.from), bfd::to_string(t.to),
             bfd::to_string(t.diag));
-  refresh_peer(plan, "bfd");
+  refresh_peer(peer->second, "bfd");
 }
 
-bool Agent::proven(uint32_t peer_id, size_t slot) const {
+bool Agent::proven(const PeerPlan& plan, size_t slot) const {
   if (!liveness_) return true;  // BFD disabled: carrier and neighbour decide alone
-  auto it = target_of_.find({peer_id, slot});
-  return it != target_of_.end() && liveness_->up(it->second);
+  const auto& pl = plan.links[slot];
+  auto it = targets_.find({plan.key, pl.link, pl.nh4 ? *pl.nh4 : *pl.nh6});
+  return it != targets_.end() && liveness_->up(it->second);
 }
 
 // ARP from a link must not carry the ML address as sender: a strict
@@ -209,24 +372,6 @@ Status Agent::load_datapath() {
   return {};
 }
 
-// Managed entries: the kernel resolves the next hop now and keeps it
-// resolved, so no packet ever queues behind an INCOMPLETE neighbour
-// (findings, gotcha 2). A slot is used only while its entry is usable.
-Status Agent::add_neighbours() {
-  for (const auto& plan : peers_)
-    for (const auto& pl : plan.links)
-      for (const auto& nh : {pl.nh4, pl.nh6}) {
-        if (!nh) continue;
-        NeighKey key{links_[pl.link].ifindex, *nh};
-        if (std::find(neighbours_.begin(), neighbours_.end(), key) != neighbours_.end()) continue;
-        if (auto s = rtnl_.neigh_add_managed(key.ifindex, key.addr); !s) return s;
-        neighbours_.push_back(key);
-        auto n = rtnl_.neigh_get(key.ifindex, key.addr);
-        nud_[key] = n && *n ? (*n)->state : 0;
-      }
-  return {};
-}
-
 bool Agent::link_up(size_t link) const {
   unsigned f = link_flags_[link];
   return (f & IFF_UP) && (f & IFF_LOWER_UP);
@@ -243,8 +388,8 @@ std::vector<linkset::Member> Agent::members(const PeerPlan& plan, const IpAddr& 
     const auto& pl = plan.links[s];
     const auto& link = links_[pl.link];
     auto nh = next_hop_for(pl, ml_addr);
-    bool usable = nh && link_up(pl.link) && neigh_ok(link.ifindex, *nh) && proven(plan.peer_id, s);
-    out.push_back({static_cast<uint8_t>(s), pl.id, link.weight, link.backup, usable});
+    bool usable = nh && link_up(pl.link) && neigh_ok(link.ifindex, *nh) && proven(plan, s);
+    out.push_back({static_cast<uint8_t>(s), pl.id, pl.weight, pl.backup, usable});
   }
   return out;
 }
@@ -272,7 +417,7 @@ ml_peer Agent::build_entry(const PeerPlan& plan, const IpAddr& ml_addr) {
 // Which buckets carried packets since the last look decides where active
 // buckets go (rebalance.h); the peer's entries are rewritten only on a move.
 void Agent::rebalance_all() {
-  for (const auto& plan : peers_) {
+  for (const auto& [key, plan] : peers_) {
     auto st = dp_->peer_stats(plan.peer_id);
     if (!st) continue;
     auto& seen = bucket_seen_[plan.peer_id];
@@ -322,7 +467,7 @@ void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
 }
 
 void Agent::refresh_all_peers(const char* why) {
-  for (const auto& p : peers_) refresh_peer(p, why);
+  for (const auto& [key, p] : peers_) refresh_peer(p, why);
 }
 
 void Agent::on_event(const nl::Event& ev) {
@@ -422,6 +567,8 @@ Status Agent::run() {
   if (auto st = add_timer(kRebalanceUsec, on_rebalance_timer); !st) return st;
   if (liveness_)
     if (auto st = liveness_->attach(loop_); !st) return st;
+  if (discovery_)
+    if (auto st = discovery_->attach(loop_); !st) return st;
   sd_notify(0, "READY=1");
   log::info("running: {} peers, {} links", peers_.size(), links_.size());
   int r = sd_event_loop(loop_);

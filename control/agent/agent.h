@@ -1,6 +1,11 @@
-// agent.h - mlinkd's static mode: applies a validated config to the system,
-// keeps every peer's link set in the datapath in step with link and
-// neighbour state, and removes everything it made when it stops.
+// agent.h - mlinkd: applies a validated config to the system, learns peers
+// (static [[peer]]s and discovery), keeps every peer's link set in the
+// datapath in step with discovery, BFD, link and neighbour state, and
+// removes everything it made when it stops.
+//
+// Peers, next-hop neighbours and BFD sessions are reconciled as desired
+// state: sync_peers() computes what should exist from the config and the
+// discovery table and adds or removes the difference.
 #pragma once
 
 #include <map>
@@ -15,6 +20,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "datapath/bpf_datapath.h"
+#include "discovery/discovery.h"
 #include "linkset/rebalance.h"
 #include "netlink/events.h"
 #include "netlink/rtnl.h"
@@ -49,10 +55,22 @@ class Agent {
   Status apply_sysctls();
   Status create_ml_device();
   Status load_datapath();
-  Status add_neighbours();
+  struct TargetKey {  // one BFD session: a peer over one link
+    std::string peer;
+    size_t link;
+    IpAddr remote;
+    auto operator<=>(const TargetKey&) const = default;
+  };
+
   Status start_liveness();
-  void on_liveness(size_t target, const bfd::Transition& t);
-  bool proven(uint32_t peer_id, size_t slot) const;
+  Status start_discovery();
+  void sync_peers(const char* why);
+  std::map<std::string, PeerPlan> wanted_peers() const;
+  void drop_peer(const PeerPlan& plan);
+  void sync_neighbours();
+  void sync_targets();
+  void on_liveness(Liveness::Id target, const bfd::Transition& t);
+  bool proven(const PeerPlan& plan, size_t slot) const;
   void refresh_all_peers(const char* why);
   void refresh_peer(const PeerPlan& plan, const char* why);
   ml_peer build_entry(const PeerPlan& plan, const IpAddr& ml_addr);
@@ -76,20 +94,23 @@ class Agent {
   nl::Rtnl rtnl_;
   std::vector<LocalLink> links_;
   std::vector<unsigned> link_flags_;
-  std::vector<PeerPlan> peers_;
+  std::vector<PeerPlan> static_plans_;     // from [[peer]], peer_id unset
+  std::map<std::string, PeerPlan> peers_;  // by PeerPlan::key, with their peer_id
+  std::vector<uint32_t> free_ids_;         // peer ids released by departed peers
+  uint32_t next_id_ = 0;
 
   // Owned system state, destroyed in reverse order of declaration.
   std::vector<mlink::SysctlGuard> sysctls_;
   std::optional<nl::TunDevice> ml_dev_;
   std::unique_ptr<datapath::BpfDatapath> dp_;
-  std::vector<NeighKey> neighbours_;  // managed entries we added; deleted on exit
   std::optional<nl::EventSocket> events_;
   std::unique_ptr<Liveness> liveness_;
-  std::map<std::pair<uint32_t, size_t>, size_t> target_of_;  // (peer_id, slot) -> BFD target
-  std::vector<std::pair<uint32_t, size_t>> target_slot_;     // BFD target -> (peer_id, slot)
+  std::unique_ptr<discovery::Discovery> discovery_;
+  std::map<TargetKey, Liveness::Id> targets_;
+  std::map<Liveness::Id, TargetKey> target_key_;
 
-  std::map<NeighKey, uint16_t> nud_;                // NUD state of every next hop
-  std::map<IpAddr, ml_peer> written_;               // last value written per ML address
+  std::map<NeighKey, uint16_t> nud_;   // managed entries we added (deleted on exit), NUD state
+  std::map<IpAddr, ml_peer> written_;  // last value written per ML address
   std::map<IpAddr, linkset::Overrides> overrides_;  // load-aware moves per ML address
   std::map<uint32_t, std::array<uint64_t, ML_BUCKETS>> bucket_seen_;  // per peer_id
   uint64_t tun_discarded_ = 0;

@@ -17,35 +17,19 @@ constexpr uint64_t kTimerAccuracyUsec =
 
 }  // namespace
 
-Liveness::Liveness(std::vector<Target> targets, OnChange on_change)
-    : targets_(std::move(targets)), on_change_(std::move(on_change)) {}
-
-Result<std::unique_ptr<Liveness>> Liveness::create(const config::Bfd& cfg,
-                                                   std::vector<Target> targets,
-                                                   OnChange on_change) {
-  std::unique_ptr<Liveness> l(new Liveness(std::move(targets), std::move(on_change)));
-  std::map<std::pair<std::string, IpAddr>, size_t> socket_index;
+Liveness::Liveness(const config::Bfd& cfg, OnChange on_change)
+    : cfg_(cfg), on_change_(std::move(on_change)) {
   std::random_device rd;
-  uint32_t disc_base = rd() | 1u;  // nonzero, and unlikely to repeat across restarts
-  for (size_t i = 0; i < l->targets_.size(); i++) {
-    const auto& t = l->targets_[i];
-    auto key = std::make_pair(t.device, t.local);
-    auto it = socket_index.find(key);
-    if (it == socket_index.end()) {
-      auto s = bfd::LinkSocket::open(t.device, t.local);
-      if (!s) return s.error();
-      l->sockets_.push_back(std::move(*s));
-      it = socket_index.emplace(key, l->sockets_.size() - 1).first;
-    }
-    l->socket_of_.push_back(it->second);
-    bfd::SessionConfig sc;
-    sc.desired_min_tx_us = cfg.interval_ms * 1000;
-    sc.required_min_rx_us = cfg.interval_ms * 1000;
-    sc.detect_mult = static_cast<uint8_t>(cfg.multiplier);
-    sc.my_disc = disc_base + static_cast<uint32_t>(i) * 2;  // odd base, even steps: never 0
-    l->sessions_.emplace_back(sc);
+  disc_base_ = rd() | 1u;  // odd, and unlikely to repeat across restarts
+  if (!cfg_.keys.empty()) {
+    keys_.required = true;
+    for (const auto& [id, bytes] : cfg_.keys) keys_.keys[static_cast<uint8_t>(id)] = bytes;
+    tx_seq_ = rd();  // §6.7.3: the initial sequence number should be random
   }
-  return l;
+}
+
+std::unique_ptr<Liveness> Liveness::create(const config::Bfd& cfg, OnChange on_change) {
+  return std::unique_ptr<Liveness>(new Liveness(cfg, std::move(on_change)));
 }
 
 Liveness::~Liveness() {
@@ -61,28 +45,58 @@ uint64_t Liveness::now() const {
 
 Status Liveness::attach(sd_event* loop) {
   loop_ = loop;
-  for (size_t i = 0; i < sockets_.size(); i++) {
-    sd_event_source* src = nullptr;
-    int r = sd_event_add_io(loop, &src, sockets_[i].fd(), EPOLLIN, on_readable, this);
-    if (r < 0) return os_error("watch BFD socket", r);
-    sd_event_source_set_userdata(src, this);
-    io_.push_back(src);
-  }
+  for (size_t i = 0; i < sockets_.size(); i++)
+    if (auto s = watch(i); !s) return s;
   int r =
       sd_event_add_time(loop, &timer_, CLOCK_MONOTONIC, now(), kTimerAccuracyUsec, on_timer, this);
   if (r < 0) return os_error("add BFD timer", r);
   return {};
 }
 
-bool Liveness::up(size_t target) const {
-  return sessions_[target].state() == bfd::State::Up;
+Status Liveness::watch(size_t socket) {
+  sd_event_source* src = nullptr;
+  int r = sd_event_add_io(loop_, &src, sockets_[socket].fd(), EPOLLIN, on_readable, this);
+  if (r < 0) return os_error("watch BFD socket", r);
+  io_.push_back(src);
+  return {};
 }
 
-int Liveness::on_readable(sd_event_source* src, int fd, uint32_t, void* self) {
+Result<Liveness::Id> Liveness::add(const Target& t) {
+  auto key = std::make_pair(t.device, t.local);
+  auto it = socket_index_.find(key);
+  if (it == socket_index_.end()) {
+    auto s = bfd::LinkSocket::open(t.device, t.local);
+    if (!s) return s.error();
+    sockets_.push_back(std::move(*s));
+    it = socket_index_.emplace(key, sockets_.size() - 1).first;
+    if (loop_)
+      if (auto st = watch(it->second); !st) return st.error();
+  }
+  bfd::SessionConfig sc;
+  sc.desired_min_tx_us = cfg_.interval_ms * 1000;
+  sc.required_min_rx_us = cfg_.interval_ms * 1000;
+  sc.detect_mult = static_cast<uint8_t>(cfg_.multiplier);
+  Id id = next_id_++;
+  sc.my_disc = disc_base_ + static_cast<uint32_t>(id) * 2;  // odd base, even steps: never 0
+  sc.auth = !keys_.keys.empty();
+  entries_.emplace(id, Entry{t, bfd::Session(sc), it->second, {}});
+  if (loop_) rearm();
+  return id;
+}
+
+void Liveness::remove(Id target) {
+  entries_.erase(target);
+}
+
+bool Liveness::up(Id target) const {
+  auto it = entries_.find(target);
+  return it != entries_.end() && it->second.session.state() == bfd::State::Up;
+}
+
+int Liveness::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
   auto* l = static_cast<Liveness*>(self);
   for (size_t i = 0; i < l->sockets_.size(); i++)
     if (l->sockets_[i].fd() == fd) l->receive(i);
-  (void)src;
   l->rearm();
   return 0;
 }
@@ -98,51 +112,83 @@ void Liveness::receive(size_t socket) {
   while (auto d = sockets_[socket].receive()) deliver(socket, *d, now());
 }
 
+void Liveness::reject(bfd::Reject r, const IpAddr& from) {
+  rejected_[static_cast<size_t>(r)]++;
+  log::debug("BFD from {}: dropped ({})", from.str(), bfd::to_string(r));
+}
+
 // Single hop: the socket (link, local address) and the sender's address
 // name the session; the session itself checks Your Discriminator.
 void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
-  auto decoded = bfd::decode(d.bytes, nullptr);
-  if (const auto* reject = std::get_if<bfd::Reject>(&decoded)) {
-    rx_rejected_++;
-    log::debug("BFD from {}: dropped ({})", d.src.str(), bfd::to_string(*reject));
-    return;
-  }
-  for (size_t i = 0; i < targets_.size(); i++) {
-    if (socket_of_[i] != socket || targets_[i].remote != d.src) continue;
-    auto tr = sessions_[i].on_packet(std::get<bfd::ControlPacket>(decoded), t);
-    send_due(i, t);
-    if (tr) on_change_(i, *tr);
+  auto decoded = bfd::decode(d.bytes, &keys_);
+  if (const auto* r = std::get_if<bfd::Reject>(&decoded)) return reject(*r, d.src);
+  const auto& p = std::get<bfd::ControlPacket>(decoded);
+  for (auto& [id, e] : entries_) {
+    if (e.socket != socket || e.target.remote != d.src) continue;
+    // Meticulous Keyed SHA1 (§6.7.3): every packet's number is above the last.
+    if (p.auth) {
+      if (p.auth->type != static_cast<uint8_t>(bfd::AuthType::MeticulousKeyedSha1))
+        return reject(bfd::Reject::BadAuthType, d.src);
+      if (e.rx_seq && static_cast<int32_t>(p.auth->seq - *e.rx_seq) <= 0)
+        return reject(bfd::Reject::Replay, d.src);
+      e.rx_seq = p.auth->seq;
+    }
+    auto tr = e.session.on_packet(p, t);
+    send_due(id, t);
+    if (tr) {
+      if (tr->to != bfd::State::Up) e.rx_seq.reset();  // a restarted peer starts anew
+      on_change_(id, *tr);
+    }
     return;
   }
   rx_unmatched_++;
 }
 
 void Liveness::run_due(uint64_t t) {
-  for (size_t i = 0; i < sessions_.size(); i++) {
-    if (sessions_[i].next_deadline_us() > t) continue;
-    auto tr = sessions_[i].on_timer(t);
-    send_due(i, t);
-    if (tr) on_change_(i, *tr);
+  // on_change_ may add or remove sessions: walk a copy of the ids.
+  std::vector<Id> due;
+  for (const auto& [id, e] : entries_)
+    if (e.session.next_deadline_us() <= t) due.push_back(id);
+  for (Id id : due) {
+    auto it = entries_.find(id);
+    if (it == entries_.end()) continue;
+    auto tr = it->second.session.on_timer(t);
+    send_due(id, t);
+    if (tr) on_change_(id, *tr);
   }
 }
 
-void Liveness::send_due(size_t i, uint64_t t) {
-  while (auto tx = sessions_[i].poll_tx(t)) {
-    auto bytes = bfd::encode(*tx);
-    if (auto s = sockets_[socket_of_[i]].send(targets_[i].remote, bytes); !s)
-      log::debug("BFD {}: {}", targets_[i].name, s.error().message);
+void Liveness::send_due(Id id, uint64_t t) {
+  auto& e = entries_.at(id);
+  while (auto tx = e.session.poll_tx(t)) {
+    std::vector<uint8_t> bytes;
+    if (keys_.keys.empty()) {
+      bytes = bfd::encode(*tx);
+    } else {
+      const auto& [key_id, key] = *keys_.keys.rbegin();  // the highest id signs
+      bytes = bfd::encode_signed(*tx, key_id, tx_seq_++, key);
+    }
+    if (auto s = sockets_[e.socket].send(e.target.remote, bytes); !s)
+      log::debug("BFD {}: {}", e.target.name, s.error().message);
   }
 }
 
 void Liveness::rearm() {
+  if (!timer_) return;
   uint64_t next = std::numeric_limits<uint64_t>::max();
-  for (const auto& s : sessions_) next = std::min(next, s.next_deadline_us());
+  for (const auto& [id, e] : entries_) next = std::min(next, e.session.next_deadline_us());
   if (next == std::numeric_limits<uint64_t>::max()) {
     sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
     return;
   }
   sd_event_source_set_time(timer_, next);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+}
+
+std::array<uint64_t, Liveness::kRejects> Liveness::rejected() const {
+  auto out = rejected_;
+  for (const auto& s : sockets_) out[kBadHopLimit] += s.dropped_hop_limit();
+  return out;
 }
 
 }  // namespace mlink::agent

@@ -49,7 +49,14 @@ std::variant<PeerLink, PlanError> plan_link(const config::Via& via, size_t peer_
   }
   pl.subnet = subnet4 ? *subnet4 : *subnet6;  // both ends prefer the IPv4 subnet alike
   pl.id = subnet_id(pl.subnet);
+  pl.weight = it->weight;
+  pl.backup = it->backup;
   return pl;
+}
+
+void sort_canonical(std::vector<PeerLink>& links) {
+  std::sort(links.begin(), links.end(),
+            [](const PeerLink& a, const PeerLink& b) { return a.subnet < b.subnet; });
 }
 
 }  // namespace
@@ -63,6 +70,7 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
   for (size_t p = 0; p < cfg.peers.size(); p++) {
     const auto& peer = cfg.peers[p];
     PeerPlan plan;
+    plan.key = "static:" + std::to_string(p);
     plan.peer_id = static_cast<uint32_t>(p);
     plan.ml_addresses = peer.ml_address;
     plan.hash = peer.hash.value_or(cfg.node.hash);
@@ -71,14 +79,52 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
       if (auto* e = std::get_if<PlanError>(&r)) return *e;
       plan.links.push_back(std::get<PeerLink>(r));
     }
-    std::sort(plan.links.begin(), plan.links.end(),
-              [](const PeerLink& a, const PeerLink& b) { return a.subnet < b.subnet; });
+    sort_canonical(plan.links);
     if (plan.links.size() > ML_MAX_SLOTS)
       return PlanError{peer.line, "peer[" + std::to_string(p) + "].via",
                        "at most " + std::to_string(ML_MAX_SLOTS) + " links per peer"};
     plans.push_back(std::move(plan));
   }
   return plans;
+}
+
+std::optional<PeerPlan> plan_discovered(const discovery::Node& node,
+                                        const std::vector<LocalLink>& links,
+                                        config::HashPolicy hash) {
+  PeerPlan plan;
+  plan.key = "node:" + node.id;
+  plan.hash = hash;
+  for (const auto& p : node.ml_addrs) plan.ml_addresses.push_back(p.addr);
+  for (const auto& [li, heard] : node.links) {
+    if (!heard.two_way || li >= links.size()) continue;
+    PeerLink pl;
+    pl.link = li;
+    std::optional<Prefix> subnet4, subnet6;
+    for (const auto& a : heard.link_addrs) {
+      auto subnet = covering_subnet(links[li], a.addr);
+      if (!subnet || subnet->len != a.len) continue;  // not on our subnet of this link
+      auto& nh = a.addr.is_v4() ? pl.nh4 : pl.nh6;
+      if (nh) continue;
+      nh = a.addr;
+      (a.addr.is_v4() ? subnet4 : subnet6) = subnet;
+    }
+    if (!pl.nh4 && !pl.nh6) continue;
+    pl.subnet = subnet4 ? *subnet4 : *subnet6;
+    pl.id = subnet_id(pl.subnet);
+    pl.weight = links[li].weight;
+    pl.backup = links[li].backup;
+    if (node.policy)
+      for (const auto& info : node.policy->links)
+        if (std::find(info.subnets.begin(), info.subnets.end(), pl.subnet) != info.subnets.end()) {
+          pl.weight = std::min<uint32_t>(pl.weight, info.weight);
+          pl.backup = pl.backup || info.backup;
+        }
+    plan.links.push_back(pl);
+  }
+  if (plan.links.empty() || plan.ml_addresses.empty()) return std::nullopt;
+  sort_canonical(plan.links);
+  if (plan.links.size() > ML_MAX_SLOTS) plan.links.resize(ML_MAX_SLOTS);
+  return plan;
 }
 
 }  // namespace mlink::agent

@@ -12,6 +12,7 @@
 
 #include "common/ip.h"
 #include "config/config.h"
+#include "discovery/neighbors.h"
 
 namespace mlink::agent {
 
@@ -29,9 +30,12 @@ struct PeerLink {
   uint64_t id = 0;            // rendezvous id, derived from subnet
   std::optional<IpAddr> nh4;  // peer's next hop on this link, per family
   std::optional<IpAddr> nh6;
+  uint32_t weight = 1;  // what both ends agree on (see plan_discovered)
+  bool backup = false;
 };
 
 struct PeerPlan {
+  std::string key;  // "static:<index>" or "node:<node id>": who this peer is
   uint32_t peer_id = 0;
   std::vector<IpAddr> ml_addresses;
   std::vector<PeerLink> links;  // canonical order; position = datapath slot
@@ -48,6 +52,15 @@ struct PlanError {
 // hop is not inside any subnet of its link.
 std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
                                                           const std::vector<LocalLink>& links);
+
+// The plan of a node learned by discovery: the links it is heard on two-way,
+// with next hops inside our subnet of that link. Both ends must build the
+// same table, so each link's weight is the smaller of the two ends' and it
+// is a backup if either end says so (from the node's LINKS; until that
+// arrives, ours). nullopt when no link qualifies.
+std::optional<PeerPlan> plan_discovered(const discovery::Node& node,
+                                        const std::vector<LocalLink>& links,
+                                        config::HashPolicy hash);
 
 // The next hop a packet to ml_addr uses on this link: same family if there
 // is one; an IPv4 packet may fall back to an IPv6 next hop (RFC 5549 style).

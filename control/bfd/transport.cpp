@@ -9,92 +9,37 @@
 #include <cstring>
 #include <utility>
 
+#include "common/sockaddr.h"
+
 namespace mlink::bfd {
 namespace {
 
 constexpr uint16_t kSourcePortFirst = 49152;  // RFC 5881 §4: 49152..65535
 constexpr int kTosNetworkControl = 0xc0;      // CS6, as routing protocols use
 
-struct SockAddr {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-};
-
-SockAddr make_addr(const IpAddr& a, uint16_t port) {
-  SockAddr out;
-  if (a.is_v4()) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&out.ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    std::memcpy(&sin->sin_addr, a.bytes.data(), 4);
-    out.len = sizeof(*sin);
-  } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.ss);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    std::memcpy(&sin6->sin6_addr, a.bytes.data(), 16);
-    out.len = sizeof(*sin6);
-  }
-  return out;
-}
-
-IpAddr from_sockaddr(const sockaddr_storage& ss, uint16_t* port) {
-  IpAddr a;
-  a.family = ss.ss_family;
-  if (ss.ss_family == AF_INET) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-    std::memcpy(a.bytes.data(), &sin->sin_addr, 4);
-    *port = ntohs(sin->sin_port);
-  } else {
-    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    std::memcpy(a.bytes.data(), &sin6->sin6_addr, 16);
-    *port = ntohs(sin6->sin6_port);
-  }
-  return a;
-}
-
-Status setopt(int fd, int level, int name, const void* v, socklen_t len, const char* what) {
-  if (setsockopt(fd, level, name, v, len) != 0) return os_error(what, errno);
-  return {};
-}
-
-Status setint(int fd, int level, int name, int v, const char* what) {
-  return setopt(fd, level, name, &v, sizeof(v), what);
-}
-
 // A UDP socket bound to the device, sending with hop limit 255 at CS6.
 Result<int> link_socket(const std::string& device, int family) {
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return os_error("socket", errno);
   bool v4 = family == AF_INET;
-  Status st = setopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
-                     static_cast<socklen_t>(device.size()), "SO_BINDTODEVICE");
-  if (st && v4) st = setint(fd, IPPROTO_IP, IP_TTL, kHopLimit, "IP_TTL");
-  if (st && v4) st = setint(fd, IPPROTO_IP, IP_TOS, kTosNetworkControl, "IP_TOS");
-  if (st && v4) st = setint(fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
-  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
-  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, kHopLimit, "IPV6_UNICAST_HOPS");
-  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_TCLASS, kTosNetworkControl, "IPV6_TCLASS");
-  if (st && !v4) st = setint(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+  Status st;
+  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
+                 static_cast<socklen_t>(device.size())) != 0)
+    st = os_error("SO_BINDTODEVICE", errno);
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_TTL, kHopLimit, "IP_TTL");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_TOS, kTosNetworkControl, "IP_TOS");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
+  if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, kHopLimit, "IPV6_UNICAST_HOPS");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_TCLASS, kTosNetworkControl, "IPV6_TCLASS");
+  if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
   if (!st) {
     ::close(fd);
     return Error{"BFD socket on " + device + ": " + st.error().message, st.error().err};
   }
   return fd;
-}
-
-// The TTL / hop limit the datagram arrived with, from its control message.
-int arrival_hop_limit(msghdr& msg) {
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    bool ttl = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL;
-    bool hops = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT;
-    if (ttl || hops) {
-      int v = 0;
-      std::memcpy(&v, CMSG_DATA(c), sizeof(v));
-      return v;
-    }
-  }
-  return -1;
 }
 
 }  // namespace
@@ -103,7 +48,7 @@ Result<LinkSocket> LinkSocket::open(const std::string& device, const IpAddr& loc
   auto rx = link_socket(device, local.family);
   if (!rx) return rx.error();
   LinkSocket s(*rx, -1, 0, local.family);
-  auto at = make_addr(local, port);
+  auto at = make_sockaddr(local, port);
   if (bind(s.rx_, reinterpret_cast<sockaddr*>(&at.ss), at.len) != 0)
     return os_error("bind BFD " + local.str() + ":" + std::to_string(port) + " on " + device,
                     errno);
@@ -111,7 +56,7 @@ Result<LinkSocket> LinkSocket::open(const std::string& device, const IpAddr& loc
   if (!tx) return tx.error();
   s.tx_ = *tx;
   for (uint32_t p = kSourcePortFirst; p <= 65535; p++) {
-    auto src = make_addr(local, static_cast<uint16_t>(p));
+    auto src = make_sockaddr(local, static_cast<uint16_t>(p));
     if (bind(s.tx_, reinterpret_cast<sockaddr*>(&src.ss), src.len) == 0) {
       s.sport_ = static_cast<uint16_t>(p);
       return s;
@@ -154,7 +99,7 @@ void LinkSocket::close_all() {
 }
 
 Status LinkSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes, uint16_t dport) {
-  auto to = make_addr(dst, dport);
+  auto to = make_sockaddr(dst, dport);
   ssize_t n =
       sendto(tx_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to.ss), to.len);
   if (n < 0) return os_error("send BFD to " + dst.str(), errno);

@@ -199,6 +199,12 @@ class Loader {
 
   void load_node(const toml::table& root);
   void load_bfd(const toml::table& root);
+  void load_discovery(const toml::table& root);
+  void check_whole(const toml::table& root);
+  std::optional<std::string> key_file(const toml::table& t, const std::string& path,
+                                      const KeyFileRules& rules, KeyMap& keys);
+  std::optional<IpAddr> group(const toml::table& t, const std::string& path, std::string_view key,
+                              int family);
   std::optional<uint32_t> bounded(const toml::table& t, const std::string& path,
                                   std::string_view key, int64_t lo, int64_t hi);
   void load_link(const toml::table& t, const std::string& path);
@@ -367,10 +373,78 @@ void Loader::load_bfd(const toml::table& root) {
   auto t = get<toml::table>(root, "", "bfd", false);
   if (!t) return;
   cfg_.bfd.line = static_cast<int>(t->source().begin.line);
-  check_keys(*t, "bfd", {"enabled", "interval_ms", "multiplier"});
+  check_keys(*t, "bfd",
+             {"enabled", "interval_ms", "multiplier", "key_file", "allow_unauthenticated"});
   if (auto e = get<bool>(*t, "bfd", "enabled", false)) cfg_.bfd.enabled = e->get();
   if (auto i = bounded(*t, "bfd", "interval_ms", 10, 10000)) cfg_.bfd.interval_ms = *i;
   if (auto m = bounded(*t, "bfd", "multiplier", 1, 255)) cfg_.bfd.multiplier = *m;
+  if (auto f = key_file(*t, "bfd", {.max_id = 255, .min_len = 1, .max_len = 20}, cfg_.bfd.keys))
+    cfg_.bfd.key_file = *f;
+  if (auto a = get<bool>(*t, "bfd", "allow_unauthenticated", false)) {
+    cfg_.bfd.allow_unauthenticated = a->get();
+    if (a->get() && t->get("key_file"))
+      fail_relation(a->source(), "bfd.allow_unauthenticated",
+                    "contradicts bfd.key_file: with a key, BFD is always authenticated");
+  }
+}
+
+// Reads the keys now, so a bad key file is a config error like any other.
+// A relative path is relative to the config file.
+std::optional<std::string> Loader::key_file(const toml::table& t, const std::string& path,
+                                            const KeyFileRules& rules, KeyMap& keys) {
+  auto s = get<std::string>(t, path, "key_file", false);
+  if (!s) return std::nullopt;
+  std::string file = s->get();
+  if (!absolute_path(file)) {
+    auto slash = file_.rfind('/');
+    file = (slash == std::string::npos ? std::string() : file_.substr(0, slash + 1)) + file;
+  }
+  auto k = read_key_file(file, rules);
+  if (!k) {
+    fail(s->source(), join(path, "key_file"), k.error().message);
+    return std::nullopt;
+  }
+  keys = std::move(*k);
+  return file;
+}
+
+std::optional<IpAddr> Loader::group(const toml::table& t, const std::string& path,
+                                    std::string_view key, int family) {
+  auto s = get<std::string>(t, path, key, false);
+  if (!s) return std::nullopt;
+  auto a = IpAddr::parse(s->get());
+  bool link_local_group =
+      a && a->family == family &&
+      (family == AF_INET ? a->bytes[0] == 224 && a->bytes[1] == 0 && a->bytes[2] == 0
+                         : a->bytes[0] == 0xff && (a->bytes[1] & 0x0f) == 0x02);
+  if (!link_local_group) {
+    fail(s->source(), join(path, key),
+         std::string("must be a link-local ") + family_name(family) + " multicast group (" +
+             (family == AF_INET ? "224.0.0.0/24" : "ff02::/16") + "), got " + quoted(s->get()));
+    return std::nullopt;
+  }
+  return a;
+}
+
+void Loader::load_discovery(const toml::table& root) {
+  auto t = get<toml::table>(root, "", "discovery", false);
+  if (!t) return;
+  Discovery& d = cfg_.discovery;
+  d.enabled = true;
+  d.line = static_cast<int>(t->source().begin.line);
+  check_keys(*t, "discovery",
+             {"enabled", "port", "group4", "group6", "hello_interval_ms", "key_file"});
+  if (auto e = get<bool>(*t, "discovery", "enabled", false)) d.enabled = e->get();
+  if (auto p = bounded(*t, "discovery", "port", 1, 65535)) d.port = static_cast<uint16_t>(*p);
+  if (auto g = group(*t, "discovery", "group4", AF_INET)) d.group4 = *g;
+  if (auto g = group(*t, "discovery", "group6", AF_INET6)) d.group6 = *g;
+  if (auto i = bounded(*t, "discovery", "hello_interval_ms", 100, 60000)) d.hello_interval_ms = *i;
+  if (!t->get("key_file"))
+    fail_missing(*t, "discovery.key_file",
+                 "missing required key: every topology packet is authenticated");
+  else if (auto f =
+               key_file(*t, "discovery", {.max_id = 65535, .min_len = 32, .max_len = 32}, d.keys))
+    d.key_file = *f;
 }
 
 void Loader::load_link(const toml::table& t, const std::string& path) {
@@ -450,11 +524,22 @@ void Loader::load_peer(const toml::table& t, const std::string& path) {
   cfg_.peers.push_back(std::move(peer));
 }
 
+// Rules that span sections.
+void Loader::check_whole(const toml::table& root) {
+  const toml::table* bfd = root.get_as<toml::table>("bfd");
+  if (cfg_.bfd.enabled && cfg_.bfd.key_file.empty() && !cfg_.bfd.allow_unauthenticated &&
+      !(bfd && bfd->get("key_file")))
+    fail_missing(bfd ? *bfd : root, "bfd.key_file",
+                 "BFD needs a key_file (Meticulous Keyed SHA1), or allow_unauthenticated = true "
+                 "to run it without authentication");
+}
+
 LoadResult Loader::run(const toml::table& root) {
   cfg_.path = file_;
-  check_keys(root, "", {"node", "bfd", "link", "peer"});
+  check_keys(root, "", {"node", "bfd", "discovery", "link", "peer"});
   load_node(root);
   load_bfd(root);
+  load_discovery(root);
   // Links before peers: a via must name a link wherever the two appear.
   if (auto links = tables(root, "link", true))
     for (size_t i = 0; i < links->size(); i++)
@@ -462,6 +547,7 @@ LoadResult Loader::run(const toml::table& root) {
   if (auto peers = tables(root, "peer", false))
     for (size_t i = 0; i < peers->size(); i++)
       load_peer(*peers->get(i)->as_table(), index("peer", i));
+  check_whole(root);
   if (auto e = earliest(errors_)) return {std::nullopt, *e};
   if (auto e = earliest(missing_errors_)) return {std::nullopt, *e};
   if (auto e = earliest(relation_errors_)) return {std::nullopt, *e};

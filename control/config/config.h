@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/ip.h"
+#include "common/keyfile.h"
 
 namespace mlink::config {
 
@@ -54,10 +55,30 @@ struct Peer {
 // carries traffic only while its session is Up. Detection time is
 // interval_ms × multiplier: the default 30 × 3 = 90 ms sits well inside
 // TCP's 200 ms minimum RTO.
+// With key_file, every packet is signed and checked with Meticulous Keyed
+// SHA1 (RFC 5880 §6.7.4); without it BFD runs only when the operator says
+// allow_unauthenticated = true (e.g. against a peer that has no BFD auth).
 struct Bfd {
   bool enabled = true;
   uint32_t interval_ms = 30;  // 10..10000: desired tx and required rx
   uint32_t multiplier = 3;    // 1..255
+  std::string key_file;       // "<id 0..255> <hex, 1..20 bytes>" per line
+  KeyMap keys;                // read from key_file by load(); the highest id signs
+  bool allow_unauthenticated = false;
+  int line = 0;
+};
+
+// Topology protocol (docs/PROTOCOL.md): hellos on every link to the
+// link-local groups and to static peers' addresses. On when [discovery] is
+// present; it needs a key file (HMAC-SHA-512-256 keys).
+struct Discovery {
+  bool enabled = false;
+  uint16_t port = 28012;
+  IpAddr group4 = *IpAddr::parse("224.0.0.200");
+  IpAddr group6 = *IpAddr::parse("ff02::6d6c");
+  uint32_t hello_interval_ms = 1000;  // 100..60000; hold time is 3.5 × this
+  std::string key_file;               // "<id 0..65535> <64 hex digits>" per line
+  KeyMap keys;                        // read from key_file by load(); the highest id signs
   int line = 0;
 };
 
@@ -65,6 +86,7 @@ struct Config {
   std::string path;
   Node node;
   Bfd bfd;
+  Discovery discovery;
   std::vector<Link> links;  // at least one; devices unique
   std::vector<Peer> peers;  // ML addresses unique across peers and not local
 };

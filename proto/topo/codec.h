@@ -119,6 +119,12 @@ enum class Reason : uint8_t {
 #undef MLINK_TOPO_ENUM
 };
 
+inline constexpr size_t kReasonCount = 0
+#define MLINK_TOPO_COUNT(name, text) +1
+    MLINK_TOPO_REJECTS(MLINK_TOPO_COUNT)
+#undef MLINK_TOPO_COUNT
+    ;
+
 // The metric label, e.g. "bad_mac".
 std::string_view reason_name(Reason r);
 

@@ -56,7 +56,16 @@ expect_error missing_device 6 'link\[1\].device' "$f"
 f="$BED_TMP/duplicate_peer.toml"
 cp "$good" "$f"
 printf '[[peer]]\nml_address = ["10.88.0.2"]\nvia = [ { device = "eth0", address = ["10.0.0.2"] } ]\n' >>"$f"
-expect_error duplicate_peer 15 'peer\[1\].ml_address\[0\]' "$f"
+expect_error duplicate_peer 17 'peer\[1\].ml_address\[0\]' "$f"
+
+echo "== a bad key file: named with its own line, under the config key that names it"
+printf '1 00112233\n2 xyz\n' >"$BED_TMP/bad.key"
+chmod 600 "$BED_TMP/bad.key"
+out=$(expect_error bad_key_file 15 'bfd.key_file' "$(mutate bad_key_file "s|key_file = .*|key_file = \"$BED_TMP/bad.key\"|")")
+echo "$out"
+grep -q "bad.key:2: key is not hexadecimal" <<<"$out" || bed_die "key file line not named: $out"
+chmod 644 "$BED_TMP/bad.key"
+expect_error open_key_file 15 'bfd.key_file' "$(mutate open_key_file "s|key_file = .*|key_file = \"$BED_TMP/bad.key\"|")"
 
 echo "== a config that does not fit the host: next hop outside the link's subnets"
 expect_error foreign_nexthop 11 'peer\[0\].via\[0\].address\[0\]' \

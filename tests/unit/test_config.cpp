@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 
@@ -31,8 +34,15 @@ std::string example(const char* name) {
   return (root / "docs" / "examples" / name).string();
 }
 
+// BFD must be authenticated unless the config allows otherwise; tests not
+// about BFD allow it at the end, where it moves no line number.
+std::string with_bfd(const std::string& text) {
+  return text.find("[bfd]") == std::string::npos ? text + "\n[bfd]\nallow_unauthenticated = true\n"
+                                                 : text;
+}
+
 Config config_of(const std::string& text) {
-  LoadResult r = parse(text, "t.toml");
+  LoadResult r = parse(with_bfd(text), "t.toml");
   INFO(text);
   INFO((r.error ? r.error->str() : std::string()));
   REQUIRE_FALSE(r.error);
@@ -41,7 +51,7 @@ Config config_of(const std::string& text) {
 }
 
 ConfigError error_of(const std::string& text) {
-  LoadResult r = parse(text, "t.toml");
+  LoadResult r = parse(with_bfd(text), "t.toml");
   INFO(text);
   REQUIRE_FALSE(r.config);
   REQUIRE(r.error);
@@ -57,9 +67,36 @@ bool mentions(const ConfigError& e, const std::string& part) {
 
 }  // namespace
 
+// A key file with mode 0600 in a fresh temporary directory.
+struct KeyDir {
+  std::filesystem::path dir;
+  KeyDir() {
+    char tmpl[] = "/tmp/mlink-keys-XXXXXX";
+    dir = mkdtemp(tmpl);
+  }
+  ~KeyDir() { std::filesystem::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& text,
+                    std::filesystem::perms mode = std::filesystem::perms::owner_read |
+                                                  std::filesystem::perms::owner_write) {
+    auto p = dir / name;
+    std::ofstream(p) << text;
+    std::filesystem::permissions(p, mode);
+    return p.string();
+  }
+};
+
+const std::string kTopoKey = "1 " + std::string(64, 'a') + "\n";
+
 TEST_CASE("the example configs load") {
+  KeyDir keys;
+  keys.write("bfd.key", "1 0102030405\n");
+  keys.write("topo.key", kTopoKey);
   for (const char* host : {"a.toml", "b.toml"}) {
-    LoadResult r = load(example(host));
+    std::ifstream in(example(host));
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    for (size_t at; (at = text.find("/etc/mlink/")) != std::string::npos;)
+      text.replace(at, 11, keys.dir.string() + "/");
+    LoadResult r = parse(text, host);
     INFO((r.error ? r.error->str() : std::string()));
     REQUIRE(r.config);
     const Config& c = *r.config;
@@ -71,13 +108,120 @@ TEST_CASE("the example configs load") {
     REQUIRE(c.links.size() == 3);
     CHECK(c.links[2].device == "eth2");
     CHECK_FALSE(c.links[2].backup);  // shown commented out in the example
-    REQUIRE(c.peers.size() == 1);
-    CHECK(c.peers[0].ml_address[0] == *IpAddr::parse(a ? "10.88.0.2" : "10.88.0.1"));
-    REQUIRE(c.peers[0].via.size() == 3);
-    CHECK(c.peers[0].via[1].device == "eth1");
-    CHECK(c.peers[0].via[1].address[1] == *IpAddr::parse(a ? "fd00:0:0:1::2" : "fd00:0:0:1::1"));
+    CHECK(c.peers.empty());          // discovered
+    CHECK(c.discovery.enabled);
+    CHECK(c.discovery.keys.at(1).size() == 32);
+    CHECK(c.bfd.keys.at(1) == std::vector<uint8_t>{1, 2, 3, 4, 5});
     CHECK_FALSE(check_devices(c, [](const std::string&) { return true; }));
   }
+  LoadResult r = load(example("static.toml"));
+  INFO((r.error ? r.error->str() : std::string()));
+  REQUIRE(r.config);
+  const Config& c = *r.config;
+  CHECK_FALSE(c.discovery.enabled);
+  CHECK(c.bfd.allow_unauthenticated);
+  REQUIRE(c.peers.size() == 1);
+  CHECK(c.peers[0].ml_address[0] == *IpAddr::parse("10.88.0.2"));
+  REQUIRE(c.peers[0].via.size() == 3);
+  CHECK(c.peers[0].via[1].device == "eth1");
+  CHECK(c.peers[0].via[1].address[1] == *IpAddr::parse("fd00:0:0:1::2"));
+}
+
+TEST_CASE("BFD is authenticated unless the config says otherwise") {
+  KeyDir keys;
+  auto bfd_key = keys.write("bfd.key", "# rotation: both ids accepted, 7 signs\n3 00ff\n7 " +
+                                           std::string(40, 'e') + "\n");
+  // Nothing said: an error naming the missing key.
+  LoadResult none = parse(kBase, "t.toml");
+  REQUIRE(none.error);
+  CHECK(none.error->key == "bfd.key_file");
+  CHECK(mentions(*none.error, "allow_unauthenticated"));
+  Config c = config_of(kBase + "[bfd]\nkey_file = \"" + bfd_key + "\"\n");
+  CHECK(c.bfd.keys.size() == 2);
+  CHECK(c.bfd.keys.at(7).size() == 20);
+  CHECK_FALSE(c.bfd.allow_unauthenticated);
+  CHECK(config_of(kBase + "[bfd]\nallow_unauthenticated = true\n").bfd.keys.empty());
+  auto both =
+      error_of(kBase + "[bfd]\nkey_file = \"" + bfd_key + "\"\nallow_unauthenticated = true\n");
+  CHECK(both.key == "bfd.allow_unauthenticated");
+  CHECK(both.line == 10);
+  // Disabled BFD needs no key.
+  CHECK_FALSE(config_of(kBase + "[bfd]\nenabled = false\n").bfd.enabled);
+}
+
+TEST_CASE("a bad key file is a config error naming the config key and the file's line") {
+  KeyDir keys;
+  struct Case {
+    const char* text;
+    const char* says;
+  } cases[] = {
+      {"", "no key"},
+      {"1\n", "expected"},
+      {"1 0g\n", "not hexadecimal"},
+      {"1 abc\n", "odd number"},
+      {"256 00\n", "key id must be 0..255"},
+      {"x 00\n", "key id"},
+      {"1 00\n1 01\n", "duplicate key id 1"},
+      {"1 "
+       "0011223344556677889900112233445566778899aa\n",
+       "1..20 bytes, got 21"},
+      {"1 00 junk\n", "unexpected"},
+  };
+  for (const auto& k : cases) {
+    auto path = keys.write("bfd.key", k.text);
+    auto e = error_of(kBase + "[bfd]\nkey_file = \"" + path + "\"\n");
+    CHECK(e.key == "bfd.key_file");
+    CHECK(e.line == 9);
+    CHECK(mentions(e, k.says));
+    CHECK(mentions(e, path));
+  }
+  auto open = keys.write("open.key", "1 00\n",
+                         std::filesystem::perms::owner_read | std::filesystem::perms::group_read |
+                             std::filesystem::perms::others_read);
+  CHECK(mentions(error_of(kBase + "[bfd]\nkey_file = \"" + open + "\"\n"), "chmod 600"));
+  CHECK(mentions(error_of(kBase + "[bfd]\nkey_file = \"/nonexistent/k\"\n"), "/nonexistent/k"));
+  // A relative path is relative to the config file.
+  keys.write("rel.key", "2 01\n");
+  LoadResult r = parse(kBase + "[bfd]\nkey_file = \"rel.key\"\n", (keys.dir / "t.toml").string());
+  INFO((r.error ? r.error->str() : std::string()));
+  REQUIRE(r.config);
+  CHECK(r.config->bfd.keys.count(2));
+}
+
+TEST_CASE("the [discovery] table") {
+  KeyDir keys;
+  auto topo_key = keys.write("topo.key", kTopoKey);
+  Config off = config_of(kBase);
+  CHECK_FALSE(off.discovery.enabled);
+  Config c = config_of(kBase + "[discovery]\nkey_file = \"" + topo_key + "\"\n");
+  CHECK(c.discovery.enabled);
+  CHECK(c.discovery.port == 28012);
+  CHECK(c.discovery.group4 == *IpAddr::parse("224.0.0.200"));
+  CHECK(c.discovery.group6 == *IpAddr::parse("ff02::6d6c"));
+  CHECK(c.discovery.hello_interval_ms == 1000);
+  CHECK(c.discovery.line == 8);
+  Config set = config_of(kBase + "[discovery]\nkey_file = \"" + topo_key +
+                         "\"\nport = 4000\ngroup4 = \"224.0.0.251\"\ngroup6 = \"ff02::fb\"\n"
+                         "hello_interval_ms = 250\n");
+  CHECK(set.discovery.port == 4000);
+  CHECK(set.discovery.group4 == *IpAddr::parse("224.0.0.251"));
+  CHECK(set.discovery.group6 == *IpAddr::parse("ff02::fb"));
+  CHECK(set.discovery.hello_interval_ms == 250);
+  auto missing = error_of(kBase + "[discovery]\nport = 4000\n");
+  CHECK(missing.key == "discovery.key_file");
+  CHECK(missing.line == 8);
+  auto g4 =
+      error_of(kBase + "[discovery]\nkey_file = \"" + topo_key + "\"\ngroup4 = \"239.1.1.1\"\n");
+  CHECK(g4.key == "discovery.group4");
+  CHECK(g4.line == 10);
+  CHECK(error_of(kBase + "[discovery]\nkey_file = \"" + topo_key + "\"\ngroup6 = \"ff05::1\"\n")
+            .key == "discovery.group6");
+  CHECK(error_of(kBase + "[discovery]\nkey_file = \"" + topo_key + "\"\nhello_interval_ms = 50\n")
+            .key == "discovery.hello_interval_ms");
+  auto short_key = keys.write("short.key", "1 00\n");
+  CHECK(mentions(error_of(kBase + "[discovery]\nkey_file = \"" + short_key + "\"\n"), "32 bytes"));
+  CHECK(error_of(kBase + "[discovery]\nkey_file = \"" + topo_key + "\"\nhello = 1\n").key ==
+        "discovery.hello");
 }
 
 TEST_CASE("defaults fill what the config leaves out") {
@@ -427,7 +571,7 @@ ml_address = ["10.88.0.1/16"]
 [[link]]
 device = "eth0"
 )";
-  auto ok = mlink::config::parse(base, "t.toml");
+  auto ok = mlink::config::parse(base + "[bfd]\nallow_unauthenticated = true\n", "t.toml");
   REQUIRE(ok.config);
   CHECK(ok.config->bfd.enabled);
   CHECK(ok.config->bfd.interval_ms == 30);

@@ -9,11 +9,24 @@ MLINKCTL=$ML_BUILD/mlinkctl
 # ml_node_id HOST: the node id of HOST in this run (unique: it names bpffs pins).
 ml_node_id() { echo "${BED_RUNID}$1"; }
 
-# ml_config HOST HOSTNUM PEERNUM NLINKS [NODE_EXTRA_TOML]: write HOST's config for a peer
-# reachable over eth0..eth<NLINKS-1>; prints the path.
+# ml_keys: the run's BFD and topology key files (mode 0600, one pair for all hosts). Made
+# once; ml_config runs in $(...), so the files, not variables, remember it.
+ml_keys() {
+  ML_BFD_KEY=$BED_TMP/bfd.key
+  ML_TOPO_KEY=$BED_TMP/topo.key
+  [ -e "$ML_TOPO_KEY" ] && return 0
+  (umask 077
+   echo "1 $(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$ML_BFD_KEY"
+   echo "1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$ML_TOPO_KEY")
+}
+
+# ml_config HOST HOSTNUM PEERNUM NLINKS [NODE_EXTRA_TOML]: write HOST's config for a static
+# peer reachable over eth0..eth<NLINKS-1>, BFD authenticated; prints the path. [bfd] comes
+# last, so lines 1.. are as they were before it existed.
 ml_config() {
   local host=$1 me=$2 peer=$3 n=$4 extra=${5:-} f i
   f="$BED_TMP/$host.toml"
+  ml_keys
   {
     echo "[node]"
     echo "id = \"$(ml_node_id "$host")\""
@@ -27,6 +40,31 @@ ml_config() {
       echo "  { device = \"eth$i\", address = [\"10.$i.0.$peer\", \"fd00:0:0:$i::$peer\"] },"
     done
     echo "]"
+    printf '[bfd]\nkey_file = "%s"\n' "$ML_BFD_KEY"
+  } >"$f"
+  echo "$f"
+}
+
+# ml_config_mesh HOST HOSTNUM LINK... [-- EXTRA_TOML]: HOST's config with discovery and no
+# [[peer]]: its links are the devices given (each 10.<i>.0.HOSTNUM/24); prints the path.
+ml_config_mesh() {
+  local host=$1 me=$2 f dev extra=""
+  shift 2
+  f="$BED_TMP/$host.toml"
+  ml_keys
+  {
+    echo "[node]"
+    echo "id = \"$(ml_node_id "$host")\""
+    echo "ml_address = [\"10.88.0.$me/16\", \"fd88::$me/64\"]"
+    while [ $# -gt 0 ]; do
+      dev=$1
+      shift
+      if [ "$dev" = "--" ]; then extra=$*; break; fi
+      printf '[[link]]\ndevice = "%s"\n' "$dev"
+    done
+    printf '[bfd]\nkey_file = "%s"\n' "$ML_BFD_KEY"
+    printf '[discovery]\nkey_file = "%s"\n' "$ML_TOPO_KEY"
+    [ -n "$extra" ] && echo "$extra"
   } >"$f"
   echo "$f"
 }
@@ -125,3 +163,13 @@ ml_fault() {
 
 # ml_fault_dropped HOST DEV DIR: packets the fault has dropped so far.
 ml_fault_dropped() { bed_exec "$1" "$ML_BUILD/tests/ml-fault" show "$2" "$3" | awk '{print $4}'; }
+
+# ml_slot_packets_of HOST PEER_ML_ADDR: "link packets bytes" per link of that peer entry.
+ml_slot_packets_of() {
+  ml_peers_json "$1" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    if p["ml_address"] == sys.argv[1]:
+        for l in p["links"]:
+            print(l["link"], l["packets"], l["bytes"])' "$2"
+}

@@ -1,0 +1,77 @@
+#include "common/sockaddr.h"
+
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mlink {
+
+SockAddr make_sockaddr(const IpAddr& a, uint16_t port) {
+  SockAddr out;
+  if (a.is_v4()) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out.ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    std::memcpy(&sin->sin_addr, a.bytes.data(), 4);
+    out.len = sizeof(*sin);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    std::memcpy(&sin6->sin6_addr, a.bytes.data(), 16);
+    out.len = sizeof(*sin6);
+  }
+  return out;
+}
+
+IpAddr from_sockaddr(const sockaddr_storage& ss, uint16_t* port) {
+  IpAddr a;
+  a.family = ss.ss_family;
+  if (ss.ss_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+    std::memcpy(a.bytes.data(), &sin->sin_addr, 4);
+    *port = ntohs(sin->sin_port);
+  } else {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    std::memcpy(a.bytes.data(), &sin6->sin6_addr, 16);
+    *port = ntohs(sin6->sin6_port);
+  }
+  return a;
+}
+
+Status set_int_option(int fd, int level, int name, int value, const char* what) {
+  if (setsockopt(fd, level, name, &value, sizeof(value)) != 0) return os_error(what, errno);
+  return {};
+}
+
+int arrival_hop_limit(msghdr& msg) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    bool ttl = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL;
+    bool hops = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT;
+    if (ttl || hops) {
+      int v = 0;
+      std::memcpy(&v, CMSG_DATA(c), sizeof(v));
+      return v;
+    }
+  }
+  return -1;
+}
+
+int arrival_ifindex(msghdr& msg) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo pi{};
+      std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      return pi.ipi_ifindex;
+    }
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo pi{};
+      std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      return static_cast<int>(pi.ipi6_ifindex);
+    }
+  }
+  return 0;
+}
+
+}  // namespace mlink

@@ -1,0 +1,238 @@
+#include "discovery/discovery.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "common/log.h"
+
+namespace mlink::discovery {
+namespace {
+
+constexpr uint64_t kLinksIntervalUsec = 10'000'000;  // LINKS every 10 s (docs/PROTOCOL.md)
+constexpr uint64_t kTimerAccuracyUsec = 1000;
+
+bool link_local(const Prefix& p) {
+  return !p.addr.is_v4() && p.addr.bytes[0] == 0xfe && (p.addr.bytes[1] & 0xc0) == 0x80;
+}
+
+uint64_t wall_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
+}
+
+}  // namespace
+
+Discovery::Discovery(Options opts, OnChange on_change)
+    : opts_(std::move(opts)), on_change_(std::move(on_change)), table_(opts_.node_id) {}
+
+Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_change) {
+  std::unique_ptr<Discovery> d(new Discovery(std::move(opts), std::move(on_change)));
+  for (auto& l : d->opts_.links)
+    std::erase_if(l.addresses, [](const Prefix& p) { return link_local(p); });
+  for (const auto& [id, bytes] : d->opts_.cfg.keys) {
+    topo::KeyBytes k{};
+    std::copy_n(bytes.begin(), std::min(bytes.size(), k.size()), k.begin());
+    d->keys_[static_cast<topo::KeyId>(id)] = k;
+  }
+  if (d->keys_.empty()) return Error{"discovery: no key"};
+  d->send_key_ = {d->keys_.rbegin()->first, d->keys_.rbegin()->second};
+  for (int family : {AF_INET, AF_INET6}) {
+    auto s = TopoSocket::open(family, d->opts_.cfg.port);
+    if (!s) return s.error();
+    const IpAddr& group = family == AF_INET ? d->opts_.cfg.group4 : d->opts_.cfg.group6;
+    for (const auto& l : d->opts_.links)
+      if (auto st = s->join(l.ifindex, group); !st) return st.error();
+    d->sockets_.push_back(std::move(*s));
+  }
+  d->hello_now_.assign(d->opts_.links.size(), false);
+  // The epoch is the next wall-clock second; nothing leaves before it.
+  uint64_t wall = wall_us();
+  auto epoch = static_cast<uint32_t>(wall / 1'000'000 + 1);
+  d->seq_.emplace(epoch);
+  d->start_us_ = uint64_t{epoch} * 1'000'000 - wall;  // relative; made absolute in attach()
+  return d;
+}
+
+Discovery::~Discovery() {
+  for (auto* s : io_) sd_event_source_disable_unref(s);
+  if (timer_) sd_event_source_disable_unref(timer_);
+}
+
+uint64_t Discovery::now_us() const {
+  uint64_t t = 0;
+  sd_event_now(loop_, CLOCK_MONOTONIC, &t);
+  return t;
+}
+
+uint64_t Discovery::jittered_interval() {
+  uint64_t base = uint64_t{opts_.cfg.hello_interval_ms} * 1000;
+  std::uniform_int_distribution<uint64_t> jitter(base * 9 / 10, base * 11 / 10);
+  return jitter(rng_);
+}
+
+Status Discovery::attach(sd_event* loop) {
+  loop_ = loop;
+  for (auto& s : sockets_) {
+    sd_event_source* src = nullptr;
+    if (int r = sd_event_add_io(loop, &src, s.fd(), EPOLLIN, on_readable, this); r < 0)
+      return os_error("watch topology socket", r);
+    io_.push_back(src);
+  }
+  start_us_ += now_us();
+  next_hello_us_ = next_links_us_ = start_us_;
+  int r = sd_event_add_time(loop, &timer_, CLOCK_MONOTONIC, start_us_, kTimerAccuracyUsec, on_timer,
+                            this);
+  if (r < 0) return os_error("add discovery timer", r);
+  log::info("discovery on {} links, port {}, groups {} and {}, hello every {} ms",
+            opts_.links.size(), opts_.cfg.port, opts_.cfg.group4.str(), opts_.cfg.group6.str(),
+            opts_.cfg.hello_interval_ms);
+  return {};
+}
+
+Counters Discovery::counters() const {
+  Counters c = counters_;
+  for (const auto& s : sockets_) c.bad_hop_limit += s.dropped_hop_limit();
+  return c;
+}
+
+int Discovery::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
+  auto* d = static_cast<Discovery*>(self);
+  for (auto& s : d->sockets_)
+    if (s.fd() == fd)
+      while (auto r = s.receive()) d->deliver(*r, d->now_us());
+  d->rearm();
+  return 0;
+}
+
+int Discovery::on_timer(sd_event_source*, uint64_t, void* self) {
+  auto* d = static_cast<Discovery*>(self);
+  d->tick(d->now_us());
+  d->rearm();
+  return 0;
+}
+
+void Discovery::deliver(const Received& r, uint64_t now) {
+  auto link = std::find_if(opts_.links.begin(), opts_.links.end(),
+                           [&](const LocalLink& l) { return l.ifindex == r.ifindex; });
+  if (link == opts_.links.end()) {
+    counters_.not_a_link++;
+    return;
+  }
+  size_t li = static_cast<size_t>(link - opts_.links.begin());
+  auto decoded = topo::decode(r.bytes, keys_);
+  if (const auto* rej = std::get_if<topo::Reject>(&decoded)) {
+    counters_.rejected[static_cast<size_t>(rej->reason)]++;
+    log::debug("topology packet from {} on {}: dropped ({}: {})", r.src.str(), link->device,
+               topo::reason_name(rej->reason), rej->detail);
+    return;
+  }
+  auto& m = std::get<topo::Message>(decoded);
+  if (m.node_id == opts_.node_id) return;  // ours, back from a bridge or loop
+  if (!replay_.accept(m.node_id, m.key_id, m.seq)) {
+    counters_.rejected[static_cast<size_t>(topo::Reason::Replay)]++;
+    log::debug("topology packet from {} ({}) on {}: dropped (replay)", m.node_id, r.src.str(),
+               link->device);
+    return;
+  }
+  bool changed = false;
+  if (const auto* h = std::get_if<topo::Hello>(&m.body)) {
+    counters_.rx_hello++;
+    auto c = table_.on_hello(li, m.node_id, m.seq, *h, now);
+    if (c.new_node) {
+      log::info("discovery: node {} on {} (from {})", m.node_id, link->device, r.src.str());
+      hello_now_[li] = true;  // answer at once: it learns us in one round trip
+    }
+    changed = c.plan;
+  } else {
+    counters_.rx_links++;
+    changed = table_.on_links(m.node_id, std::get<topo::Links>(m.body));
+  }
+  if (changed) on_change_();
+}
+
+void Discovery::tick(uint64_t now) {
+  if (now < start_us_) return;
+  if (table_.expire(now)) {
+    log::info("discovery: a node's hold time expired");
+    on_change_();
+  }
+  bool hello_all = now >= next_hello_us_;
+  bool links_all = now >= next_links_us_;
+  for (size_t l = 0; l < opts_.links.size(); l++) {
+    if (hello_all || hello_now_[l]) send_hello(l);
+    if (links_all || hello_now_[l]) send_links(l);
+    hello_now_[l] = false;
+  }
+  if (hello_all) next_hello_us_ = now + jittered_interval();
+  if (links_all) next_links_us_ = now + kLinksIntervalUsec;
+}
+
+void Discovery::send_hello(size_t link) {
+  topo::Hello h;
+  h.ml_addrs = opts_.ml_addrs;
+  const auto& l = opts_.links[link];
+  for (const auto& a : l.addresses)
+    if (h.link_addrs.size() < topo::kMaxLinkAddrs) h.link_addrs.push_back(a);
+  if (h.link_addrs.empty()) return;  // nothing to be reached at
+  h.seen = table_.seen_on(link);
+  h.hold_ms = opts_.cfg.hello_interval_ms * 7 / 2;
+  send(link, topo::Message{0, 0, 0, opts_.node_id, h});
+}
+
+void Discovery::send_links(size_t link) {
+  topo::Links body;
+  for (const auto& l : opts_.links) {
+    topo::LinkInfo info;
+    for (const auto& a : l.addresses)
+      if (info.subnets.size() < topo::kMaxSubnets) info.subnets.push_back(a.network());
+    if (info.subnets.empty() || body.links.size() >= topo::kMaxLinks) continue;
+    info.weight = l.weight;
+    info.backup = l.backup;
+    body.links.push_back(std::move(info));
+  }
+  if (!body.links.empty()) send(link, topo::Message{0, 0, 0, opts_.node_id, body});
+}
+
+// To the group of each family the link has an address in, and to static peers.
+void Discovery::send(size_t link, const topo::Message& msg) {
+  topo::Message m = msg;
+  m.seq = seq_->next(static_cast<uint32_t>(wall_us() / 1'000'000));
+  auto bytes = topo::encode(m, send_key_);
+  if (!bytes) {
+    log::error("{}", bytes.error().message);
+    return;
+  }
+  const auto& l = opts_.links[link];
+  for (auto& s : sockets_) {
+    auto src = std::find_if(l.addresses.begin(), l.addresses.end(),
+                            [&](const Prefix& p) { return p.addr.family == s.family(); });
+    if (src == l.addresses.end()) continue;
+    std::vector<IpAddr> dsts{s.family() == AF_INET ? opts_.cfg.group4 : opts_.cfg.group6};
+    for (const auto& u : l.unicast)
+      if (u.family == s.family()) dsts.push_back(u);
+    for (const auto& dst : dsts) {
+      if (auto st = s.send(l.ifindex, src->addr, dst, *bytes); !st) {
+        counters_.tx_errors++;
+        log::debug("{}", st.error().message);
+      } else {
+        counters_.tx++;
+      }
+    }
+  }
+}
+
+void Discovery::rearm() {
+  uint64_t next = std::max(start_us_, std::min(next_hello_us_, next_links_us_));
+  if (std::any_of(hello_now_.begin(), hello_now_.end(), [](bool b) { return b; }))
+    next = std::max(start_us_, now_us());
+  if (auto e = table_.next_expiry()) next = std::min(next, std::max(*e, start_us_));
+  sd_event_source_set_time(timer_, next);
+  sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+}
+
+}  // namespace mlink::discovery

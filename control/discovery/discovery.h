@@ -1,0 +1,98 @@
+// discovery.h - the topology protocol on every link (docs/PROTOCOL.md).
+//
+// Sends HELLO on every link to the link-local groups and to static peers'
+// addresses (every hello_interval, jittered, and at once to a node heard for
+// the first time), LINKS every 10 s and at once to a new node; receives,
+// authenticates, checks replay and feeds the NeighborTable. Every rejected
+// packet is counted by reason and changes nothing. The agent is told when
+// what it plans peers from has changed.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/ip.h"
+#include "common/result.h"
+#include "config/config.h"
+#include "discovery/neighbors.h"
+#include "discovery/socket.h"
+#include "proto/topo/codec.h"
+#include "proto/topo/replay.h"
+
+struct sd_event;
+struct sd_event_source;
+
+namespace mlink::discovery {
+
+struct LocalLink {
+  std::string device;
+  int ifindex = 0;
+  std::vector<Prefix> addresses;  // link-local ones are left out of the protocol
+  uint8_t weight = 1;
+  bool backup = false;
+  std::vector<IpAddr> unicast;  // static peers' addresses on this link
+};
+
+struct Options {
+  config::Discovery cfg;
+  std::string node_id;
+  std::vector<Prefix> ml_addrs;
+  std::vector<LocalLink> links;
+};
+
+struct Counters {
+  std::array<uint64_t, topo::kReasonCount> rejected{};  // by topo::Reason
+  uint64_t bad_hop_limit = 0;                           // not 255: from farther than one hop
+  uint64_t not_a_link = 0;                              // arrived on a device that is no link
+  uint64_t rx_hello = 0, rx_links = 0, tx = 0, tx_errors = 0;
+};
+
+class Discovery {
+ public:
+  using OnChange = std::function<void()>;
+  static Result<std::unique_ptr<Discovery>> create(Options opts, OnChange on_change);
+  ~Discovery();
+
+  Status attach(sd_event* loop);
+  const NeighborTable& table() const { return table_; }
+  Counters counters() const;
+  // For tests and the fuzzer of the receive path: one datagram as if received.
+  void deliver(const Received& r, uint64_t now_us);
+
+ private:
+  Discovery(Options opts, OnChange on_change);
+  static int on_readable(sd_event_source*, int, uint32_t, void*);
+  static int on_timer(sd_event_source*, uint64_t, void*);
+  void tick(uint64_t now_us);
+  void send_hello(size_t link);
+  void send_links(size_t link);
+  void send(size_t link, const topo::Message& m);
+  void rearm();
+  uint64_t now_us() const;
+  uint64_t jittered_interval();
+
+  Options opts_;
+  OnChange on_change_;
+  topo::KeyRing keys_;
+  topo::Key send_key_;
+  std::optional<topo::Sequencer> seq_;
+  topo::ReplayGuard replay_;
+  NeighborTable table_;
+  std::vector<TopoSocket> sockets_;  // one per family
+  Counters counters_;
+  std::minstd_rand rng_{std::random_device{}()};
+  uint64_t start_us_ = 0;  // nothing is sent before the epoch starts (docs/PROTOCOL.md)
+  uint64_t next_hello_us_ = 0;
+  uint64_t next_links_us_ = 0;
+  std::vector<bool> hello_now_;  // per link: a new node wants our HELLO and LINKS now
+  sd_event* loop_ = nullptr;
+  sd_event_source* timer_ = nullptr;
+  std::vector<sd_event_source*> io_;
+};
+
+}  // namespace mlink::discovery

@@ -1,0 +1,148 @@
+#include "discovery/socket.h"
+
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "common/sockaddr.h"
+#include "proto/topo/codec.h"
+
+namespace mlink::discovery {
+
+Result<TopoSocket> TopoSocket::open(int family, uint16_t port) {
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return os_error("topology socket", errno);
+  TopoSocket s(fd, family, port);
+  bool v4 = family == AF_INET;
+  int hops = topo::kTtl;
+  Status st = set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_TTL, hops, "IP_TTL");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_MULTICAST_TTL, hops, "IP_MULTICAST_TTL");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_PKTINFO, 1, "IP_PKTINFO");
+  if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, hops, "IPV6_UNICAST_HOPS");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, hops, "IPV6_MULTICAST_HOPS");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP");
+  if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+  if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
+  if (!st) return st.error();
+  IpAddr any;
+  any.family = family;
+  auto at = make_sockaddr(any, port);
+  if (bind(fd, at.get(), at.len) != 0)
+    return os_error("bind topology port " + std::to_string(port), errno);
+  return s;
+}
+
+TopoSocket::TopoSocket(TopoSocket&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)),
+      family_(o.family_),
+      port_(o.port_),
+      dropped_hop_limit_(o.dropped_hop_limit_) {}
+
+TopoSocket& TopoSocket::operator=(TopoSocket&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    family_ = o.family_;
+    port_ = o.port_;
+    dropped_hop_limit_ = o.dropped_hop_limit_;
+  }
+  return *this;
+}
+
+TopoSocket::~TopoSocket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status TopoSocket::join(int ifindex, const IpAddr& group) {
+  int r;
+  if (family_ == AF_INET) {
+    ip_mreqn m{};
+    std::memcpy(&m.imr_multiaddr, group.bytes.data(), 4);
+    m.imr_ifindex = ifindex;
+    r = setsockopt(fd_, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof(m));
+  } else {
+    ipv6_mreq m{};
+    std::memcpy(&m.ipv6mr_multiaddr, group.bytes.data(), 16);
+    m.ipv6mr_interface = static_cast<unsigned>(ifindex);
+    r = setsockopt(fd_, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &m, sizeof(m));
+  }
+  if (r != 0 && errno != EADDRINUSE)  // already a member: fine
+    return os_error("join " + group.str() + " on ifindex " + std::to_string(ifindex), errno);
+  return {};
+}
+
+Status TopoSocket::send(int ifindex, const IpAddr& src, const IpAddr& dst,
+                        std::span<const uint8_t> bytes) {
+  auto to = make_sockaddr(dst, port_);
+  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))]{};
+  msghdr msg{};
+  msg.msg_name = to.get();
+  msg.msg_namelen = to.len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
+  if (family_ == AF_INET) {
+    in_pktinfo pi{};
+    pi.ipi_ifindex = ifindex;
+    std::memcpy(&pi.ipi_spec_dst, src.bytes.data(), 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(pi));
+    std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+  } else {
+    in6_pktinfo pi{};
+    pi.ipi6_ifindex = static_cast<unsigned>(ifindex);
+    std::memcpy(&pi.ipi6_addr, src.bytes.data(), 16);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(pi));
+    std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+  }
+  if (sendmsg(fd_, &msg, 0) < 0)
+    return os_error("send topology packet to " + dst.str() + " from " + src.str(), errno);
+  return {};
+}
+
+std::optional<Received> TopoSocket::receive() {
+  for (;;) {
+    Received r;
+    r.bytes.resize(topo::kMaxPacket + 1);
+    sockaddr_storage from{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo))];
+    iovec iov{r.bytes.data(), r.bytes.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof(from);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+    if (n < 0) return std::nullopt;  // EAGAIN, or an error the next poll reports again
+    if (arrival_hop_limit(msg) != topo::kTtl) {
+      dropped_hop_limit_++;
+      continue;
+    }
+    r.bytes.resize(static_cast<size_t>(n));
+    uint16_t port = 0;
+    r.src = from_sockaddr(from, &port);
+    r.ifindex = arrival_ifindex(msg);
+    return r;
+  }
+}
+
+}  // namespace mlink::discovery

@@ -1,0 +1,50 @@
+// socket.h - the topology protocol's UDP socket of one address family.
+//
+// One socket per family serves every link (docs/PROTOCOL.md, "Transport"):
+// bound to the protocol port on the wildcard address, member of the
+// link-local group on each link, and told on receipt which link a datagram
+// came in on. Sends carry TTL / hop limit 255 and leave by the link given
+// with each send; receipt checks 255 (GTSM) before anything else.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "common/ip.h"
+#include "common/result.h"
+
+namespace mlink::discovery {
+
+struct Received {
+  std::vector<uint8_t> bytes;  // up to kMaxPacket + 1: a longer datagram is cut there
+  IpAddr src;
+  int ifindex = 0;
+};
+
+class TopoSocket {
+ public:
+  static Result<TopoSocket> open(int family, uint16_t port);
+  TopoSocket(TopoSocket&&) noexcept;
+  TopoSocket& operator=(TopoSocket&&) noexcept;
+  ~TopoSocket();
+
+  int fd() const { return fd_; }
+  int family() const { return family_; }
+  Status join(int ifindex, const IpAddr& group);
+  // Sends from src out of the link ifindex (multicast or unicast dst).
+  Status send(int ifindex, const IpAddr& src, const IpAddr& dst, std::span<const uint8_t> bytes);
+  // The next datagram that arrived with TTL 255; nullopt when none is queued.
+  std::optional<Received> receive();
+  uint64_t dropped_hop_limit() const { return dropped_hop_limit_; }
+
+ private:
+  TopoSocket(int fd, int family, uint16_t port) : fd_(fd), family_(family), port_(port) {}
+  int fd_ = -1;
+  int family_ = 0;
+  uint16_t port_ = 0;
+  uint64_t dropped_hop_limit_ = 0;
+};
+
+}  // namespace mlink::discovery

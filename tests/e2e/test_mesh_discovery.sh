@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Discovery (issue 4, acceptance 1): three hosts, each pair joined by 2-3 links, configs
+# without [[peer]]. Every host must learn every peer and exactly the links it shares with
+# it (a host with links in only some subnets gets only those) within 2 s of the agents
+# starting, with BFD Up on each; then ping and iperf3 over the ML addresses work between
+# all pairs, over every shared link.
+#   a-b: eth0 eth1 eth2    a-c: eth3 eth4    b-c: eth5 eth6
+set -euo pipefail
+source "$(dirname "$0")/lib/bed.sh"
+source "$(dirname "$0")/lib/mlink.sh"
+bed_require_root
+bed_init
+
+bed_host a 1
+bed_host b 2
+bed_host c 3
+for i in 0 1 2; do bed_link a b "$i"; done
+for i in 3 4; do bed_link a c "$i"; done
+for i in 5 6; do bed_link b c "$i"; done
+declare -A LINKS=([a]="eth0 eth1 eth2 eth3 eth4" [b]="eth0 eth1 eth2 eth5 eth6" [c]="eth3 eth4 eth5 eth6")
+# Expected: "peer ML address: its links" for each host.
+declare -A WANT=(
+  [a]="10.88.0.2:eth0,eth1,eth2 10.88.0.3:eth3,eth4"
+  [b]="10.88.0.1:eth0,eth1,eth2 10.88.0.3:eth5,eth6"
+  [c]="10.88.0.1:eth3,eth4 10.88.0.2:eth5,eth6"
+)
+
+# view HOST: "peer:link,link..." for every IPv4 peer entry whose links are all up, sorted.
+view() {
+  ml_peers_json "$1" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    peers = json.load(sys.stdin)
+except ValueError:
+    sys.exit(0)
+out = []
+for p in peers:
+    if ":" in p["ml_address"]:
+        continue
+    if all(l["state"] == "up" for l in p["links"]):
+        out.append(p["ml_address"] + ":" + ",".join(sorted(l["link"] for l in p["links"])))
+print(" ".join(sorted(out)))'
+}
+
+t0=$(date +%s%N)
+for h in a b c; do
+  # shellcheck disable=SC2086
+  bed_bg "$h" "mlinkd-$h.log" "$MLINKD" --config "$(ml_config_mesh "$h" "${BED_HOSTNUM[$h]}" ${LINKS[$h]})"
+  printf -v "ML_PID_$h" '%s' "$BED_LAST_PID"
+done
+declare -A learned_ms=()
+for ((i = 0; i < 100 && ${#learned_ms[@]} < 3; i++)); do
+  for h in a b c; do
+    [ -n "${learned_ms[$h]:-}" ] && continue
+    [ "$(view "$h")" = "${WANT[$h]}" ] && learned_ms[$h]=$((($(date +%s%N) - t0) / 1000000))
+  done
+  sleep 0.05
+done
+for h in a b c; do
+  if [ -z "${learned_ms[$h]:-}" ]; then
+    cat "$BED_TMP/mlinkd-$h.log" >&2
+    bed_die "$h: learned '$(view "$h")', want '${WANT[$h]}'"
+  fi
+  echo "  $h: every peer and exactly the shared links, all up, ${learned_ms[$h]} ms after start"
+  ((learned_ms[$h] <= 2000)) || bed_die "$h took more than 2 s"
+done
+
+echo "== IPv6 ML entries too"
+for h in a b c; do
+  n=$(ml_peers_json "$h" | python3 -c 'import json,sys; print(sum(":" in p["ml_address"] for p in json.load(sys.stdin)))')
+  [ "$n" -eq 2 ] || bed_die "$h has $n IPv6 peer entries, want 2"
+done
+
+echo "== ping and iperf3 between all pairs, over every shared link"
+for h in a b c; do bed_iperf_server "$h" 5201; done
+for pair in a:b a:c b:c; do
+  src=${pair%:*} dst=${pair#*:}
+  bed_exec "$src" ping -c 3 -i 0.2 -W 1 "10.88.0.${BED_HOSTNUM[$dst]}" >/dev/null ||
+    bed_die "ping $src -> $dst over ML failed"
+  bed_exec "$src" ping -6 -c 3 -i 0.2 -W 1 "fd88::${BED_HOSTNUM[$dst]}" >/dev/null ||
+    bed_die "ping -6 $src -> $dst over ML failed"
+  before=$(ml_slot_packets_of "$src" "10.88.0.${BED_HOSTNUM[$dst]}")
+  bed_iperf "$src" "10.88.0.${BED_HOSTNUM[$dst]}" 8 3 "$BED_TMP/iperf-$pair.json" -p 5201
+  mbps=$(bed_iperf_mbps "$BED_TMP/iperf-$pair.json")
+  after=$(ml_slot_packets_of "$src" "10.88.0.${BED_HOSTNUM[$dst]}")
+  used=$(python3 -c '
+import sys
+b = dict(l.split()[:2] for l in sys.argv[1].splitlines())
+a = dict(l.split()[:2] for l in sys.argv[2].splitlines())
+print(" ".join(sorted(k for k in a if int(a[k]) > int(b.get(k, 0)) + 100)))' "$before" "$after")
+  echo "  $src -> $dst: $mbps Mbit/s over: $used"
+  want=$(grep -oE "10.88.0.${BED_HOSTNUM[$dst]}:[^ ]*" <<<"${WANT[$src]}" | cut -d: -f2 | tr , ' ')
+  [ "$used" = "$want" ] || bed_die "$src -> $dst used '$used', want '$want'"
+done
+
+for h in a b c; do ml_stop "$h"; done
+echo "PASS: three-host mesh by discovery"
