@@ -31,6 +31,12 @@ std::string pin_dir(const config::Config& cfg) {
   return cfg.node.bpffs + "/mlink/" + cfg.node.id;
 }
 
+uint64_t monotonic_usec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
+}
+
 uint64_t now_usec(sd_event* loop) {
   uint64_t t = 0;
   sd_event_now(loop, CLOCK_MONOTONIC, &t);
@@ -287,6 +293,7 @@ void Agent::sync_targets() {
     }
     liveness_->remove(it->second);
     target_key_.erase(it->second);
+    damping_.erase(it->first);
     it = targets_.erase(it);
   }
   for (const auto& [key, target] : want) {
@@ -306,17 +313,30 @@ void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
   if (key == target_key_.end()) return;
   auto peer = peers_.find(key->second.peer);
   if (peer == peers_.end()) return;
-  log::info("peer {} link {}: BFD {} -> {} ({})", peer->second.ml_addresses.front().str(),
+  uint64_t now = monotonic_usec();
+  auto& damping = damping_[key->second];
+  std::string hold;
+  if (t.to == bfd::State::Up) {
+    damping.on_up(now);
+    if (uint64_t h = damping.hold_down_us(now))
+      hold = fmt::format("; in service after a {} ms hold-down", h / 1000);
+  } else if (t.from == bfd::State::Up) {
+    damping.on_down(now);
+  }
+  log::info("peer {} link {}: BFD {} -> {} ({}){}", peer->second.ml_addresses.front().str(),
             links_[key->second.link].device, bfd::to_string(t.from), bfd::to_string(t.to),
-            bfd::to_string(t.diag));
+            bfd::to_string(t.diag), hold);
   refresh_peer(peer->second, "bfd");
 }
 
 bool Agent::proven(const PeerPlan& plan, size_t slot) const {
   if (!liveness_) return true;  // BFD disabled: carrier and neighbour decide alone
   const auto& pl = plan.links[slot];
-  auto it = targets_.find({plan.key, pl.link, pl.nh4 ? *pl.nh4 : *pl.nh6});
-  return it != targets_.end() && liveness_->up(it->second);
+  TargetKey key{plan.key, pl.link, pl.nh4 ? *pl.nh4 : *pl.nh6};
+  auto it = targets_.find(key);
+  // A repaired link waits out its hold-down; the 100 ms rebalance pass sees it end.
+  return it != targets_.end() && liveness_->up(it->second) &&
+         damping_[key].usable(monotonic_usec());
 }
 
 // ARP from a link must not carry the ML address as sender: a strict

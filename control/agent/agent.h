@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "datapath/bpf_datapath.h"
 #include "discovery/discovery.h"
+#include "linkset/damping.h"
 #include "linkset/rebalance.h"
 #include "netlink/events.h"
 #include "netlink/rtnl.h"
@@ -108,6 +109,7 @@ class Agent {
   std::unique_ptr<discovery::Discovery> discovery_;
   std::map<TargetKey, Liveness::Id> targets_;
   std::map<Liveness::Id, TargetKey> target_key_;
+  mutable std::map<TargetKey, linkset::Damping> damping_;  // hold-down of repaired links
 
   std::map<NeighKey, uint16_t> nud_;   // managed entries we added (deleted on exit), NUD state
   std::map<IpAddr, ml_peer> written_;  // last value written per ML address
