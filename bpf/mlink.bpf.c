@@ -6,11 +6,14 @@
  *              destination, bucket pick by flow hash, bpf_redirect_neigh to the
  *              slot's link and next hop. The kernel's neighbour subsystem
  *              writes the L2 header; no link MAC is ever read or written.
- * ml_ingress - TC ingress on each link: traffic to a local ML address is
- *              delivered into the ML device, so strict rp_filter holds. Reads
- *              relative to the network header: links need not be Ethernet.
+ * ml_ingress - TC ingress on each link: BFD echoes from the link's peer are
+ *              sent straight back out the link (ml_echo_*); traffic to a local
+ *              ML address is delivered into the ML device, so strict
+ *              rp_filter holds. Reads relative to the network header: links
+ *              need not be Ethernet.
  */
 #include <linux/bpf.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -86,25 +89,212 @@ int ml_egress(struct __sk_buff *skb)
 	return bpf_redirect_neigh(s->ifindex, &nh, sizeof(nh), 0);
 }
 
+/*
+ * BFD echo reflection (RFC 5880 §6.4, RFC 5881 §4). The peer's agent sends an
+ * echo over one link to our address on that link: UDP to ML_BFD_ECHO_PORT,
+ * TTL / hop limit 255. We loop it back here, in the datapath, so the link stays
+ * proven while our agent restarts.
+ *
+ * Which packets: IPv4 without fragmentation (MF = 0, offset 0; options are
+ * allowed, the UDP header is found at IHL * 4) or IPv6 whose next header is
+ * UDP itself; dport 3785; sport != 3785, or two reflectors would bounce one
+ * packet between them forever; TTL / hop limit 255, so only a sender on the
+ * link itself (GTSM, RFC 5881 §5) can make us transmit; addressed to this host
+ * at L2 (pkt_type PACKET_HOST: not a broadcast/multicast frame, not a frame
+ * for another host seen in promiscuous mode) and unicast at L3 both ways, so
+ * the reflection is unicast too; not GRO-merged.
+ *
+ * What changes: the two addresses and the two ports swap places; nothing else.
+ * The IPv4 header checksum and the UDP checksum are one's complement sums of
+ * 16-bit words, and addition is commutative: the same words in other
+ * positions give the same sum (the addresses are 16-bit aligned, so no word
+ * straddles a swapped field). The UDP pseudo-header holds both addresses, so
+ * it sums the same too. Both checksums therefore stay valid (also a
+ * CHECKSUM_PARTIAL seed and a CHECKSUM_COMPLETE skb->csum), and no csum helper
+ * is called. The TTL stays 255: this is not forwarding.
+ *
+ * Where to write. Reads use BPF_HDR_START_NET (the L2 header may be anything),
+ * but bpf_skb_store_bytes writes relative to skb->data, which at TC ingress is
+ * the start of the L2 header, and __sk_buff exposes no network-header offset.
+ * So l2 = skb->len - IP length: skb->len at TC ingress still counts the L2
+ * header, and a frame is padded only below 60 bytes, which an echo (>= 32
+ * payload bytes: 74 bytes on Ethernet) never is. Then the header at data + l2
+ * must equal, byte for byte, the one read relative to the network header;
+ * otherwise (padding, trailers, anything unexpected) the packet is not
+ * reflected. l2 must also be ETH_HLEN or 0: bpf_redirect_neigh strips exactly
+ * an Ethernet-sized header (skb_pull(sizeof(struct ethhdr)) in
+ * __bpf_redirect_neigh) and needs mac_header < network_header; an L3 link (l2
+ * 0) gets the same zeroed placeholder the egress pushes (findings, gotcha 1).
+ * A link with any other L2 length (e.g. IPoIB's pseudo header) cannot be
+ * reflected by this helper: the echo passes to the stack, unanswered.
+ *
+ * bpf_redirect_neigh(skb->ifindex, NULL) routes the swapped packet (its new
+ * destination, oif = this link) and lets the neighbour subsystem build the L2
+ * header: no MAC is read or written.
+ */
+#define ML_NOT_ECHO (-1)
+
+/* a and b hold n (a constant) 32-bit words. */
+static __always_inline int ml_same_words(const __u32 *a, const __u32 *b, int n)
+{
+	__u32 diff = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		if (i < n)
+			diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+/* Ports read at l4 (relative to the network header), in wire order. */
+static __always_inline int ml_echo_ports(struct __sk_buff *skb, __u32 l4, __be16 ports[2])
+{
+	if (bpf_skb_load_bytes_relative(skb, l4, ports, 4, BPF_HDR_START_NET))
+		return 0;
+	return ports[1] == bpf_htons(ML_BFD_ECHO_PORT) &&
+	       ports[0] != bpf_htons(ML_BFD_ECHO_PORT);
+}
+
+/*
+ * The IP length is ip_len; the first hdr_len bytes of the IP header, read
+ * relative to the network header, are in hdr. Returns the L2 length, or -1 if
+ * the packet is not laid out as expected (see above).
+ */
+static __always_inline int ml_echo_l2(struct __sk_buff *skb, __u32 ip_len, const void *hdr,
+				      __u32 hdr_len)
+{
+	__u32 raw[10];
+	__u32 l2;
+
+	if (ip_len > skb->len)
+		return -1; /* truncated */
+	l2 = skb->len - ip_len;
+	if (l2 != 0 && l2 != ETH_HLEN)
+		return -1;
+	if (hdr_len > sizeof(raw) || bpf_skb_load_bytes(skb, l2, raw, hdr_len))
+		return -1;
+	if (!ml_same_words(raw, hdr, hdr_len / 4))
+		return -1;
+	return l2;
+}
+
+/*
+ * Swaps addr_len-byte addresses at addr_off and the ports at port_off (both
+ * relative to the IP header at data + l2) and sends the packet back out.
+ * addrs holds the new (dst, src) pair, i.e. already swapped.
+ */
+static __always_inline int ml_echo_send(struct __sk_buff *skb, __u32 l2, __u32 addr_off,
+					const void *addrs, __u32 addr_len, __u32 port_off,
+					const __be16 ports[2])
+{
+	__be16 swapped[2] = { ports[1], ports[0] };
+	__u32 len = skb->len;
+
+	/* Nothing is changed yet: if the push fails, the stack gets the echo. */
+	if (l2 == 0) {
+		if (bpf_skb_change_head(skb, ETH_HLEN, 0))
+			return TC_ACT_OK;
+		l2 = ETH_HLEN;
+	}
+	/* Only ENOMEM / an unwritable clone fails here; a half-swapped or
+	 * placeholder-fronted packet must not reach the stack. */
+	if (bpf_skb_store_bytes(skb, l2 + addr_off, addrs, addr_len, 0) ||
+	    bpf_skb_store_bytes(skb, l2 + port_off, swapped, sizeof(swapped), 0))
+		return TC_ACT_SHOT;
+	ml_count(&ml_ingress_stats, ML_IN_ECHO_REFLECTED, len);
+	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+}
+
+/* 0.0.0.0/8, multicast, reserved and broadcast (224/3) are not unicast. */
+static __always_inline int ml_unicast4(__be32 a)
+{
+	__u8 first = bpf_ntohl(a) >> 24;
+
+	return first != 0 && first < 224;
+}
+
+static __always_inline int ml_echo4(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	__be32 addrs[2] = { ip->daddr, ip->saddr };
+	__be16 ports[2];
+	__u32 ihl = (ip->ihl & 0xf) * 4, ip_len = bpf_ntohs(ip->tot_len);
+	int l2;
+
+	if (ip->version != 4 || ihl < sizeof(*ip) ||
+	    (ip->frag_off & bpf_htons(ML_IP_MF | ML_IP_OFFSET)))
+		return ML_NOT_ECHO;
+	if (!ml_unicast4(ip->saddr) || !ml_unicast4(ip->daddr))
+		return ML_NOT_ECHO;
+	if (ip_len < ihl + 8 || !ml_echo_ports(skb, ihl, ports))
+		return ML_NOT_ECHO;
+	l2 = ml_echo_l2(skb, ip_len, ip, sizeof(*ip));
+	if (l2 < 0)
+		return ML_NOT_ECHO;
+	return ml_echo_send(skb, l2, offsetof(struct iphdr, saddr), addrs, sizeof(addrs), ihl,
+			    ports);
+}
+
+static __always_inline int ml_echo6(struct __sk_buff *skb, const struct ipv6hdr *ip6)
+{
+	struct in6_addr addrs[2] = { ip6->daddr, ip6->saddr };
+	__be16 ports[2];
+	__u32 ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	int l2;
+
+	if (ip6->version != 6 || ip6->saddr.in6_u.u6_addr8[0] == 0xff ||
+	    ip6->daddr.in6_u.u6_addr8[0] == 0xff)
+		return ML_NOT_ECHO; /* multicast */
+	if (ip_len < sizeof(*ip6) + 8 || !ml_echo_ports(skb, sizeof(*ip6), ports))
+		return ML_NOT_ECHO;
+	l2 = ml_echo_l2(skb, ip_len, ip6, sizeof(*ip6));
+	if (l2 < 0)
+		return ML_NOT_ECHO;
+	return ml_echo_send(skb, l2, offsetof(struct ipv6hdr, saddr), addrs, sizeof(addrs),
+			    sizeof(*ip6), ports);
+}
+
+/* Cheap tests first: most ingress traffic is not UDP with TTL 255. */
+static __always_inline int ml_echo_candidate(struct __sk_buff *skb, __u8 proto, __u8 ttl)
+{
+	return proto == IPPROTO_UDP && ttl == 255 && skb->pkt_type == PACKET_HOST &&
+	       skb->gso_size == 0;
+}
+
 SEC("tc")
 int ml_ingress(struct __sk_buff *skb)
 {
+	union {
+		struct iphdr v4;
+		struct ipv6hdr v6;
+	} ip;
 	struct ml_addr dst = {};
-	__u32 off, n;
+	int ret;
 
+	/* One read of the fixed header serves both the echo test and the local
+	 * lookup; a packet too short for it is not ours. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip.v4, sizeof(ip.v4), BPF_HDR_START_NET))
+			return TC_ACT_OK;
+		if (ml_echo_candidate(skb, ip.v4.protocol, ip.v4.ttl)) {
+			ret = ml_echo4(skb, &ip.v4);
+			if (ret != ML_NOT_ECHO)
+				return ret;
+		}
 		dst.family = AF_INET;
-		off = offsetof(struct iphdr, daddr);
-		n = 4;
+		__builtin_memcpy(dst.addr, &ip.v4.daddr, 4);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip.v6, sizeof(ip.v6), BPF_HDR_START_NET))
+			return TC_ACT_OK;
+		if (ml_echo_candidate(skb, ip.v6.nexthdr, ip.v6.hop_limit)) {
+			ret = ml_echo6(skb, &ip.v6);
+			if (ret != ML_NOT_ECHO)
+				return ret;
+		}
 		dst.family = AF_INET6;
-		off = offsetof(struct ipv6hdr, daddr);
-		n = 16;
+		__builtin_memcpy(dst.addr, &ip.v6.daddr, 16);
 	} else {
 		return TC_ACT_OK;
 	}
-	if (bpf_skb_load_bytes_relative(skb, off, dst.addr, n, BPF_HDR_START_NET))
-		return TC_ACT_OK;
 	if (!bpf_map_lookup_elem(&ml_locals, &dst))
 		return TC_ACT_OK;
 	ml_count(&ml_ingress_stats, ML_IN_DELIVERED, skb->len);

@@ -18,6 +18,10 @@
 #define ML_MAX_PEERS 1024 /* peer ids 0..ML_MAX_PEERS-1 */
 #define ML_MAX_LOCALS 16  /* local ML addresses */
 
+/* BFD echo (RFC 5881 §4): ml_ingress reflects UDP datagrams to this port that
+ * arrive with TTL / hop limit 255 from a source port other than this one. */
+#define ML_BFD_ECHO_PORT 3785
+
 /* Both ends must use the same seed, or the symmetric hash picks different
  * links for the two directions of a flow. */
 #define ML_HASH_SEED 0x6d6c6e6bU /* "mlnk" */
@@ -93,7 +97,8 @@ enum ml_drop_reason {
 
 /* Ingress counters (per-CPU array, index = enum value). */
 enum ml_ingress_counter {
-	ML_IN_DELIVERED = 0, /* ML traffic redirected into the ML device */
+	ML_IN_DELIVERED = 0,      /* ML traffic redirected into the ML device */
+	ML_IN_ECHO_REFLECTED = 1, /* BFD echoes sent back out their link */
 	ML_IN_MAX
 };
 

@@ -191,4 +191,15 @@ Result<std::array<ml_counter, ML_DROP_MAX>> BpfDatapath::drops() {
   return out;
 }
 
+Result<std::array<ml_counter, ML_IN_MAX>> BpfDatapath::ingress_stats() {
+  std::array<ml_counter, ML_IN_MAX> out{};
+  int fd = bpf_map__fd(skel_->maps.ml_ingress_stats);
+  for (uint32_t i = 0; i < ML_IN_MAX; i++) {
+    auto c = percpu_sum(fd, i);
+    if (!c) return c.error();
+    out[i] = *c;
+  }
+  return out;
+}
+
 }  // namespace mlink::datapath

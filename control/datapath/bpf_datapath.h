@@ -35,6 +35,8 @@ class BpfDatapath final : public Datapath {
   Status add_local(const IpAddr& addr) override;
   Result<ml_peer_stats> peer_stats(uint32_t peer_id) override;
   Result<std::array<ml_counter, ML_DROP_MAX>> drops() override;
+  // Ingress counters by enum ml_ingress_counter (delivered, echoes reflected).
+  Result<std::array<ml_counter, ML_IN_MAX>> ingress_stats();
 
   int egress_prog_fd() const;
 

@@ -57,43 +57,56 @@ size_t l4_len(const PacketSpec& s) {
   return (first_fragment(s) ? l4_header_len(s.proto) : 0) + s.payload;
 }
 
-void write_eth(Writer& w, uint16_t ethertype) {
-  const uint8_t dst[6] = {0x02, 0, 0, 0, 0, 0x02};
+void write_eth(Writer& w, uint16_t ethertype,
+               const std::array<uint8_t, 6>& dst = {0x02, 0, 0, 0, 0, 0x02}) {
   const uint8_t src[6] = {0x02, 0, 0, 0, 0, 0x01};
-  w.bytes(dst, 6);
+  w.bytes(dst.data(), 6);
   w.bytes(src, 6);
   w.u16(ethertype);
 }
 
-uint16_t ipv4_checksum(const uint8_t* hdr) {
-  uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += static_cast<uint32_t>(hdr[i] << 8 | hdr[i + 1]);
+// One's complement sum of big-endian 16-bit words, not folded.
+uint32_t sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
+  return sum;
+}
+
+uint16_t fold_not(uint32_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<uint16_t>(~sum);
 }
 
+uint16_t ipv4_checksum(const uint8_t* hdr, size_t len) {
+  return fold_not(sum16(hdr, len));
+}
+
 void write_ipv4(Writer& w, std::vector<uint8_t>& buf, const PacketSpec& s) {
+  if (s.ip_options % 4 != 0 || s.ip_options > 40)
+    throw std::invalid_argument("IPv4 options: a multiple of 4, at most 40 bytes");
   size_t start = w.pos();
+  size_t hlen = 20 + s.ip_options;
   uint16_t frag_off = 0;
   if (s.frag) frag_off = static_cast<uint16_t>((s.frag->offset / 8) | (s.frag->more ? 0x2000 : 0));
-  w.u8(0x45);
+  w.u8(static_cast<uint8_t>(0x40 | hlen / 4));
   w.u8(0);
-  w.u16(static_cast<uint16_t>(20 + l4_len(s)));
+  w.u16(static_cast<uint16_t>(hlen + l4_len(s)));
   w.u16(static_cast<uint16_t>(s.frag ? s.frag->id : 0));
   w.u16(frag_off);
-  w.u8(64);
+  w.u8(s.ttl);
   w.u8(s.proto);
   w.u16(0);
   w.bytes(s.src.bytes.data(), 4);
   w.bytes(s.dst.bytes.data(), 4);
-  w.put16_at(start + 10, ipv4_checksum(&buf[start]));
+  for (size_t i = 0; i < s.ip_options; i++) w.u8(1);  // NOP
+  w.put16_at(start + 10, ipv4_checksum(&buf[start], hlen));
 }
 
 void write_ipv6(Writer& w, const PacketSpec& s) {
   w.u32(0x60000000);
   w.u16(static_cast<uint16_t>(l4_len(s) + (s.frag ? 8 : 0)));
   w.u8(s.frag ? uint8_t{IPPROTO_FRAGMENT} : s.proto);
-  w.u8(64);
+  w.u8(s.ttl);
   w.bytes(s.src.bytes.data(), 16);
   w.bytes(s.dst.bytes.data(), 16);
   if (s.frag) {
@@ -208,13 +221,23 @@ std::vector<uint8_t> build(const PacketSpec& s) {
   std::vector<uint8_t> buf;
   Writer w(buf);
   bool v4 = s.src.family == AF_INET;
-  if (s.eth) write_eth(w, v4 ? ETH_P_IP : ETH_P_IPV6);
+  if (s.eth) write_eth(w, v4 ? ETH_P_IP : ETH_P_IPV6, s.eth_dst);
   if (v4)
     write_ipv4(w, buf, s);
   else
     write_ipv6(w, s);
+  size_t l4 = w.pos();
   if (first_fragment(s)) write_l4(w, s);
   for (size_t i = 0; i < s.payload; i++) w.u8(static_cast<uint8_t>(i));
+  if (s.udp_csum && s.proto == IPPROTO_UDP && !s.frag) {
+    // Pseudo-header (addresses, protocol, UDP length) + UDP header + payload.
+    size_t n = buf.size() - l4;
+    uint32_t sum = sum16(s.src.bytes.data(), s.src.size());
+    sum = sum16(s.dst.bytes.data(), s.dst.size(), sum);
+    sum += IPPROTO_UDP + static_cast<uint32_t>(n);
+    uint16_t c = fold_not(sum16(&buf[l4], n, sum));
+    w.put16_at(l4 + 6, c == 0 ? 0xffff : c);
+  }
   return buf;
 }
 
@@ -271,6 +294,19 @@ PacketSpec icmp(uint8_t family) {
   PacketSpec s = tcp(family, 0x1234, 1);  // echo id, sequence
   s.proto = family == AF_INET ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6};
   return s;
+}
+
+PacketSpec bfd_echo(uint8_t family) {
+  bool v4 = family == AF_INET;
+  return PacketSpec{.src = Ip::parse(v4 ? "10.0.0.2" : "fd00::2"),
+                    .dst = Ip::parse(v4 ? "10.0.0.1" : "fd00::1"),
+                    .proto = IPPROTO_UDP,
+                    .sport = 49152,
+                    .dport = ML_BFD_ECHO_PORT,
+                    .payload = 32,
+                    .ttl = 255,
+                    .eth_dst = kHostMac,
+                    .udp_csum = true};
 }
 
 std::vector<Fixture> unicast_fixtures() {

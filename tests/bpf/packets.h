@@ -29,6 +29,7 @@ struct bpf_map;
 namespace mlink::bpftest {
 
 inline constexpr uint32_t kEthLen = 14;
+inline constexpr std::array<uint8_t, 6> kHostMac{};  // test-run's device (lo): PACKET_HOST
 
 // ---- addresses ----------------------------------------------------------------------------
 
@@ -68,12 +69,19 @@ struct PacketSpec {
   size_t payload = 0;        // bytes after the L4 header (non-first fragment: all its data)
   bool eth = true;           // prepend an Ethernet header (test-run needs one)
   std::optional<Frag> frag;  // IPv4 fragment / IPv6 Fragment extension header
+  uint8_t ttl = 64;          // TTL / hop limit
+  // Ethernet destination. Test-run runs eth_type_trans against the loopback device, whose
+  // address is all zeros: kHostMac makes skb->pkt_type PACKET_HOST, the default OTHERHOST.
+  std::array<uint8_t, 6> eth_dst = {0x02, 0, 0, 0, 0, 0x02};
+  size_t ip_options = 0;  // IPv4 option bytes (NOPs), a multiple of 4, at most 40
+  bool udp_csum = false;  // compute the UDP checksum (otherwise 0)
 
   PacketSpec reply() const;  // addresses and ports swapped
 };
 
 // Serialises spec. Checksums are not computed (the datapath never reads them), except the IPv4
-// header checksum, which is cheap and makes captures readable.
+// header checksum, which is cheap and makes captures readable, and the UDP checksum when
+// spec.udp_csum asks for it.
 std::vector<uint8_t> build(const PacketSpec& spec);
 
 // An Ethernet ARP request (who-has peer4 tell local4).
@@ -87,6 +95,11 @@ std::vector<PacketSpec> fragments(const PacketSpec& spec, uint32_t id, int count
 PacketSpec tcp(uint8_t family, uint16_t sport = 40000, uint16_t dport = 5201);
 PacketSpec udp(uint8_t family, uint16_t sport = 40000, uint16_t dport = 53);
 PacketSpec icmp(uint8_t family);  // echo request: ICMP for v4, ICMPv6 for v6
+
+// A BFD echo as the link peer X sends it to us (Y) over one link (RFC 5881 §4): from X's link
+// address 10.0.0.2 / fd00::2 to ours, 10.0.0.1 / fd00::1, UDP 49152 -> 3785, TTL 255, 32 bytes
+// of payload, valid UDP checksum, Ethernet destination our (test-run's) MAC.
+PacketSpec bfd_echo(uint8_t family);
 
 // The fixture table: IPv4 and IPv6 x TCP, UDP, ICMP to the peer.
 struct Fixture {

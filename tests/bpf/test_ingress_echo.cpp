@@ -1,0 +1,251 @@
+// ml_ingress reflects BFD echoes (RFC 5880 §6.4, RFC 5881 §4): a UDP datagram from the link peer
+// to our link address, port 3785, from a port other than 3785, TTL / hop limit 255, is sent back
+// out the link (bpf_redirect_neigh: TC_ACT_REDIRECT) with addresses and ports swapped and
+// nothing else changed; everything else that looks almost like one passes untouched.
+#include <doctest/doctest.h>
+#include <linux/if_ether.h>
+
+#include <cstring>
+
+#include "bpf/packets.h"
+
+using namespace mlink::bpftest;
+
+namespace {
+
+// ---- an independent checksum oracle (does not share code with packets.cpp) ---------------
+
+uint16_t be16(const std::vector<uint8_t>& p, size_t at) {
+  return static_cast<uint16_t>(p[at] << 8 | p[at + 1]);
+}
+
+// One's complement sum over [from, from + n), folded to 16 bits.
+uint16_t ones_sum(const std::vector<uint8_t>& p, size_t from, size_t n, uint64_t sum = 0) {
+  for (size_t i = 0; i < n; i++) sum += (i % 2 == 0) ? uint64_t{p[from + i]} << 8 : p[from + i];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+// The frame's IPv4 header checksum verifies (sums to 0xffff).
+bool ipv4_header_ok(const std::vector<uint8_t>& f) {
+  size_t ihl = (f[kEthLen] & 0xf) * 4u;
+  return ones_sum(f, kEthLen, ihl) == 0xffff;
+}
+
+// The frame's UDP checksum verifies against the pseudo-header; an IPv4 checksum of 0 (none)
+// does not count as valid here: the echoes under test all carry one.
+bool udp_ok(const std::vector<uint8_t>& f) {
+  bool v4 = (f[kEthLen] >> 4) == 4;
+  size_t l3 = kEthLen, l4, addr_off, addr_len;
+  if (v4) {
+    l4 = l3 + (f[l3] & 0xf) * 4u;
+    addr_off = l3 + 12;
+    addr_len = 8;
+  } else {
+    l4 = l3 + 40;
+    addr_off = l3 + 8;
+    addr_len = 32;
+  }
+  size_t udp_len = be16(f, l4 + 4);
+  if (be16(f, l4 + 6) == 0 || l4 + udp_len > f.size()) return false;
+  uint64_t pseudo = ones_sum(f, addr_off, addr_len);
+  pseudo += IPPROTO_UDP + udp_len;
+  return ones_sum(f, l4, udp_len, pseudo) == 0xffff;
+}
+
+struct Fields {
+  std::vector<uint8_t> src, dst;
+  uint16_t sport, dport;
+  uint8_t ttl;
+};
+
+Fields fields(const std::vector<uint8_t>& f) {
+  bool v4 = (f[kEthLen] >> 4) == 4;
+  size_t l3 = kEthLen, alen = v4 ? 4 : 16, a = l3 + (v4 ? 12 : 8);
+  size_t l4 = v4 ? l3 + (f[l3] & 0xf) * 4u : l3 + 40;
+  return Fields{{f.begin() + a, f.begin() + a + alen},
+                {f.begin() + a + alen, f.begin() + a + 2 * alen},
+                be16(f, l4),
+                be16(f, l4 + 2),
+                f[l3 + (v4 ? 8 : 7)]};
+}
+
+void check_reflected(Datapath& dp, const PacketSpec& spec) {
+  auto pkt = build(spec);
+  if (spec.src.family == AF_INET) REQUIRE(ipv4_header_ok(pkt));
+  REQUIRE(udp_ok(pkt));
+  RunResult r = dp.ingress(pkt);
+  REQUIRE(r.err == 0);
+  CHECK(r.retval == TC_ACT_REDIRECT);
+  REQUIRE(r.out.size() == pkt.size());
+  Fields in = fields(pkt), out = fields(r.out);
+  CHECK(out.src == in.dst);
+  CHECK(out.dst == in.src);
+  CHECK(out.sport == in.dport);
+  CHECK(out.dport == in.sport);
+  CHECK(out.ttl == 255);
+  if (spec.src.family == AF_INET) CHECK(ipv4_header_ok(r.out));
+  CHECK(udp_ok(r.out));
+  // Nothing else moved: the L2 header, the rest of the IP header, the payload.
+  CHECK(r.out == build(spec.reply()));
+}
+
+void check_passed(Datapath& dp, const std::vector<uint8_t>& pkt) {
+  RunResult r = dp.ingress(pkt);
+  REQUIRE(r.err == 0);
+  CHECK(r.retval == TC_ACT_OK);
+  CHECK(r.out == pkt);
+}
+
+const char* name(uint8_t family) {
+  return family == AF_INET ? "ipv4" : "ipv6";
+}
+
+}  // namespace
+
+TEST_CASE("echo: the checksum oracle agrees with the builder and catches a flipped bit") {
+  for (uint8_t family : {AF_INET, AF_INET6}) {
+    auto pkt = build(bfd_echo(family));
+    CHECK(udp_ok(pkt));
+    pkt.back() ^= 1;
+    CHECK_FALSE(udp_ok(pkt));
+  }
+  auto pkt = build(bfd_echo(AF_INET));
+  CHECK(ipv4_header_ok(pkt));
+  pkt[kEthLen + 8] = 254;  // TTL
+  CHECK_FALSE(ipv4_header_ok(pkt));
+}
+
+TEST_CASE("echo: IPv4 and IPv6 echoes are reflected with valid checksums, and counted") {
+  Datapath dp;
+  uint64_t bytes = 0;
+  for (uint8_t family : {AF_INET, AF_INET6}) {
+    CAPTURE(name(family));
+    check_reflected(dp, bfd_echo(family));
+    bytes += build(bfd_echo(family)).size();
+  }
+  ml_counter c = dp.ingress_counter(ML_IN_ECHO_REFLECTED);
+  CHECK(c.packets == 2);
+  CHECK(c.bytes == bytes);
+  CHECK(dp.ingress_counter(ML_IN_DELIVERED).packets == 0);
+}
+
+TEST_CASE("echo: IPv4 with options (IHL > 5) finds the ports after them") {
+  Datapath dp;
+  for (size_t opts : {4u, 12u, 40u}) {
+    CAPTURE(opts);
+    PacketSpec spec = bfd_echo(AF_INET);
+    spec.ip_options = opts;
+    check_reflected(dp, spec);
+  }
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 3);
+}
+
+TEST_CASE("echo: larger payloads and any source port but 3785 are reflected") {
+  Datapath dp;
+  for (uint8_t family : {AF_INET, AF_INET6}) {
+    CAPTURE(name(family));
+    PacketSpec spec = bfd_echo(family);
+    spec.payload = 1200;
+    spec.sport = 65535;
+    check_reflected(dp, spec);
+    spec.sport = 3784;  // BFD control's port is not special as an echo source
+    check_reflected(dp, spec);
+  }
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 4);
+}
+
+TEST_CASE("echo: look-alikes pass untouched and are not counted") {
+  Datapath dp;
+  for (uint8_t family : {AF_INET, AF_INET6}) {
+    CAPTURE(name(family));
+    const PacketSpec echo = bfd_echo(family);
+    struct Case {
+      const char* what;
+      PacketSpec spec;
+    };
+    std::vector<Case> cases;
+    auto add = [&](const char* what, auto&& change) {
+      PacketSpec s = echo;
+      change(s);
+      cases.push_back({what, s});
+    };
+    add("TTL 254", [](PacketSpec& s) { s.ttl = 254; });
+    add("TTL 64", [](PacketSpec& s) { s.ttl = 64; });
+    add("source port 3785 (reflector to reflector)", [](PacketSpec& s) { s.sport = 3785; });
+    add("destination port 3784 (BFD control)", [](PacketSpec& s) { s.dport = 3784; });
+    add("TCP to 3785", [](PacketSpec& s) { s.proto = IPPROTO_TCP; });
+    add("first fragment (MF)", [](PacketSpec& s) { s.frag = Frag{7, 0, true}; });
+    add("last fragment (offset)", [](PacketSpec& s) { s.frag = Frag{7, 64, false}; });
+    add("frame for another host (PACKET_OTHERHOST)",
+        [](PacketSpec& s) { s.eth_dst = {0x02, 0, 0, 0, 0, 0x09}; });
+    add("broadcast frame", [](PacketSpec& s) { s.eth_dst = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}; });
+    add("multicast destination",
+        [&](PacketSpec& s) { s.dst = Ip::parse(family == AF_INET ? "224.0.0.1" : "ff02::1"); });
+    add("multicast source",
+        [&](PacketSpec& s) { s.src = Ip::parse(family == AF_INET ? "239.1.1.1" : "ff02::2"); });
+    if (family == AF_INET)
+      add("limited broadcast", [](PacketSpec& s) { s.dst = Ip::parse("255.255.255.255"); });
+    // Below 60 bytes the frame is padded: skb->len - IP length is no longer the L2 length.
+    add("short echo in a padded frame", [](PacketSpec& s) { s.payload = 0; });
+    for (const Case& c : cases) {
+      CAPTURE(std::string(c.what));
+      auto pkt = build(c.spec);
+      if (std::string(c.what) == "short echo in a padded frame") {
+        if (pkt.size() >= 60) continue;  // IPv6 is never that short
+        pkt.resize(60, 0);
+      }
+      check_passed(dp, pkt);
+    }
+    // Truncated: the frame ends before the IP length says.
+    {
+      auto pkt = build(echo);
+      pkt.resize(pkt.size() - 8);
+      CAPTURE("truncated by 8 bytes");
+      check_passed(dp, pkt);
+    }
+    {
+      auto pkt = build(echo);
+      pkt.resize(kEthLen + (family == AF_INET ? 22 : 42));  // ends inside the UDP ports
+      CAPTURE("truncated inside the UDP header");
+      check_passed(dp, pkt);
+    }
+    // Trailing bytes after the IP datagram (e.g. a trailer): layout check refuses.
+    {
+      auto pkt = build(echo);
+      pkt.resize(pkt.size() + 4, 0);
+      CAPTURE("4 bytes after the datagram");
+      check_passed(dp, pkt);
+    }
+  }
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 0);
+}
+
+TEST_CASE("echo: an IPv6 echo behind an extension header is not reflected") {
+  Datapath dp;
+  // The builder writes extension headers only as a Fragment header; an atomic fragment
+  // (offset 0, no M flag) is a whole datagram whose next header is not UDP.
+  PacketSpec spec = bfd_echo(AF_INET6);
+  spec.frag = Frag{9, 0, false};
+  check_passed(dp, build(spec));
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 0);
+}
+
+TEST_CASE("echo: reflection comes before local delivery; other traffic is still delivered") {
+  Datapath dp;
+  PacketSpec echo = bfd_echo(AF_INET);
+  dp.put_local(echo.dst);  // even if the link address were a local ML address
+  check_reflected(dp, echo);
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 1);
+  CHECK(dp.ingress_counter(ML_IN_DELIVERED).packets == 0);
+  // UDP with TTL 255 to another port of a local address: delivered, not reflected.
+  PacketSpec other = echo;
+  other.dport = 3784;
+  auto pkt = build(other);
+  RunResult r = dp.ingress(pkt);
+  REQUIRE(r.err == 0);
+  CHECK(r.retval == TC_ACT_REDIRECT);
+  CHECK(r.out == pkt);
+  CHECK(dp.ingress_counter(ML_IN_DELIVERED).packets == 1);
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 1);
+}
