@@ -27,6 +27,12 @@ constexpr uint64_t kResyncUsec = 1000000;    // safety net for missed netlink ev
 constexpr uint64_t kRebalanceUsec = 100000;  // look at bucket activity this often
 constexpr uint64_t kTimerAccuracyUsec = 1000;
 
+unsigned usable_slots(const ml_peer& v) {
+  unsigned n = 0;
+  for (unsigned s = 0; s < v.nslots && s < ML_MAX_SLOTS; s++) n += v.slots[s].state == ML_SLOT_UP;
+  return n;
+}
+
 std::string pin_dir(const config::Config& cfg) {
   return cfg.node.bpffs + "/mlink/" + cfg.node.id;
 }
@@ -64,9 +70,15 @@ Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
   auto rtnl = nl::Rtnl::open();
   if (!rtnl) return rtnl.error();
   std::unique_ptr<Agent> a(new Agent(std::move(cfg), std::move(*rtnl)));
-  if (if_nametoindex(a->cfg_.node.ml_device.c_str()) != 0)
-    return Error{a->config_error(a->cfg_.node.line, "node.ml_device",
-                                 "device " + a->cfg_.node.ml_device + " already exists")};
+  if (if_nametoindex(a->cfg_.node.ml_device.c_str()) != 0) {
+    // A tun with this node's pins was left by an agent that died: adopt it
+    // (and the datapath on it, which kept forwarding). Anything else is not ours.
+    std::string pins = pin_dir(a->cfg_) + "/ml_peers";
+    if (!nl::TunDevice::is_tun(a->cfg_.node.ml_device) || access(pins.c_str(), F_OK) != 0)
+      return Error{a->config_error(a->cfg_.node.line, "node.ml_device",
+                                   "device " + a->cfg_.node.ml_device + " already exists")};
+    a->adopting_ = true;
+  }
   if (auto s = a->read_links(); !s) return s.error();
   auto plans = plan_peers(a->cfg_, a->links_);
   if (auto* e = std::get_if<PlanError>(&plans))
@@ -358,7 +370,8 @@ Status Agent::apply_sysctls() {
 }
 
 Status Agent::create_ml_device() {
-  auto dev = nl::TunDevice::create(cfg_.node.ml_device);
+  auto dev = adopting_ ? nl::TunDevice::adopt(cfg_.node.ml_device)
+                       : nl::TunDevice::create(cfg_.node.ml_device);
   if (!dev) return dev.error();
   ml_dev_.emplace(std::move(*dev));
   int idx = ml_dev_->ifindex();
@@ -371,16 +384,27 @@ Status Agent::create_ml_device() {
     if (auto s = rtnl_.link_set_mtu(idx, mtu); !s) return s;
   if (auto s = rtnl_.link_set_up(idx, true); !s) return s;
   for (const auto& p : cfg_.node.ml_address)
-    if (auto s = rtnl_.addr_add(idx, p); !s) return s;
-  log::info("created {} (tun, ifindex {}, mtu {})", cfg_.node.ml_device, idx, mtu);
+    if (auto s = rtnl_.addr_add(idx, p); !s && !(adopting_ && s.error().err == EEXIST)) return s;
+  log::info("{} {} (tun, ifindex {}, mtu {})", adopting_ ? "adopted" : "created",
+            cfg_.node.ml_device, idx, mtu);
   return {};
 }
 
 Status Agent::load_datapath() {
   if (auto s = datapath::ensure_bpffs(cfg_.node.bpffs); !s) return s;
-  auto dp = datapath::BpfDatapath::load({ml_dev_->ifindex(), pin_dir(cfg_)});
+  auto dp = datapath::BpfDatapath::load({ml_dev_->ifindex(), pin_dir(cfg_), adopting_});
   if (!dp) return dp.error();
   dp_ = std::move(*dp);
+  if (adopting_) {
+    auto addrs = dp_->peer_addresses();
+    if (!addrs) return addrs.error();
+    for (const auto& a : *addrs)
+      if (auto v = dp_->get_peer(a)) adopted_[a] = *v;
+    log::info(
+        "adopted the datapath of an agent that died: {} peer entries keep forwarding "
+        "until relearned (at most {} s)",
+        adopted_.size(), kAdoptGraceUsec / 1000000);
+  }
   if (auto s = dp_->attach_egress(ml_dev_->ifindex()); !s) return s;
   if (cfg_.node.rx_mode == config::RxMode::Redirect)
     for (const auto& l : links_)
@@ -461,6 +485,12 @@ void Agent::rebalance_all() {
 void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
   for (const auto& a : plan.ml_addresses) {
     ml_peer v = build_entry(plan, a);
+    if (auto ad = adopted_.find(a); ad != adopted_.end()) {
+      // Until our sessions are back Up, the inherited entry forwards better
+      // than one with links we have not proven yet.
+      if (usable_slots(v) < usable_slots(ad->second)) continue;
+      adopted_.erase(ad);
+    }
     auto it = written_.find(a);
     if (it != written_.end() && std::memcmp(&it->second, &v, sizeof(v)) == 0) continue;
     if (auto s = dp_->set_peer(a, v); !s) {
@@ -557,6 +587,19 @@ int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
   return rearm(src, kResyncUsec);
 }
 
+// Whatever the previous agent wrote and we have not relearned by now is gone.
+int Agent::on_adopt_timer(sd_event_source*, uint64_t, void* self) {
+  auto* a = static_cast<Agent*>(self);
+  for (const auto& [addr, v] : a->adopted_) {
+    if (a->written_.count(addr)) continue;
+    log::info("peer {}: not relearned since the restart; removed", addr.str());
+    if (auto s = a->dp_->del_peer(addr); !s) log::warn("{}", s.error().message);
+  }
+  a->adopted_.clear();
+  a->refresh_all_peers("adoption over");
+  return 0;
+}
+
 int Agent::on_rebalance_timer(sd_event_source* src, uint64_t, void* self) {
   static_cast<Agent*>(self)->rebalance_all();
   return rearm(src, kRebalanceUsec);
@@ -585,6 +628,8 @@ Status Agent::run() {
     return os_error("watch ML device", r);
   if (auto st = add_timer(kResyncUsec, on_resync_timer); !st) return st;
   if (auto st = add_timer(kRebalanceUsec, on_rebalance_timer); !st) return st;
+  if (adopting_)
+    if (auto st = add_timer(kAdoptGraceUsec, on_adopt_timer); !st) return st;
   if (liveness_)
     if (auto st = liveness_->attach(loop_); !st) return st;
   if (discovery_)

@@ -88,6 +88,7 @@ class Agent {
   static int on_netlink(::sd_event_source*, int, uint32_t, void*);
   static int on_tun(::sd_event_source*, int, uint32_t, void*);
   static int on_resync_timer(::sd_event_source*, uint64_t, void*);
+  static int on_adopt_timer(::sd_event_source*, uint64_t, void*);
   static int on_rebalance_timer(::sd_event_source*, uint64_t, void*);
   Status add_timer(uint64_t period_usec, int (*handler)(::sd_event_source*, uint64_t, void*));
 
@@ -116,6 +117,12 @@ class Agent {
   std::map<IpAddr, linkset::Overrides> overrides_;  // load-aware moves per ML address
   std::map<uint32_t, std::array<uint64_t, ML_BUCKETS>> bucket_seen_;  // per peer_id
   uint64_t tun_discarded_ = 0;
+  // Restart: the ML device and pins of an agent that died are taken over.
+  // Its peer entries stay as they are until relearned, or until the grace
+  // period (longer than discovery's hold time) ends.
+  static constexpr uint64_t kAdoptGraceUsec = 10'000'000;
+  bool adopting_ = false;
+  std::map<IpAddr, ml_peer> adopted_;
   sd_event* loop_ = nullptr;
 };
 

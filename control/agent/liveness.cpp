@@ -135,13 +135,17 @@ void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
     }
     auto tr = e.session.on_packet(p, t);
     send_due(id, t);
-    if (tr) {
-      if (tr->to != bfd::State::Up) e.rx_seq.reset();  // a restarted peer starts anew
-      on_change_(id, *tr);
-    }
+    if (tr) changed(id, *tr);
     return;
   }
   rx_unmatched_++;
+}
+
+// §6.7.3: once a session is down, the peer's sequence is no longer known (a
+// restarted peer starts from a new random number).
+void Liveness::changed(Id id, const bfd::Transition& tr) {
+  if (tr.to != bfd::State::Up) entries_.at(id).rx_seq.reset();
+  on_change_(id, tr);
 }
 
 void Liveness::run_due(uint64_t t) {
@@ -154,7 +158,7 @@ void Liveness::run_due(uint64_t t) {
     if (it == entries_.end()) continue;
     auto tr = it->second.session.on_timer(t);
     send_due(id, t);
-    if (tr) on_change_(id, *tr);
+    if (tr) changed(id, *tr);
   }
 }
 

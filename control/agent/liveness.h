@@ -69,6 +69,7 @@ class Liveness {
   void receive(size_t socket);
   void reject(bfd::Reject r, const IpAddr& from);
   void deliver(size_t socket, const bfd::Datagram& d, uint64_t now);
+  void changed(Id id, const bfd::Transition& tr);
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
   void rearm();

@@ -74,9 +74,11 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) 
   if (!dp->skel_) return os_error("open BPF skeleton", errno);
   dp->skel_->rodata->ml_ifindex = static_cast<__u32>(opts.ml_ifindex);
   dp->skel_->rodata->ml_l2_len = 0;  // the ML device is a tun: IP header first
+  dp->pin_dir_ = opts.pin_dir;
+  if (opts.adopt)
+    if (auto s = dp->reuse_pins(); !s) return s.error();
   if (int err = mlink_bpf__load(dp->skel_); err)
     return os_error("load BPF programs (see libbpf log above)", err);
-  dp->pin_dir_ = opts.pin_dir;
   if (auto s = dp->pin_maps(); !s) return s.error();
   return dp;
 }
@@ -87,12 +89,38 @@ BpfDatapath::~BpfDatapath() {
   mlink_bpf__destroy(skel_);
 }
 
+namespace {
+
+std::vector<bpf_map*> pinned_maps(mlink_bpf* skel) {
+  return {skel->maps.ml_peers, skel->maps.ml_locals, skel->maps.ml_peer_stats, skel->maps.ml_drops,
+          skel->maps.ml_ingress_stats};
+}
+
+}  // namespace
+
+// libbpf checks that each pinned map matches the program's definition (type,
+// key and value size); a datapath of another ABI is refused, not corrupted.
+Status BpfDatapath::reuse_pins() {
+  for (bpf_map* m : pinned_maps(skel_)) {
+    std::string path = pin_dir_ + "/" + bpf_map__name(m);
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) return os_error("adopt " + path, errno);
+    int err = bpf_map__reuse_fd(m, fd);
+    close(fd);  // reuse_fd keeps its own duplicate
+    if (err) return os_error("adopt " + path + " (a datapath of another version?)", err);
+  }
+  adopted_ = true;
+  return {};
+}
+
 Status BpfDatapath::pin_maps() {
   if (pin_dir_.empty()) return {};
+  if (adopted_) {  // already pinned, and they are these maps
+    for (bpf_map* m : pinned_maps(skel_)) pinned_.push_back(pin_dir_ + "/" + bpf_map__name(m));
+    return {};
+  }
   if (auto s = mkdirs(pin_dir_); !s) return s;
-  bpf_map* maps[] = {skel_->maps.ml_peers, skel_->maps.ml_locals, skel_->maps.ml_peer_stats,
-                     skel_->maps.ml_drops, skel_->maps.ml_ingress_stats};
-  for (bpf_map* m : maps) {
+  for (bpf_map* m : pinned_maps(skel_)) {
     std::string path = pin_dir_ + "/" + bpf_map__name(m);
     if (access(path.c_str(), F_OK) == 0) {
       log::warn("removing stale pin {} (left by an agent that did not exit cleanly)", path);
@@ -115,10 +143,13 @@ void BpfDatapath::unpin_maps() {
 Status BpfDatapath::attach(int ifindex, int attach_point, int prog_fd) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
               .attach_point = static_cast<bpf_tc_attach_point>(attach_point));
-  int err = bpf_tc_hook_create(&hook);
+  // An adopted hook exists already (creating it again only makes the kernel
+  // complain about exclusivity).
+  int err = adopted_ ? -EEXIST : bpf_tc_hook_create(&hook);
   if (err && err != -EEXIST)
     return os_error("create clsact on ifindex " + std::to_string(ifindex), err);
-  Attachment a{ifindex, attach_point, err == 0};
+  // An adopted hook was created by the agent before us: ours to remove too.
+  Attachment a{ifindex, attach_point, err == 0 || adopted_};
   LIBBPF_OPTS(bpf_tc_opts, tc, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
               .priority = kTcPriority);
   if (int e = bpf_tc_attach(&hook, &tc); e) {
@@ -166,6 +197,28 @@ Status BpfDatapath::del_peer(const IpAddr& addr) {
   if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.ml_peers), &key) != 0 && errno != ENOENT)
     return os_error("delete peer " + addr.str(), errno);
   return {};
+}
+
+Result<std::vector<IpAddr>> BpfDatapath::peer_addresses() {
+  std::vector<IpAddr> out;
+  int fd = bpf_map__fd(skel_->maps.ml_peers);
+  ml_addr key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    out.push_back(from_key(next));
+    key = next;
+    prev = &key;
+  }
+  if (errno != ENOENT) return os_error("list peers", errno);
+  return out;
+}
+
+Result<ml_peer> BpfDatapath::get_peer(const IpAddr& addr) {
+  ml_addr key = to_key(addr);
+  ml_peer v{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ml_peers), &key, &v) != 0)
+    return os_error("read peer " + addr.str(), errno);
+  return v;
 }
 
 Status BpfDatapath::add_local(const IpAddr& addr) {

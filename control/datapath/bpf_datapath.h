@@ -18,6 +18,9 @@ namespace mlink::datapath {
 struct LoadOptions {
   int ml_ifindex = 0;   // where ingress delivers ML traffic
   std::string pin_dir;  // e.g. /sys/fs/bpf/mlink/a
+  // Reuse the maps pinned there by an agent that died: the datapath keeps its
+  // peers and counters, and the new programs replace the old ones in place.
+  bool adopt = false;
 };
 
 class BpfDatapath final : public Datapath {
@@ -37,6 +40,8 @@ class BpfDatapath final : public Datapath {
   Result<std::array<ml_counter, ML_DROP_MAX>> drops() override;
   // Ingress counters by enum ml_ingress_counter (delivered, echoes reflected).
   Result<std::array<ml_counter, ML_IN_MAX>> ingress_stats();
+  Result<std::vector<IpAddr>> peer_addresses();  // keys of ml_peers
+  Result<ml_peer> get_peer(const IpAddr& addr);
 
   int egress_prog_fd() const;
 
@@ -47,6 +52,7 @@ class BpfDatapath final : public Datapath {
     bool created_hook;  // we created clsact, so we remove it
   };
   BpfDatapath() = default;
+  Status reuse_pins();
   Status pin_maps();
   void unpin_maps();
   Status attach(int ifindex, int attach_point, int prog_fd);
@@ -55,6 +61,7 @@ class BpfDatapath final : public Datapath {
   struct ::mlink_bpf* skel_ = nullptr;
   std::string pin_dir_;
   std::vector<std::string> pinned_;
+  bool adopted_ = false;
   std::vector<Attachment> attached_;
 };
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -179,6 +180,35 @@ TEST_CASE("tun device lives exactly as long as its fd") {
   sh("ip link add va type veth peer name vb");
   CHECK(TunDevice::create("va").error().err == EEXIST);
   CHECK(TunDevice::create("a-name-far-too-long").error().err == EINVAL);
+}
+
+TEST_CASE("a tun outlives an agent that dies, and the next one adopts it") {
+  PrivateNetns ns;
+  Rtnl rtnl = open_rtnl();
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // an agent that is killed: no destructor runs
+    auto tun = TunDevice::create("mlt1");
+    _exit(tun.ok() ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  LinkInfo orphan = get_link(rtnl, "mlt1");
+  CHECK_FALSE((orphan.flags & IFF_LOWER_UP));  // no reader: no carrier
+  CHECK(TunDevice::is_tun("mlt1"));
+  {
+    auto tun = TunDevice::adopt("mlt1");
+    REQUIRE_MESSAGE(tun.ok(), tun.error().message);
+    CHECK(tun->ifindex() == orphan.ifindex);  // the same device, routes and all
+    REQUIRE(rtnl.link_set_up(tun->ifindex(), true).ok());
+    CHECK((get_link(rtnl, "mlt1").flags & IFF_LOWER_UP));
+  }
+  CHECK(rtnl.link_get("mlt1").error().err == ENODEV);  // a clean stop deletes it
+  sh("ip link add va type veth peer name vb");
+  CHECK_FALSE(TunDevice::is_tun("va"));
+  CHECK_FALSE(TunDevice::adopt("va").ok());
 }
 
 // Two namespaces joined by a veth pair: va here (10.77.0.1, fd00:77::1) and
