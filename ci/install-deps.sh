@@ -8,6 +8,7 @@ PKGS=(
   libmnl-dev libsystemd-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libsodium-dev libssl-dev doctest-dev
   iproute2 iperf3 iputils-ping tcpdump python3 util-linux procps
+  frr  # bfdd, the peer of tests/e2e/test_frr_interop.sh
 )
 missing=()
 for p in "${PKGS[@]}"; do
