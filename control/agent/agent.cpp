@@ -3,6 +3,7 @@
 #include <linux/neighbour.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "common/log.h"
@@ -26,6 +28,7 @@ namespace {
 constexpr uint64_t kResyncUsec = 1000000;    // safety net for missed netlink events
 constexpr uint64_t kRebalanceUsec = 100000;  // look at bucket activity this often
 constexpr uint64_t kTimerAccuracyUsec = 1000;
+constexpr const char* kRunDir = "/run/mlink";  // state a restarted agent resumes from
 
 unsigned usable_slots(const ml_peer& v) {
   unsigned n = 0;
@@ -107,7 +110,8 @@ Status Agent::read_links() {
 Agent::~Agent() {
   for (const auto& [n, state] : nud_)
     if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
-  discovery_.reset();  // event sources belong to loop_, unreffed below
+  discovery_.reset();                        // event sources belong to loop_, unreffed below
+  if (liveness_) liveness_->forget_state();  // a clean stop: nothing to resume
   liveness_.reset();
   events_.reset();
   dp_.reset();                                    // detach programs, unpin maps
@@ -137,8 +141,15 @@ Status Agent::apply() {
 
 Status Agent::start_liveness() {
   if (!cfg_.bfd.enabled) return {};
+  std::error_code ec;
+  std::filesystem::create_directories(kRunDir, ec);
+  chmod(kRunDir, 0700);
+  Liveness::Options o{cfg_.bfd, cfg_.node.rx_mode == config::RxMode::Redirect,
+                      ec ? std::string() : std::string(kRunDir) + "/" + cfg_.node.id + ".bfd.json"};
+  if (!adopting_ && !o.state_path.empty())
+    std::remove(o.state_path.c_str());  // sessions of an agent whose datapath is gone
   liveness_ = Liveness::create(
-      cfg_.bfd, [this](Liveness::Id t, const bfd::Transition& tr) { on_liveness(t, tr); });
+      std::move(o), [this](Liveness::Id t, const bfd::Transition& tr) { on_liveness(t, tr); });
   log::info(
       "BFD {} ms x {}, {}", cfg_.bfd.interval_ms, cfg_.bfd.multiplier,
       cfg_.bfd.keys.empty() ? "unauthenticated (allow_unauthenticated)" : "Meticulous Keyed SHA1");
@@ -584,6 +595,7 @@ int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
   auto* a = static_cast<Agent*>(self);
   a->resync();
   a->refresh_all_peers("resync");
+  if (a->liveness_) a->liveness_->checkpoint();
   return rearm(src, kResyncUsec);
 }
 

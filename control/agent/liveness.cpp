@@ -3,7 +3,12 @@
 #include <sys/epoll.h>
 #include <systemd/sd-event.h>
 
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "common/log.h"
@@ -14,11 +19,38 @@ namespace {
 
 constexpr uint64_t kTimerAccuracyUsec =
     200;  // BFD runs at 10-30 ms: sd-event's 250 ms default would not do
+constexpr uint32_t kEchoControlTxUs = 1'000'000;  // §6.8.3: control at >= 1 s while echo runs
+constexpr uint64_t kEchoProbeUsec = 1'000'000;    // no reflection within this: not supported
+// The auth sequence resumes this far above what was saved: more than the
+// packets sent between two checkpoints (every second).
+constexpr uint32_t kSeqResumeMargin = 1u << 22;
+constexpr uint32_t kSeqCheckpoint = 1u << 16;
+
+// Echo payload (ours alone, RFC 5880 §6.4): magic, the sender's
+// discriminator (which session), a sequence number and the send time.
+constexpr uint8_t kEchoMagic[4] = {'M', 'L', 'E', 'C'};
+constexpr size_t kEchoLen = 32;  // >= 32: an Ethernet frame the reflector need not unpad
+
+void put32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+uint32_t get32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+
+uint64_t monotonic_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
+}
 
 }  // namespace
 
-Liveness::Liveness(const config::Bfd& cfg, OnChange on_change)
-    : cfg_(cfg), on_change_(std::move(on_change)) {
+Liveness::Liveness(Options opts, OnChange on_change)
+    : cfg_(std::move(opts.cfg)),
+      reflects_(opts.reflects),
+      state_path_(std::move(opts.state_path)),
+      on_change_(std::move(on_change)) {
   std::random_device rd;
   disc_base_ = rd() | 1u;  // odd, and unlikely to repeat across restarts
   if (!cfg_.keys.empty()) {
@@ -26,10 +58,11 @@ Liveness::Liveness(const config::Bfd& cfg, OnChange on_change)
     for (const auto& [id, bytes] : cfg_.keys) keys_.keys[static_cast<uint8_t>(id)] = bytes;
     tx_seq_ = rd();  // §6.7.3: the initial sequence number should be random
   }
+  load_state();
 }
 
-std::unique_ptr<Liveness> Liveness::create(const config::Bfd& cfg, OnChange on_change) {
-  return std::unique_ptr<Liveness>(new Liveness(cfg, std::move(on_change)));
+std::unique_ptr<Liveness> Liveness::create(Options opts, OnChange on_change) {
+  return std::unique_ptr<Liveness>(new Liveness(std::move(opts), std::move(on_change)));
 }
 
 Liveness::~Liveness() {
@@ -38,6 +71,7 @@ Liveness::~Liveness() {
 }
 
 uint64_t Liveness::now() const {
+  if (!loop_) return monotonic_us();
   uint64_t t = 0;
   sd_event_now(loop_, CLOCK_MONOTONIC, &t);
   return t;
@@ -54,24 +88,34 @@ Status Liveness::attach(sd_event* loop) {
 }
 
 Status Liveness::watch(size_t socket) {
-  sd_event_source* src = nullptr;
-  int r = sd_event_add_io(loop_, &src, sockets_[socket].fd(), EPOLLIN, on_readable, this);
-  if (r < 0) return os_error("watch BFD socket", r);
-  io_.push_back(src);
+  for (int fd : {sockets_[socket].fd(), echo_sockets_[socket].fd()}) {
+    sd_event_source* src = nullptr;
+    int r = sd_event_add_io(loop_, &src, fd, EPOLLIN, on_readable, this);
+    if (r < 0) return os_error("watch BFD socket", r);
+    io_.push_back(src);
+  }
   return {};
 }
 
+Result<size_t> Liveness::socket_for(const Target& t) {
+  SocketKey key{t.device, t.local};
+  if (auto it = socket_index_.find(key); it != socket_index_.end()) return it->second;
+  auto s = bfd::LinkSocket::open(t.device, t.local);
+  if (!s) return s.error();
+  auto e = bfd::EchoSocket::open(t.device, t.local);
+  if (!e) return e.error();
+  sockets_.push_back(std::move(*s));
+  echo_sockets_.push_back(std::move(*e));
+  size_t i = sockets_.size() - 1;
+  socket_index_.emplace(key, i);
+  if (loop_)
+    if (auto st = watch(i); !st) return st.error();
+  return i;
+}
+
 Result<Liveness::Id> Liveness::add(const Target& t) {
-  auto key = std::make_pair(t.device, t.local);
-  auto it = socket_index_.find(key);
-  if (it == socket_index_.end()) {
-    auto s = bfd::LinkSocket::open(t.device, t.local);
-    if (!s) return s.error();
-    sockets_.push_back(std::move(*s));
-    it = socket_index_.emplace(key, sockets_.size() - 1).first;
-    if (loop_)
-      if (auto st = watch(it->second); !st) return st.error();
-  }
+  auto socket = socket_for(t);
+  if (!socket) return socket.error();
   bfd::SessionConfig sc;
   sc.desired_min_tx_us = cfg_.interval_ms * 1000;
   sc.required_min_rx_us = cfg_.interval_ms * 1000;
@@ -79,7 +123,18 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
   Id id = next_id_++;
   sc.my_disc = disc_base_ + static_cast<uint32_t>(id) * 2;  // odd base, even steps: never 0
   sc.auth = !keys_.keys.empty();
-  entries_.emplace(id, Entry{t, bfd::Session(sc), it->second, {}});
+  auto saved = saved_.find({t.device, t.local, t.remote});
+  if (saved != saved_.end()) sc.my_disc = saved->second.snap.my_disc;  // the peer knows this one
+  auto [it, added] = entries_.emplace(id, Entry{t, bfd::Session(sc), *socket, {}});
+  if (saved != saved_.end()) {
+    Entry& e = it->second;
+    e.remote_echo_rx_us = saved->second.remote_echo_rx_us;
+    if (auto tr = e.session.resume(saved->second.snap, now())) {
+      log::info("BFD {}: resumed Up from the previous agent", t.name);
+      changed(id, *tr);
+    }
+    saved_.erase(saved);
+  }
   if (loop_) rearm();
   return id;
 }
@@ -93,10 +148,22 @@ bool Liveness::up(Id target) const {
   return it != entries_.end() && it->second.session.state() == bfd::State::Up;
 }
 
+bool Liveness::echo_active(Id target) const {
+  auto it = entries_.find(target);
+  return it != entries_.end() && it->second.echo == Echo::Active;
+}
+
+uint64_t Liveness::echo_rtt_us(Id target) const {
+  auto it = entries_.find(target);
+  return it == entries_.end() ? 0 : it->second.echo_rtt_us;
+}
+
 int Liveness::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
   auto* l = static_cast<Liveness*>(self);
-  for (size_t i = 0; i < l->sockets_.size(); i++)
+  for (size_t i = 0; i < l->sockets_.size(); i++) {
     if (l->sockets_[i].fd() == fd) l->receive(i);
+    if (l->echo_sockets_[i].fd() == fd) l->receive_echo(i);
+  }
   l->rearm();
   return 0;
 }
@@ -133,6 +200,8 @@ void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
         return reject(bfd::Reject::Replay, d.src);
       e.rx_seq = p.auth->seq;
     }
+    e.remote_echo_rx_us = p.required_min_echo_rx_us;
+    if (!e.remote_echo_rx_us && e.echo != Echo::Off) stop_echo(e);  // it stopped reflecting
     auto tr = e.session.on_packet(p, t);
     send_due(id, t);
     if (tr) changed(id, *tr);
@@ -142,29 +211,123 @@ void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
 }
 
 // §6.7.3: once a session is down, the peer's sequence is no longer known (a
-// restarted peer starts from a new random number).
+// restarted peer starts from a new random number). Echo runs only while Up.
 void Liveness::changed(Id id, const bfd::Transition& tr) {
-  if (tr.to != bfd::State::Up) entries_.at(id).rx_seq.reset();
+  Entry& e = entries_.at(id);
+  if (tr.to != bfd::State::Up) {
+    e.rx_seq.reset();
+    stop_echo(e);
+  } else if (cfg_.echo && e.remote_echo_rx_us) {
+    start_echo(e, tr.at_us);
+  }
+  save_state();
   on_change_(id, tr);
+}
+
+void Liveness::start_echo(Entry& e, uint64_t t) {
+  e.echo = Echo::Probing;
+  e.echo_since_us = e.echo_next_tx_us = t;
+  e.echo_last_rx_us = 0;
+}
+
+void Liveness::stop_echo(Entry& e) {
+  if (e.echo == Echo::Active)  // the control packets prove the link alone again
+    e.session.set_timers(cfg_.interval_ms * 1000, cfg_.interval_ms * 1000);
+  e.echo = Echo::Off;
+}
+
+uint64_t Liveness::echo_interval_us(const Entry& e) const {
+  return std::max<uint64_t>(uint64_t{cfg_.interval_ms} * 1000, e.remote_echo_rx_us);
+}
+
+uint64_t Liveness::next_echo_deadline(const Entry& e) const {
+  switch (e.echo) {
+    case Echo::Probing:
+      return std::min(e.echo_next_tx_us, e.echo_since_us + kEchoProbeUsec);
+    case Echo::Active:
+      return std::min(e.echo_next_tx_us,
+                      e.echo_last_rx_us + uint64_t{cfg_.multiplier} * echo_interval_us(e));
+    default:
+      return std::numeric_limits<uint64_t>::max();
+  }
+}
+
+void Liveness::run_echo(Id id, uint64_t t) {
+  Entry& e = entries_.at(id);
+  if (e.echo == Echo::Probing && t >= e.echo_since_us + kEchoProbeUsec) {
+    log::info("BFD {}: the peer advertises echo but reflects none; control packets only",
+              e.target.name);
+    e.echo = Echo::Unsupported;
+    return;
+  }
+  if (e.echo == Echo::Active &&
+      t >= e.echo_last_rx_us + uint64_t{cfg_.multiplier} * echo_interval_us(e)) {
+    if (auto tr = e.session.echo_failed(t)) changed(id, *tr);
+    return;
+  }
+  if ((e.echo == Echo::Probing || e.echo == Echo::Active) && t >= e.echo_next_tx_us) {
+    uint8_t b[kEchoLen] = {};
+    std::memcpy(b, kEchoMagic, 4);
+    put32(b + 4, e.session.my_disc());
+    put32(b + 8, e.echo_seq++);
+    put32(b + 12, static_cast<uint32_t>(t >> 32));
+    put32(b + 16, static_cast<uint32_t>(t));
+    if (auto s = echo_sockets_[e.socket].send(e.target.remote, b); !s)
+      log::debug("BFD echo {}: {}", e.target.name, s.error().message);
+    e.echo_next_tx_us = t + echo_interval_us(e);
+  }
+}
+
+void Liveness::receive_echo(size_t socket) {
+  uint64_t t = now();
+  while (auto d = echo_sockets_[socket].receive()) {
+    const auto& b = d->bytes;
+    if (b.size() < kEchoLen || std::memcmp(b.data(), kEchoMagic, 4) != 0) continue;
+    uint32_t disc = get32(b.data() + 4);
+    uint64_t sent = uint64_t{get32(b.data() + 12)} << 32 | get32(b.data() + 16);
+    for (auto& [id, e] : entries_) {
+      if (e.socket != socket || e.session.my_disc() != disc || e.target.remote != d->src) continue;
+      if (e.echo != Echo::Probing && e.echo != Echo::Active) break;
+      e.echo_last_rx_us = t;
+      e.echo_rtt_us = t >= sent ? t - sent : 0;
+      if (e.echo == Echo::Probing) {
+        e.echo = Echo::Active;
+        e.session.set_timers(std::max(kEchoControlTxUs, cfg_.interval_ms * 1000),
+                             cfg_.interval_ms * 1000);
+        log::info(
+            "BFD {}: echo reflected by the peer's datapath (rtt {} us); it proves the "
+            "link, control packets slow to 1 s",
+            e.target.name, e.echo_rtt_us);
+        save_state();
+      }
+      break;
+    }
+  }
 }
 
 void Liveness::run_due(uint64_t t) {
   // on_change_ may add or remove sessions: walk a copy of the ids.
   std::vector<Id> due;
   for (const auto& [id, e] : entries_)
-    if (e.session.next_deadline_us() <= t) due.push_back(id);
+    if (e.session.next_deadline_us() <= t || next_echo_deadline(e) <= t) due.push_back(id);
   for (Id id : due) {
     auto it = entries_.find(id);
     if (it == entries_.end()) continue;
-    auto tr = it->second.session.on_timer(t);
-    send_due(id, t);
-    if (tr) changed(id, *tr);
+    if (it->second.session.next_deadline_us() <= t) {
+      auto tr = it->second.session.on_timer(t);
+      send_due(id, t);
+      if (tr) changed(id, *tr);
+    }
+    it = entries_.find(id);
+    if (it != entries_.end() && next_echo_deadline(it->second) <= t) run_echo(id, t);
   }
 }
 
 void Liveness::send_due(Id id, uint64_t t) {
   auto& e = entries_.at(id);
   while (auto tx = e.session.poll_tx(t)) {
+    // Our datapath reflects echoes at any rate; ask for no more than BFD's own.
+    tx->required_min_echo_rx_us = reflects_ && cfg_.echo ? cfg_.interval_ms * 1000 : 0;
     std::vector<uint8_t> bytes;
     if (keys_.keys.empty()) {
       bytes = bfd::encode(*tx);
@@ -180,7 +343,8 @@ void Liveness::send_due(Id id, uint64_t t) {
 void Liveness::rearm() {
   if (!timer_) return;
   uint64_t next = std::numeric_limits<uint64_t>::max();
-  for (const auto& [id, e] : entries_) next = std::min(next, e.session.next_deadline_us());
+  for (const auto& [id, e] : entries_)
+    next = std::min({next, e.session.next_deadline_us(), next_echo_deadline(e)});
   if (next == std::numeric_limits<uint64_t>::max()) {
     sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
     return;
@@ -193,6 +357,76 @@ std::array<uint64_t, Liveness::kRejects> Liveness::rejected() const {
   auto out = rejected_;
   for (const auto& s : sockets_) out[kBadHopLimit] += s.dropped_hop_limit();
   return out;
+}
+
+// ---- the state a restarted agent resumes from ------------------------------
+
+void Liveness::load_state() {
+  if (state_path_.empty()) return;
+  std::ifstream in(state_path_);
+  if (!in) return;
+  try {
+    auto j = nlohmann::json::parse(in);
+    if (!keys_.keys.empty()) tx_seq_ = j.at("tx_seq").get<uint32_t>() + kSeqResumeMargin;
+    for (const auto& s : j.at("sessions")) {
+      auto local = IpAddr::parse(s.at("local").get<std::string>());
+      auto remote = IpAddr::parse(s.at("remote").get<std::string>());
+      if (!local || !remote) continue;
+      Saved v;
+      v.snap.my_disc = s.at("my_disc");
+      v.snap.remote_disc = s.at("remote_disc");
+      v.snap.remote_detect_mult = s.at("remote_detect_mult");
+      v.snap.remote_min_rx_us = s.at("remote_min_rx_us");
+      v.snap.remote_desired_tx_us = s.at("remote_desired_tx_us");
+      v.remote_echo_rx_us = s.at("remote_echo_rx_us");
+      saved_[{s.at("device").get<std::string>(), *local, *remote}] = v;
+    }
+    log::info("BFD: {} sessions of the previous agent to resume", saved_.size());
+  } catch (const std::exception& e) {
+    log::warn("BFD state {}: {}; starting afresh", state_path_, e.what());
+    saved_.clear();
+  }
+  saved_seq_ = tx_seq_;
+}
+
+void Liveness::save_state() {
+  if (state_path_.empty()) return;
+  nlohmann::json sessions = nlohmann::json::array();
+  for (const auto& [id, e] : entries_) {
+    if (e.session.state() != bfd::State::Up) continue;
+    auto s = e.session.snapshot();
+    sessions.push_back({{"device", e.target.device},
+                        {"local", e.target.local.str()},
+                        {"remote", e.target.remote.str()},
+                        {"my_disc", s.my_disc},
+                        {"remote_disc", s.remote_disc},
+                        {"remote_detect_mult", s.remote_detect_mult},
+                        {"remote_min_rx_us", s.remote_min_rx_us},
+                        {"remote_desired_tx_us", s.remote_desired_tx_us},
+                        {"remote_echo_rx_us", e.remote_echo_rx_us}});
+  }
+  nlohmann::json j{{"tx_seq", tx_seq_}, {"sessions", sessions}};
+  std::string tmp = state_path_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump() << "\n";
+    if (!out) {
+      log::warn("write {}: failed", tmp);
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), state_path_.c_str()) != 0)
+    log::warn("rename {}: {}", tmp, strerror(errno));
+  saved_seq_ = tx_seq_;
+}
+
+void Liveness::checkpoint() {
+  if (tx_seq_ - saved_seq_ >= kSeqCheckpoint) save_state();
+}
+
+void Liveness::forget_state() {
+  if (!state_path_.empty()) std::remove(state_path_.c_str());
+  state_path_.clear();
 }
 
 }  // namespace mlink::agent

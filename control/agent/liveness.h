@@ -6,7 +6,19 @@
 // so a one-way silent failure takes the link out on both ends within the
 // detection time (30 ms × 3 by default), before TCP's 200 ms minimum RTO.
 // Everything runs on the agent's event loop: one io source per socket and
-// one timer armed at the earliest session deadline.
+// one timer armed at the earliest session or echo deadline.
+//
+// Echo (RFC 5880 §6.4): when the peer advertises a Required Min Echo RX
+// Interval, an Up session also sends echo packets that the peer's datapath
+// reflects. Once one comes back, the echo proves the link at the configured
+// rate and the control packets slow to 1 s (§6.8.3), so a peer whose agent
+// restarts keeps its links: its datapath still reflects, and its control
+// packets may pause for up to 3 s. A peer that advertises echo but does not
+// reflect (FRR 8.4 advertises 50 ms by default) is left on control packets.
+//
+// Restart: the state of every Up session (discriminators, the peer's
+// parameters) and the auth sequence are kept in a small file, so the next
+// agent resumes each session Up and the peer sees no change.
 #pragma once
 
 #include <array>
@@ -15,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bfd/session.h"
@@ -39,7 +52,12 @@ class Liveness {
   using Id = uint64_t;
   using OnChange = std::function<void(Id target, const bfd::Transition&)>;
 
-  static std::unique_ptr<Liveness> create(const config::Bfd& cfg, OnChange on_change);
+  struct Options {
+    config::Bfd cfg;
+    bool reflects = false;   // our datapath reflects echoes: advertise Required Min Echo RX
+    std::string state_path;  // where sessions are kept across a restart; empty: nowhere
+  };
+  static std::unique_ptr<Liveness> create(Options opts, OnChange on_change);
   ~Liveness();
 
   Status attach(sd_event* loop);  // runs the sessions on the loop
@@ -54,15 +72,36 @@ class Liveness {
   static constexpr size_t kRejects = kBadHopLimit + 1;
   std::array<uint64_t, kRejects> rejected() const;
   uint64_t rx_unmatched() const { return rx_unmatched_; }
+  bool echo_active(Id target) const;
+  uint64_t echo_rtt_us(Id target) const;  // of the last echo; 0 when none
+  // Saves the sessions if the auth sequence moved on (call every second or so).
+  void checkpoint();
+  // A clean stop: the sessions end with this agent, nothing to resume.
+  void forget_state();
 
  private:
+  enum class Echo { Off, Probing, Active, Unsupported };
   struct Entry {
     Target target;
     bfd::Session session;
-    size_t socket;                   // index into sockets_
+    size_t socket;                   // index into sockets_ / echo_sockets_
     std::optional<uint32_t> rx_seq;  // last authenticated sequence number received
+    uint32_t remote_echo_rx_us = 0;  // the peer reflects echoes at most this often; 0: not at all
+    Echo echo = Echo::Off;
+    uint64_t echo_since_us = 0;  // probing started
+    uint64_t echo_last_rx_us = 0;
+    uint64_t echo_next_tx_us = 0;
+    uint64_t echo_rtt_us = 0;
+    uint32_t echo_seq = 0;
   };
-  Liveness(const config::Bfd& cfg, OnChange on_change);
+  struct Saved {
+    bfd::Session::Snapshot snap;
+    uint32_t remote_echo_rx_us = 0;
+  };
+  using SocketKey = std::pair<std::string, IpAddr>;  // (device, local)
+  using SessionKey = std::tuple<std::string, IpAddr, IpAddr>;
+
+  Liveness(Options opts, OnChange on_change);
   static int on_readable(sd_event_source*, int, uint32_t, void*);
   static int on_timer(sd_event_source*, uint64_t, void*);
   Status watch(size_t socket);
@@ -70,23 +109,37 @@ class Liveness {
   void reject(bfd::Reject r, const IpAddr& from);
   void deliver(size_t socket, const bfd::Datagram& d, uint64_t now);
   void changed(Id id, const bfd::Transition& tr);
+  Result<size_t> socket_for(const Target& t);
+  void receive_echo(size_t socket);
+  void start_echo(Entry& e, uint64_t now);
+  void stop_echo(Entry& e);
+  void run_echo(Id id, uint64_t now);
+  uint64_t echo_interval_us(const Entry& e) const;
+  uint64_t next_echo_deadline(const Entry& e) const;
+  void load_state();
+  void save_state();
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
   void rearm();
   uint64_t now() const;
 
   config::Bfd cfg_;
+  bool reflects_ = false;
+  std::string state_path_;
   OnChange on_change_;
   std::map<Id, Entry> entries_;
   Id next_id_ = 0;
   uint32_t disc_base_ = 0;
   std::vector<bfd::LinkSocket> sockets_;
-  std::map<std::pair<std::string, IpAddr>, size_t> socket_index_;  // (device, local)
+  std::vector<bfd::EchoSocket> echo_sockets_;  // same index as sockets_
+  std::map<SocketKey, size_t> socket_index_;
+  std::map<SessionKey, Saved> saved_;  // from the previous agent, until resumed
   sd_event* loop_ = nullptr;
   sd_event_source* timer_ = nullptr;
   std::vector<sd_event_source*> io_;
   bfd::KeyRing keys_;  // empty: unauthenticated (config allowed it)
   uint32_t tx_seq_ = 0;
+  uint32_t saved_seq_ = 0;  // tx_seq_ when the state file was written
   std::array<uint64_t, kRejects> rejected_{};
   uint64_t rx_unmatched_ = 0;  // from an address no session of that socket talks to
 };

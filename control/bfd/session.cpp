@@ -229,6 +229,31 @@ std::optional<Transition> Session::change_state(State to, Diag diag, uint64_t no
   return t;
 }
 
+std::optional<Transition> Session::echo_failed(uint64_t now_us) {
+  if (state_ != State::Up) return std::nullopt;
+  detect_armed_ = false;
+  return change_state(State::Down, Diag::EchoFailed, now_us);
+}
+
+Session::Snapshot Session::snapshot() const {
+  return {cfg_.my_disc, remote_disc_, remote_detect_mult_, remote_min_rx_us_,
+          remote_desired_tx_us_};
+}
+
+std::optional<Transition> Session::resume(const Snapshot& s, uint64_t now_us) {
+  if (state_ != State::Down || rx_packets_ || s.my_disc != cfg_.my_disc || !s.remote_disc ||
+      !s.remote_detect_mult)
+    return std::nullopt;
+  remote_disc_ = s.remote_disc;
+  remote_state_ = State::Up;
+  remote_detect_mult_ = s.remote_detect_mult;
+  remote_min_rx_us_ = s.remote_min_rx_us;
+  remote_desired_tx_us_ = s.remote_desired_tx_us;
+  detect_armed_ = true;
+  last_rx_us_ = now_us;
+  return change_state(State::Up, Diag::None, now_us);
+}
+
 // §6.8.16: "If enabling session: Set bfd.SessionState to Down. Else: Set
 // bfd.SessionState to AdminDown, Set bfd.LocalDiag to an appropriate value".
 // Packets with state AdminDown keep going at the slow rate ("MAY be

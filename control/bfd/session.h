@@ -97,6 +97,24 @@ class Session {
   // underlying path is known to have failed.
   std::optional<Transition> set_admin_down(bool down, uint64_t now_us, Diag diag = Diag::AdminDown);
 
+  // §6.4: the Echo function (run by the caller) saw no echo come back in its
+  // detection time: Up -> Down with diag EchoFailed.
+  std::optional<Transition> echo_failed(uint64_t now_us);
+
+  // What a restarted agent needs to carry on a session that was Up, so the
+  // peer sees no change (same discriminators, no new three-way handshake).
+  struct Snapshot {
+    uint32_t my_disc = 0;
+    uint32_t remote_disc = 0;
+    uint8_t remote_detect_mult = 0;
+    uint32_t remote_min_rx_us = 0;
+    uint32_t remote_desired_tx_us = 0;
+  };
+  Snapshot snapshot() const;
+  // From Down before any packet, with cfg.my_disc == s.my_disc: Up at once,
+  // detection armed from now_us, the next packet sent at once.
+  std::optional<Transition> resume(const Snapshot& s, uint64_t now_us);
+
   State state() const { return state_; }
   Diag local_diag() const { return local_diag_; }
   State remote_state() const { return remote_state_; }

@@ -42,6 +42,33 @@ Result<int> link_socket(const std::string& device, int family) {
   return fd;
 }
 
+// The next datagram that arrived with TTL / hop limit 255; others are counted.
+std::optional<Datagram> receive_gtsm(int fd, uint64_t* dropped) {
+  for (;;) {
+    Datagram d;
+    d.bytes.resize(1500);
+    sockaddr_storage from{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) * 2];
+    iovec iov{d.bytes.data(), d.bytes.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof(from);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 0) return std::nullopt;  // EAGAIN, or an error the next poll reports again
+    if (arrival_hop_limit(msg) != kHopLimit) {
+      ++*dropped;
+      continue;
+    }
+    d.bytes.resize(static_cast<size_t>(n));
+    d.src = from_sockaddr(from, &d.sport);
+    return d;
+  }
+}
+
 }  // namespace
 
 Result<LinkSocket> LinkSocket::open(const std::string& device, const IpAddr& local, uint16_t port) {
@@ -107,29 +134,43 @@ Status LinkSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes, uint1
 }
 
 std::optional<Datagram> LinkSocket::receive() {
-  for (;;) {
-    Datagram d;
-    d.bytes.resize(1500);
-    sockaddr_storage from{};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) * 2];
-    iovec iov{d.bytes.data(), d.bytes.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof(from);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(rx_, &msg, MSG_DONTWAIT);
-    if (n < 0) return std::nullopt;  // EAGAIN, or an error the next poll reports again
-    if (arrival_hop_limit(msg) != kHopLimit) {
-      dropped_hop_limit_++;
-      continue;
-    }
-    d.bytes.resize(static_cast<size_t>(n));
-    d.src = from_sockaddr(from, &d.sport);
-    return d;
+  return receive_gtsm(rx_, &dropped_hop_limit_);
+}
+
+Result<EchoSocket> EchoSocket::open(const std::string& device, const IpAddr& local) {
+  auto fd = link_socket(device, local.family);
+  if (!fd) return fd.error();
+  EchoSocket s(*fd);
+  auto at = make_sockaddr(local, 0);  // an ephemeral port: never 3785
+  if (bind(s.fd_, at.get(), at.len) != 0)
+    return os_error("bind BFD echo socket " + local.str() + " on " + device, errno);
+  return s;
+}
+
+EchoSocket::EchoSocket(EchoSocket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+
+EchoSocket& EchoSocket::operator=(EchoSocket&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
   }
+  return *this;
+}
+
+EchoSocket::~EchoSocket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status EchoSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes) {
+  auto to = make_sockaddr(dst, kEchoPort);
+  if (sendto(fd_, bytes.data(), bytes.size(), 0, to.get(), to.len) < 0)
+    return os_error("send BFD echo to " + dst.str(), errno);
+  return {};
+}
+
+std::optional<Datagram> EchoSocket::receive() {
+  uint64_t dropped = 0;  // a reflection arrives with 255 or was not ours
+  return receive_gtsm(fd_, &dropped);
 }
 
 }  // namespace mlink::bfd

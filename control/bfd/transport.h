@@ -55,4 +55,24 @@ class LinkSocket {
   uint64_t dropped_hop_limit_ = 0;
 };
 
+// The Echo function's socket on one link (RFC 5880 §6.4, RFC 5881 §4): sends
+// to the peer's port 3785 from an ephemeral port (never 3785, so two
+// reflectors cannot bounce a packet forever); the peer's datapath swaps
+// addresses and ports and sends it straight back, TTL still 255.
+class EchoSocket {
+ public:
+  static Result<EchoSocket> open(const std::string& device, const IpAddr& local);
+  EchoSocket(EchoSocket&&) noexcept;
+  EchoSocket& operator=(EchoSocket&&) noexcept;
+  ~EchoSocket();
+
+  int fd() const { return fd_; }
+  Status send(const IpAddr& dst, std::span<const uint8_t> bytes);
+  std::optional<Datagram> receive();  // only what came back with TTL 255
+
+ private:
+  explicit EchoSocket(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 }  // namespace mlink::bfd

@@ -374,7 +374,8 @@ void Loader::load_bfd(const toml::table& root) {
   if (!t) return;
   cfg_.bfd.line = static_cast<int>(t->source().begin.line);
   check_keys(*t, "bfd",
-             {"enabled", "interval_ms", "multiplier", "key_file", "allow_unauthenticated"});
+             {"enabled", "interval_ms", "multiplier", "key_file", "allow_unauthenticated", "echo"});
+  if (auto e = get<bool>(*t, "bfd", "echo", false)) cfg_.bfd.echo = e->get();
   if (auto e = get<bool>(*t, "bfd", "enabled", false)) cfg_.bfd.enabled = e->get();
   if (auto i = bounded(*t, "bfd", "interval_ms", 10, 10000)) cfg_.bfd.interval_ms = *i;
   if (auto m = bounded(*t, "bfd", "multiplier", 1, 255)) cfg_.bfd.multiplier = *m;

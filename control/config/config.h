@@ -65,6 +65,7 @@ struct Bfd {
   std::string key_file;       // "<id 0..255> <hex, 1..20 bytes>" per line
   KeyMap keys;                // read from key_file by load(); the highest id signs
   bool allow_unauthenticated = false;
+  bool echo = true;  // RFC 5880 §6.4 Echo, reflected by the peer's datapath
   int line = 0;
 };
 

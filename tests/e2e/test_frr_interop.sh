@@ -122,7 +122,7 @@ ml_address = ["10.88.0.1/16"]
 [bfd]
 interval_ms = $INTERVAL_MS
 multiplier = $MULTIPLIER
-# allow_unauthenticated = true (added with BFD auth)
+allow_unauthenticated = true  # FRR 8.4 has no BFD authentication
 [[link]]
 device = "eth0"
 [[peer]]

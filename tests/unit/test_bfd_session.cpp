@@ -565,3 +565,46 @@ TEST_CASE("RFC 5880 §6.5 §6.8.3: intervals changed mid-Poll wait for a Final t
   CHECK(w.b.s.detect_time_us() == 300000);
   CHECK(w.b.s.state_changes() == 2);
 }
+
+TEST_CASE("RFC 5880 §6.4: an echo failure takes the session Down (Echo Function Failed)") {
+  Wire w(cfg(0x11), cfg(0x22));
+  REQUIRE(w.settle());
+  auto t = w.a.s.echo_failed(w.now);
+  REQUIRE(t);
+  CHECK(t->to == State::Down);
+  CHECK(t->diag == Diag::EchoFailed);
+  CHECK(w.a.s.local_diag() == Diag::EchoFailed);
+  CHECK_FALSE(w.a.s.echo_failed(w.now));  // only from Up
+  w.run_for(5000);
+  REQUIRE(w.b.last_to(State::Down));
+  CHECK(w.b.last_to(State::Down)->diag == Diag::NeighborDown);
+}
+
+TEST_CASE("a restarted agent resumes a session Up: the peer sees no change") {
+  // b's control packets go every second, as while its echo runs, so a's
+  // detection time (3 s) outlasts b's restart.
+  Wire w(cfg(0x11), cfg(0x22, 1000000));
+  REQUIRE(w.settle());
+  CHECK(w.a.s.detect_time_us() == 3000000);
+  auto snap = w.b.s.snapshot();
+  CHECK(snap.my_disc == 0x22);
+  CHECK(snap.remote_disc == 0x11);
+  CHECK(snap.remote_detect_mult == 3);
+  size_t a_changes = w.a.transitions.size();
+  w.b.mute = true;  // b's agent dies
+  w.run_for(1500000);
+  w.b.s = Session(cfg(0x22, 1000000));  // the next agent: a fresh session...
+  auto wrong = snap;
+  wrong.my_disc = 0x23;
+  CHECK_FALSE(w.b.s.resume(wrong, w.now));  // (only with the discriminator the peer knows)
+  auto t = w.b.s.resume(snap, w.now);       // ...resumed from the saved state
+  REQUIRE(t);
+  CHECK(t->to == State::Up);
+  w.b.mute = false;
+  w.run_for(5000000);
+  CHECK(w.a.transitions.size() == a_changes);  // a never left Up
+  CHECK(w.a.s.state() == State::Up);
+  CHECK(w.b.s.state() == State::Up);
+  CHECK(w.b.s.state_changes() == 1);
+  CHECK_FALSE(Session(cfg(0x22)).resume(Session::Snapshot{0x22, 0, 3, 1, 1}, 0));  // no peer
+}
