@@ -211,11 +211,12 @@ void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
 }
 
 // §6.7.3: once a session is down, the peer's sequence is no longer known (a
-// restarted peer starts from a new random number). Echo runs only while Up.
+// restarted peer starts from a new random number). Not on Down -> Init: the
+// packet that made it is the sequence to stay above. Echo runs only while Up.
 void Liveness::changed(Id id, const bfd::Transition& tr) {
   Entry& e = entries_.at(id);
   if (tr.to != bfd::State::Up) {
-    e.rx_seq.reset();
+    if (tr.to != bfd::State::Init) e.rx_seq.reset();
     stop_echo(e);
   } else if (cfg_.echo && e.remote_echo_rx_us) {
     start_echo(e, tr.at_us);
