@@ -110,6 +110,7 @@ Status Agent::read_links() {
 Agent::~Agent() {
   for (const auto& [n, state] : nud_)
     if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
+  log_protocol_counters();
   discovery_.reset();                        // event sources belong to loop_, unreffed below
   if (liveness_) liveness_->forget_state();  // a clean stop: nothing to resume
   liveness_.reset();
@@ -559,6 +560,32 @@ void Agent::resync() {
     }
     state = n && *n ? (*n)->state : 0;
   }
+}
+
+// Until the control socket and metrics exist (issue 5), a stop reports what
+// both protocols dropped, by reason.
+void Agent::log_protocol_counters() const {
+  std::string out;
+  if (discovery_) {
+    auto c = discovery_->counters();
+    for (size_t r = 0; r < c.rejected.size(); r++)
+      if (c.rejected[r])
+        out += fmt::format(" topo.{}={}", topo::reason_name(static_cast<topo::Reason>(r)),
+                           c.rejected[r]);
+    if (c.bad_hop_limit) out += fmt::format(" topo.bad_hop_limit={}", c.bad_hop_limit);
+    if (c.not_a_link) out += fmt::format(" topo.not_a_link={}", c.not_a_link);
+  }
+  if (liveness_) {
+    auto r = liveness_->rejected();
+    for (size_t i = 0; i < r.size(); i++)
+      if (r[i])
+        out +=
+            fmt::format(" bfd.{}={}",
+                        i == Liveness::kBadHopLimit ? "bad_hop_limit"
+                                                    : bfd::to_string(static_cast<bfd::Reject>(i)),
+                        r[i]);
+  }
+  log::info("protocol packets dropped:{}", out.empty() ? " none" : out);
 }
 
 void Agent::drain_tun() {

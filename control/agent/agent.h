@@ -82,6 +82,7 @@ class Agent {
   void on_event(const nl::Event& ev);
   void resync();
   void drain_tun();
+  void log_protocol_counters() const;
   std::string config_error(int line, const std::string& key, const std::string& msg) const;
 
   static int on_signal(::sd_event_source*, const ::signalfd_siginfo*, void*);
