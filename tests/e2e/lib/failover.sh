@@ -51,6 +51,22 @@ fo_setup() {
   ml_wait_links a b
   BED_SERVER_INTERVAL=$FO_INTERVAL bed_iperf_server b "$FO_PORT"
   fo_poller_start
+  fo_netstat a >"$BED_TMP/netstat-a.0"
+  fo_netstat b >"$BED_TMP/netstat-b.0"
+}
+
+# fo_netstat HOST: HOST's /proc/net/{snmp,netstat} as "Group:Counter value" lines.
+fo_netstat() {
+  bed_exec "$1" cat /proc/net/snmp /proc/net/netstat | awk '
+    ($1 in seen) { for (i = 2; i <= NF; i++) print $1 h[$1, i], $i; delete seen[$1]; next }
+    { seen[$1] = 1; for (i = 2; i <= NF; i++) h[$1, i] = $i }'
+}
+
+# fo_netstat_delta HOST: the drop / error counters of HOST that grew since fo_setup.
+fo_netstat_delta() {
+  fo_netstat "$1" | awk 'NR == FNR { v[$1] = $2; next }
+    $1 ~ /Drop|Err|Filter|PAWS|Discard|NoRoute|Csum|Backlog|Prune|Collapse|HostQueue|Fail|Timeouts/ && $2 > v[$1] {
+      printf "%s+%d ", $1, $2 - v[$1] }' "$BED_TMP/netstat-$1.0" -
 }
 
 # fo_poller_start: the map timeline (see fo_timeline.py), killed at cleanup.
@@ -61,15 +77,18 @@ fo_poller_start() {
   BED_PIDS+=("$!")
 }
 
-# fo_iperf_start SECS: iperf3 -P8 a -> b (ML address), -i FO_INTERVAL, in the background.
+# fo_iperf_start SECS [EXTRA...]: iperf3 -P8 a -> b (ML address), -i FO_INTERVAL, in the
+# background; EXTRA (and FO_IPERF_EXTRA, e.g. "-C cubic") go to the client.
 fo_iperf_start() {
-  local secs=$1
+  local secs=$1 extra
+  shift
+  read -r -a extra <<<"${FO_IPERF_EXTRA:-}"
   FO_JSON=$BED_TMP/iperf.json
   FO_T0=$(fo_now)
-  bed_iperf a 10.88.0.2 8 "$secs" "$FO_JSON" -p "$FO_PORT" -i "$FO_INTERVAL" &
+  bed_iperf a 10.88.0.2 8 "$secs" "$FO_JSON" -p "$FO_PORT" -i "$FO_INTERVAL" "${extra[@]}" "$@" &
   FO_IPERF_PID=$!
   BED_PIDS+=("$FO_IPERF_PID")
-  echo "== iperf3 -P8 a -> b for ${secs} s, ${FO_INTERVAL} s intervals"
+  echo "== iperf3 -P8 a -> b for ${secs} s, ${FO_INTERVAL} s intervals${FO_IPERF_EXTRA:+ ($FO_IPERF_EXTRA)}"
 }
 
 # fo_at SECS: sleep until SECS after the iperf3 start.
@@ -81,7 +100,9 @@ fo_at() {
 
 # fo_mark NAME [TEXT]: remember now as NAME (fault, repair, ...) and say so. After the fault,
 # both ends' TCP sockets (ss -tin) are saved 0.5, 1.5 and 2.5 s later (ss-*.txt in the temp
-# dir, kept when the case fails): whether a stalled stream's sender is in RTO backoff.
+# dir, kept when the case fails): whether a stalled stream's sender is in RTO backoff; with
+# the neighbour tables (ip -s neigh): skbs parked on an unresolved neighbour stay charged to
+# their socket, and TCP does not retransmit a segment whose clone is still in a host queue.
 fo_mark() {
   FO_MARK[$1]=$(fo_now)
   echo "== t=$(fo_t "${FO_MARK[$1]}") s: $1${2:+: $2}"
@@ -91,6 +112,8 @@ fo_mark() {
     for t in 0.5 1.5 2.5; do
       bed_exec a ss -tin dst 10.88.0.2 >"$BED_TMP/ss-a-fault+$t.txt" 2>&1 || true
       bed_exec b ss -tin dst 10.88.0.1 >"$BED_TMP/ss-b-fault+$t.txt" 2>&1 || true
+      bed_exec a ip -s neigh show >"$BED_TMP/neigh-a-fault+$t.txt" 2>&1 || true
+      bed_exec b ip -s neigh show >"$BED_TMP/neigh-b-fault+$t.txt" 2>&1 || true
       sleep 1
     done
   ) >/dev/null 2>&1 &
@@ -203,7 +226,8 @@ print(" ".join(k + "=" + str(v["packets"]) for k, v in d.items() if v["packets"]
 import json, sys
 print(sys.argv[1] + "=" + str(sum(q.get("drops", 0) for q in json.load(sys.stdin))))' "eth$i" 2>/dev/null
     done | tr '\n' ' ')
-    echo "  $h: datapath drops: $ml; qdisc drops: $q"
+    echo "  $h: datapath drops: $ml; qdisc drops (tbf, and ml-fault's in clsact): $q"
+    echo "  $h: kernel counters grown: $(fo_netstat_delta "$h" 2>/dev/null || echo '?')"
   done
 }
 
