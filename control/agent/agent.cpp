@@ -150,7 +150,8 @@ Status Agent::start_liveness() {
   if (!adopting_ && !o.state_path.empty())
     std::remove(o.state_path.c_str());  // sessions of an agent whose datapath is gone
   liveness_ = Liveness::create(
-      std::move(o), [this](Liveness::Id t, const bfd::Transition& tr) { on_liveness(t, tr); });
+      std::move(o), [this](Liveness::Id t, const bfd::Transition& tr) { on_liveness(t, tr); },
+      [this](Liveness::Id t, bool lossy, unsigned lost) { on_loss(t, lossy, lost); });
   log::info(
       "BFD {} ms x {}, {}", cfg_.bfd.interval_ms, cfg_.bfd.multiplier,
       cfg_.bfd.keys.empty() ? "unauthenticated (allow_unauthenticated)" : "Meticulous Keyed SHA1");
@@ -353,13 +354,37 @@ void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
   refresh_peer(peer->second, "bfd");
 }
 
+// A lossy link leaves the set like a failed one (and counts as a failure for
+// the hold-down); clean again, it returns after its hold-down.
+void Agent::on_loss(Liveness::Id target, bool lossy, unsigned lost) {
+  auto key = target_key_.find(target);
+  if (key == target_key_.end()) return;
+  auto peer = peers_.find(key->second.peer);
+  if (peer == peers_.end()) return;
+  uint64_t now = monotonic_usec();
+  auto& damping = damping_[key->second];
+  std::string hold;
+  if (lossy) {
+    damping.on_down(now);
+  } else {
+    damping.on_up(now);
+    if (uint64_t h = damping.hold_down_us(now))
+      hold = fmt::format("; in service after a {} ms hold-down", h / 1000);
+  }
+  log::info("peer {} link {}: {} ({} of the last {} echoes lost){}",
+            peer->second.ml_addresses.front().str(), links_[key->second.link].device,
+            lossy ? "lossy, out of the link set" : "clean again", lost, bfd::EchoLoss::kWindow,
+            hold);
+  refresh_peer(peer->second, "loss");
+}
+
 bool Agent::proven(const PeerPlan& plan, size_t slot) const {
   if (!liveness_) return true;  // BFD disabled: carrier and neighbour decide alone
   const auto& pl = plan.links[slot];
   TargetKey key{plan.key, pl.link, pl.nh4 ? *pl.nh4 : *pl.nh6};
   auto it = targets_.find(key);
   // A repaired link waits out its hold-down; the 100 ms rebalance pass sees it end.
-  return it != targets_.end() && liveness_->up(it->second) &&
+  return it != targets_.end() && liveness_->up(it->second) && !liveness_->lossy(it->second) &&
          damping_[key].usable(monotonic_usec());
 }
 
@@ -534,8 +559,12 @@ void Agent::refresh_all_peers(const char* why) {
 
 void Agent::on_event(const nl::Event& ev) {
   if (const auto* l = std::get_if<nl::LinkEvent>(&ev)) {
-    for (size_t i = 0; i < links_.size(); i++)
-      if (links_[i].ifindex == l->ifindex) link_flags_[i] = l->deleted ? 0 : l->flags;
+    for (size_t i = 0; i < links_.size(); i++) {
+      if (links_[i].ifindex != l->ifindex) continue;
+      bool was_up = link_up(i);
+      link_flags_[i] = l->deleted ? 0 : l->flags;
+      if (was_up && !link_up(i)) carrier_lost_.insert(l->ifindex);
+    }
     return;
   }
   const auto& n = std::get<nl::NeighEvent>(ev);
@@ -610,7 +639,29 @@ int Agent::on_netlink(sd_event_source*, int, uint32_t, void* self) {
     a->resync();
   }
   a->refresh_all_peers("netlink event");
+  for (int ifindex : a->carrier_lost_) a->renew_neighbours(ifindex);
+  a->carrier_lost_.clear();
   return 0;
+}
+
+// Packets sent to a link in the moment between its carrier loss and the map
+// update wait on its neighbour entry (the kernel flushes the entry on carrier
+// loss, the next packet makes an INCOMPLETE one), for up to 3 s of failed
+// resolution. TCP does not retransmit a segment while its clone sits in such
+// a host queue, so those streams would stall for 3 s. Once the map no longer
+// uses the link, replacing the entries frees whatever they hold.
+void Agent::renew_neighbours(int ifindex) {
+  size_t n = 0;
+  for (auto& [key, state] : nud_) {
+    if (key.ifindex != ifindex) continue;
+    if (auto s = rtnl_.neigh_del(key.ifindex, key.addr); !s) log::debug("{}", s.error().message);
+    if (auto s = rtnl_.neigh_add_managed(key.ifindex, key.addr); !s)
+      log::warn("re-add neighbour {}: {}", key.addr.str(), s.error().message);
+    auto got = rtnl_.neigh_get(key.ifindex, key.addr);
+    state = got && *got ? (*got)->state : 0;
+    n++;
+  }
+  if (n) log::debug("ifindex {} lost carrier: {} neighbour entries renewed", ifindex, n);
 }
 
 int Agent::on_tun(sd_event_source*, int, uint32_t, void* self) {

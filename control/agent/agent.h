@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +72,7 @@ class Agent {
   void sync_neighbours();
   void sync_targets();
   void on_liveness(Liveness::Id target, const bfd::Transition& t);
+  void on_loss(Liveness::Id target, bool lossy, unsigned lost);
   bool proven(const PeerPlan& plan, size_t slot) const;
   void refresh_all_peers(const char* why);
   void refresh_peer(const PeerPlan& plan, const char* why);
@@ -81,6 +83,7 @@ class Agent {
   bool neigh_ok(int ifindex, const IpAddr& nh) const;
   void on_event(const nl::Event& ev);
   void resync();
+  void renew_neighbours(int ifindex);
   void drain_tun();
   void log_protocol_counters() const;
   std::string config_error(int line, const std::string& key, const std::string& msg) const;
@@ -97,6 +100,7 @@ class Agent {
   nl::Rtnl rtnl_;
   std::vector<LocalLink> links_;
   std::vector<unsigned> link_flags_;
+  std::set<int> carrier_lost_;             // ifindexes, between a netlink event and its handling
   std::vector<PeerPlan> static_plans_;     // from [[peer]], peer_id unset
   std::map<std::string, PeerPlan> peers_;  // by PeerPlan::key, with their peer_id
   std::vector<uint32_t> free_ids_;         // peer ids released by departed peers

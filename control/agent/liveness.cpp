@@ -46,11 +46,12 @@ uint64_t monotonic_us() {
 
 }  // namespace
 
-Liveness::Liveness(Options opts, OnChange on_change)
+Liveness::Liveness(Options opts, OnChange on_change, OnLoss on_loss)
     : cfg_(std::move(opts.cfg)),
       reflects_(opts.reflects),
       state_path_(std::move(opts.state_path)),
-      on_change_(std::move(on_change)) {
+      on_change_(std::move(on_change)),
+      on_loss_(std::move(on_loss)) {
   std::random_device rd;
   disc_base_ = rd() | 1u;  // odd, and unlikely to repeat across restarts
   if (!cfg_.keys.empty()) {
@@ -61,8 +62,9 @@ Liveness::Liveness(Options opts, OnChange on_change)
   load_state();
 }
 
-std::unique_ptr<Liveness> Liveness::create(Options opts, OnChange on_change) {
-  return std::unique_ptr<Liveness>(new Liveness(std::move(opts), std::move(on_change)));
+std::unique_ptr<Liveness> Liveness::create(Options opts, OnChange on_change, OnLoss on_loss) {
+  return std::unique_ptr<Liveness>(
+      new Liveness(std::move(opts), std::move(on_change), std::move(on_loss)));
 }
 
 Liveness::~Liveness() {
@@ -151,6 +153,15 @@ bool Liveness::up(Id target) const {
 bool Liveness::echo_active(Id target) const {
   auto it = entries_.find(target);
   return it != entries_.end() && it->second.echo == Echo::Active;
+}
+
+bool Liveness::lossy(Id target) const {
+  auto it = entries_.find(target);
+  if (it == entries_.end()) return false;
+  // The echo history outlives a Down: a link that lost echoes before it
+  // failed is still lossy when its session comes back, until proven clean.
+  const Entry& e = it->second;
+  return (e.echo == Echo::Probing || e.echo == Echo::Active) && e.loss.lossy();
 }
 
 uint64_t Liveness::echo_rtt_us(Id target) const {
@@ -259,6 +270,7 @@ void Liveness::run_echo(Id id, uint64_t t) {
     log::info("BFD {}: the peer advertises echo but reflects none; control packets only",
               e.target.name);
     e.echo = Echo::Unsupported;
+    e.loss.reset();
     return;
   }
   if (e.echo == Echo::Active &&
@@ -270,12 +282,16 @@ void Liveness::run_echo(Id id, uint64_t t) {
     uint8_t b[kEchoLen] = {};
     std::memcpy(b, kEchoMagic, 4);
     put32(b + 4, e.session.my_disc());
-    put32(b + 8, e.echo_seq++);
+    put32(b + 8, e.echo_seq);
     put32(b + 12, static_cast<uint32_t>(t >> 32));
     put32(b + 16, static_cast<uint32_t>(t));
     if (auto s = echo_sockets_[e.socket].send(e.target.remote, b); !s)
       log::debug("BFD echo {}: {}", e.target.name, s.error().message);
+    e.loss.sent(e.echo_seq++);
     e.echo_next_tx_us = t + echo_interval_us(e);
+    if (e.echo != Echo::Active) return;
+    if (auto lossy = e.loss.update(cfg_.multiplier); lossy && on_loss_)
+      on_loss_(id, *lossy, e.loss.lost());
   }
 }
 
@@ -291,6 +307,7 @@ void Liveness::receive_echo(size_t socket) {
       if (e.echo != Echo::Probing && e.echo != Echo::Active) break;
       e.echo_last_rx_us = t;
       e.echo_rtt_us = t >= sent ? t - sent : 0;
+      e.loss.received(get32(b.data() + 8));
       if (e.echo == Echo::Probing) {
         e.echo = Echo::Active;
         e.session.set_timers(std::max(kEchoControlTxUs, cfg_.interval_ms * 1000),

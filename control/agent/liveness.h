@@ -16,6 +16,9 @@
 // packets may pause for up to 3 s. A peer that advertises echo but does not
 // reflect (FRR 8.4 advertises 50 ms by default) is left on control packets.
 //
+// Loss: an Up session whose echoes come back with gaps (bfd/echo_loss.h) is
+// reported lossy; the link leaves the set until its echoes are clean again.
+//
 // Restart: the state of every Up session (discriminators, the peer's
 // parameters) and the auth sequence are kept in a small file, so the next
 // agent resumes each session Up and the peer sees no change.
@@ -30,6 +33,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bfd/echo_loss.h"
 #include "bfd/session.h"
 #include "bfd/transport.h"
 #include "common/ip.h"
@@ -51,13 +55,15 @@ class Liveness {
   };
   using Id = uint64_t;
   using OnChange = std::function<void(Id target, const bfd::Transition&)>;
+  // An Up session became lossy (or clean again); lost: of the last kWindow echoes.
+  using OnLoss = std::function<void(Id target, bool lossy, unsigned lost)>;
 
   struct Options {
     config::Bfd cfg;
     bool reflects = false;   // our datapath reflects echoes: advertise Required Min Echo RX
     std::string state_path;  // where sessions are kept across a restart; empty: nowhere
   };
-  static std::unique_ptr<Liveness> create(Options opts, OnChange on_change);
+  static std::unique_ptr<Liveness> create(Options opts, OnChange on_change, OnLoss on_loss = {});
   ~Liveness();
 
   Status attach(sd_event* loop);  // runs the sessions on the loop
@@ -73,6 +79,7 @@ class Liveness {
   std::array<uint64_t, kRejects> rejected() const;
   uint64_t rx_unmatched() const { return rx_unmatched_; }
   bool echo_active(Id target) const;
+  bool lossy(Id target) const;            // Up, but losing echoes (only while echo runs)
   uint64_t echo_rtt_us(Id target) const;  // of the last echo; 0 when none
   // Saves the sessions if the auth sequence moved on (call every second or so).
   void checkpoint();
@@ -93,6 +100,7 @@ class Liveness {
     uint64_t echo_next_tx_us = 0;
     uint64_t echo_rtt_us = 0;
     uint32_t echo_seq = 0;
+    bfd::EchoLoss loss;
   };
   struct Saved {
     bfd::Session::Snapshot snap;
@@ -101,7 +109,7 @@ class Liveness {
   using SocketKey = std::pair<std::string, IpAddr>;  // (device, local)
   using SessionKey = std::tuple<std::string, IpAddr, IpAddr>;
 
-  Liveness(Options opts, OnChange on_change);
+  Liveness(Options opts, OnChange on_change, OnLoss on_loss);
   static int on_readable(sd_event_source*, int, uint32_t, void*);
   static int on_timer(sd_event_source*, uint64_t, void*);
   Status watch(size_t socket);
@@ -127,6 +135,7 @@ class Liveness {
   bool reflects_ = false;
   std::string state_path_;
   OnChange on_change_;
+  OnLoss on_loss_;
   std::map<Id, Entry> entries_;
   Id next_id_ = 0;
   uint32_t disc_base_ = 0;

@@ -2,9 +2,11 @@
 //
 // A link whose session comes back Up returns to service only after a
 // hold-down: 0 after a quiet period (first Up, or no failure in the last
-// window), else base × 2^(failures in the window − 1), capped. One failure
-// and repair costs 0.5 s; a link failing every second stays out, so flows
-// are not moved back and forth onto a link that keeps failing.
+// window), else base × 2^(failures in the window − 1), capped at 3 s. One
+// failure and repair costs 0.5 s; a link that fails again within its
+// hold-down stays out, so flows are not moved back and forth onto a link
+// that keeps failing; a link that has settled is back within 3 s. (A loss
+// episode, bfd/echo_loss.h, counts as a failure.)
 #pragma once
 
 #include <cstdint>
@@ -15,7 +17,7 @@ namespace mlink::linkset {
 class Damping {
  public:
   static constexpr uint64_t kBaseUsec = 500'000;
-  static constexpr uint64_t kMaxUsec = 30'000'000;
+  static constexpr uint64_t kMaxUsec = 3'000'000;
   static constexpr uint64_t kWindowUsec = 60'000'000;
 
   void on_down(uint64_t now_us);

@@ -1,0 +1,38 @@
+#include "bfd/echo_loss.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace mlink::bfd {
+
+void EchoLoss::reset() {
+  *this = EchoLoss{};
+}
+
+void EchoLoss::sent(uint32_t seq) {
+  got_ <<= 1;
+  next_seq_ = seq + 1;
+  sent_ = std::min(sent_ + 1, kBits);
+}
+
+void EchoLoss::received(uint32_t seq) {
+  uint32_t age = next_seq_ - 1 - seq;  // modulo 2^32: a seq from the future is huge
+  if (age < sent_) got_ |= uint64_t{1} << age;
+}
+
+std::optional<bool> EchoLoss::update(unsigned grace) {
+  grace = std::min(grace, kBits - kWindow);
+  if (sent_ <= grace) return std::nullopt;
+  unsigned decided = std::min(sent_ - grace, kWindow);
+  uint64_t window = (decided == 64 ? ~uint64_t{0} : (uint64_t{1} << decided) - 1) << grace;
+  lost_ = static_cast<unsigned>(std::popcount(~got_ & window));
+  bool was = lossy_;
+  if (!lossy_ && lost_ >= kEnter)
+    lossy_ = true;
+  else if (lossy_ && decided == kWindow && lost_ == 0)
+    lossy_ = false;
+  if (lossy_ == was) return std::nullopt;
+  return lossy_;
+}
+
+}  // namespace mlink::bfd
