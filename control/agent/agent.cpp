@@ -1,6 +1,8 @@
 #include "agent/agent.h"
 
+#include <linux/if_addr.h>
 #include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -567,6 +569,11 @@ void Agent::on_event(const nl::Event& ev) {
     }
     return;
   }
+  if (const auto* a = std::get_if<nl::Addr6Event>(&ev)) {
+    if (!a->deleted && a->scope == RT_SCOPE_LINK && !(a->flags & IFA_F_TENTATIVE))
+      link_local_ready_.insert(a->ifindex);
+    return;
+  }
   const auto& n = std::get<nl::NeighEvent>(ev);
   auto it = nud_.find({n.ifindex, n.addr});
   if (it == nud_.end()) return;
@@ -639,21 +646,29 @@ int Agent::on_netlink(sd_event_source*, int, uint32_t, void* self) {
     a->resync();
   }
   a->refresh_all_peers("netlink event");
-  for (int ifindex : a->carrier_lost_) a->renew_neighbours(ifindex);
+  for (int ifindex : a->carrier_lost_) a->renew_neighbours(ifindex, false);
   a->carrier_lost_.clear();
+  for (int ifindex : a->link_local_ready_) a->renew_neighbours(ifindex, true);
+  a->link_local_ready_.clear();
   return 0;
 }
 
-// Packets sent to a link in the moment between its carrier loss and the map
-// update wait on its neighbour entry (the kernel flushes the entry on carrier
-// loss, the next packet makes an INCOMPLETE one), for up to 3 s of failed
-// resolution. TCP does not retransmit a segment while its clone sits in such
-// a host queue, so those streams would stall for 3 s. Once the map no longer
-// uses the link, replacing the entries frees whatever they hold.
-void Agent::renew_neighbours(int ifindex) {
+// Replaces the link's managed entries (only its unresolved IPv6 ones when
+// unresolved_v6), which frees what they hold and starts resolution anew.
+// - Carrier loss: packets sent to the link in the moment before the map update
+//   wait on its neighbour entry (the kernel flushes the entry on carrier loss,
+//   the next packet makes an INCOMPLETE one) for up to 3 s of failed
+//   resolution, and TCP does not retransmit a segment while its clone sits in
+//   such a host queue: those streams would stall for 3 s.
+// - A link-local address out of DAD: until then the kernel cannot send a
+//   neighbour solicitation, so an IPv6 next hop asked for on a link that just
+//   came up fails, and the kernel retries a failed managed entry only every
+//   5 s. Asking again now resolves it in a round trip.
+void Agent::renew_neighbours(int ifindex, bool unresolved_v6) {
   size_t n = 0;
   for (auto& [key, state] : nud_) {
     if (key.ifindex != ifindex) continue;
+    if (unresolved_v6 && (key.addr.is_v4() || nl::neigh_usable(state))) continue;
     if (auto s = rtnl_.neigh_del(key.ifindex, key.addr); !s) log::debug("{}", s.error().message);
     if (auto s = rtnl_.neigh_add_managed(key.ifindex, key.addr); !s)
       log::warn("re-add neighbour {}: {}", key.addr.str(), s.error().message);
@@ -661,7 +676,9 @@ void Agent::renew_neighbours(int ifindex) {
     state = got && *got ? (*got)->state : 0;
     n++;
   }
-  if (n) log::debug("ifindex {} lost carrier: {} neighbour entries renewed", ifindex, n);
+  if (n)
+    log::debug("ifindex {}: {} neighbour entries renewed ({})", ifindex, n,
+               unresolved_v6 ? "link-local address ready" : "carrier lost");
 }
 
 int Agent::on_tun(sd_event_source*, int, uint32_t, void* self) {

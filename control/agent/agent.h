@@ -83,7 +83,7 @@ class Agent {
   bool neigh_ok(int ifindex, const IpAddr& nh) const;
   void on_event(const nl::Event& ev);
   void resync();
-  void renew_neighbours(int ifindex);
+  void renew_neighbours(int ifindex, bool unresolved_v6);
   void drain_tun();
   void log_protocol_counters() const;
   std::string config_error(int line, const std::string& key, const std::string& msg) const;
@@ -101,6 +101,7 @@ class Agent {
   std::vector<LocalLink> links_;
   std::vector<unsigned> link_flags_;
   std::set<int> carrier_lost_;             // ifindexes, between a netlink event and its handling
+  std::set<int> link_local_ready_;         // likewise: an IPv6 link-local address left DAD
   std::vector<PeerPlan> static_plans_;     // from [[peer]], peer_id unset
   std::map<std::string, PeerPlan> peers_;  // by PeerPlan::key, with their peer_id
   std::vector<uint32_t> free_ids_;         // peer ids released by departed peers

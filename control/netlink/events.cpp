@@ -1,6 +1,7 @@
 #include "netlink/events.h"
 
 #include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
@@ -65,6 +66,26 @@ std::optional<Event> parse_neigh(const nlmsghdr* nlh) {
   return ev;
 }
 
+std::optional<Event> parse_addr6(const nlmsghdr* nlh) {
+  if (mnl_nlmsg_get_payload_len(nlh) < sizeof(ifaddrmsg)) return std::nullopt;
+  const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (ifa->ifa_family != AF_INET6) return std::nullopt;
+  const nlattr* addr = find_attr(nlh, sizeof(*ifa), IFA_ADDRESS);
+  if (!addr || mnl_attr_get_payload_len(addr) != 16) return std::nullopt;
+  Addr6Event ev;
+  ev.ifindex = static_cast<int>(ifa->ifa_index);
+  ev.addr.family = AF_INET6;
+  std::memcpy(ev.addr.bytes.data(), mnl_attr_get_payload(addr), 16);
+  ev.scope = ifa->ifa_scope;
+  ev.flags = ifa->ifa_flags;
+  // IFA_FLAGS, when present, holds all 32 bits (ifa_flags only the low 8).
+  if (const nlattr* f = find_attr(nlh, sizeof(*ifa), IFA_FLAGS);
+      f && mnl_attr_validate(f, MNL_TYPE_U32) == 0)
+    ev.flags = mnl_attr_get_u32(f);
+  ev.deleted = nlh->nlmsg_type == RTM_DELADDR;
+  return ev;
+}
+
 std::optional<Event> parse_event(const nlmsghdr* nlh) {
   switch (nlh->nlmsg_type) {
     case RTM_NEWLINK:
@@ -73,6 +94,9 @@ std::optional<Event> parse_event(const nlmsghdr* nlh) {
     case RTM_NEWNEIGH:
     case RTM_DELNEIGH:
       return parse_neigh(nlh);
+    case RTM_NEWADDR:
+    case RTM_DELADDR:
+      return parse_addr6(nlh);
     default:
       return std::nullopt;
   }
@@ -86,7 +110,7 @@ Result<EventSocket> EventSocket::open() {
   EventSocket events(sock);  // owns sock from here on
   if (mnl_socket_bind(sock, 0, MNL_SOCKET_AUTOPID) < 0)
     return os_error("bind rtnetlink event socket", errno);
-  for (int group : {RTNLGRP_LINK, RTNLGRP_NEIGH}) {
+  for (int group : {RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV6_IFADDR}) {
     if (mnl_socket_setsockopt(sock, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0)
       return os_error("join rtnetlink group " + std::to_string(group), errno);
   }

@@ -26,9 +26,20 @@ struct NeighEvent {
   bool deleted = false;
 };
 
-using Event = std::variant<LinkEvent, NeighEvent>;
+// An IPv6 address appeared, changed or went. A link can send neighbour
+// solicitations only once its link-local address has passed DAD.
+struct Addr6Event {
+  int ifindex = 0;
+  IpAddr addr;
+  uint8_t scope = 0;   // RT_SCOPE_*
+  uint32_t flags = 0;  // IFA_F_*
+  bool deleted = false;
+};
 
-// Non-blocking socket subscribed to RTNLGRP_LINK, RTNLGRP_NEIGH. Put fd() in
+using Event = std::variant<LinkEvent, NeighEvent, Addr6Event>;
+
+// Non-blocking socket subscribed to RTNLGRP_LINK, RTNLGRP_NEIGH,
+// RTNLGRP_IPV6_IFADDR. Put fd() in
 // the event loop; on readability call drain().
 class EventSocket {
  public:
@@ -38,7 +49,7 @@ class EventSocket {
   ~EventSocket();
 
   int fd() const;
-  // Reads every queued message and calls on_event for each link/neigh event.
+  // Reads every queued message and calls on_event for each event.
   // On ENOBUFS (events lost) returns an error: the caller must resync by
   // querying the state it depends on.
   Status drain(const std::function<void(const Event&)>& on_event);

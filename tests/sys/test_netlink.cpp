@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <linux/neighbour.h>
 #include <poll.h>
 #include <sched.h>
@@ -348,6 +349,18 @@ TEST_CASE("events: link down and managed neighbour") {
                n->state == NUD_REACHABLE;
       },
       milliseconds(3000)));
+
+  // The agent waits for this to resolve IPv6 next hops: a link-local address
+  // out of DAD (here: none needed).
+  sh("ip -6 addr add fd77::1/64 dev va nodad");
+  CHECK(wait_event(
+      *events,
+      [&](const Event& ev) {
+        auto* a = std::get_if<Addr6Event>(&ev);
+        return a && a->ifindex == link.va && a->addr == ip("fd77::1") && !a->deleted &&
+               (a->flags & IFA_F_NODAD) && !(a->flags & IFA_F_TENTATIVE);
+      },
+      milliseconds(2000)));
 
   REQUIRE(rtnl.link_set_up(link.va, false).ok());
   CHECK(wait_event(
