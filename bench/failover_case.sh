@@ -10,6 +10,7 @@
 #     longest_stall_s= before= during= after= retransmits=
 # detect_*: fault -> the agent's map update taking eth1 out on that end (from the agent's
 # log timestamps); back_*: repair -> eth1 back in; '-' where not applicable or not seen.
+# Aggregates: before = 1 s .. fault, during = fault .. repair, after = repair + 5 s .. end.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +23,7 @@ source "$BENCH_DIR/../tests/e2e/lib/failover.sh"
 source "$BENCH_DIR/throughput_baselines.sh" # ecmp_setup, warm_neighbours, ML_A
 
 BENCH_LINKS=3
-SECS=12
+SECS=15
 
 case $MODE in
   mlink) fo_setup ;;
@@ -118,7 +119,7 @@ longest=$(awk '$1 == "stall" { split($4, s, "="); if (s[2] > m) m = s[2] } END {
 retrans=$(awk '$1 == "retransmits" {print $2}' <<<"$summary")
 tf=$(fo_t "$FAULT_AT")
 tr=$(fo_t "$REPAIR_AT")
-ta=$(awk -v r="$tr" 'BEGIN { printf "%.2f", r + 2 }')
+ta=$(awk -v r="$tr" 'BEGIN { printf "%.2f", r + 5 }') # a repaired lossy link is back within ~5 s
 echo "bench_failover mode=$MODE fault=$FAULT detect_a_ms=$da detect_b_ms=$db back_a_ms=$ba" \
   "back_b_ms=$bb stalled=$stalled longest_stall_s=$longest before=$(fo_window 1 "$tf")" \
   "during=$(fo_window "$tf" "$tr") after=$(fo_window "$ta" "$SECS") retransmits=$retrans"
