@@ -1,16 +1,23 @@
-// mlinkctl - inspect a running mlink node. This first version reads the
-// datapath's pinned maps directly (<bpffs>/mlink/<node>/), which works even
-// while the agent is restarting; `-j` prints JSON like `ip -j`.
+// mlinkctl - inspect and administer a running mlink node, like `ip`: text for
+// people, `-j` for JSON. Asks the agent over its control socket
+// (/run/mlink/<node>.sock, see docs/OPERATIONS.md); `show maps` and
+// `show drops` read the datapath's pinned maps (<bpffs>/mlink/<node>/)
+// directly, which works even while the agent is restarting.
 #include <bpf/bpf.h>
+#include <dirent.h>
 #include <fmt/core.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "datapath/bpf_datapath.h"
 #include "datapath/datapath.h"
@@ -79,9 +86,9 @@ json drops_json(const Pins& p) {
   return out;
 }
 
-void print_peers(const json& peers) {
-  for (const auto& peer : peers) {
-    fmt::print("peer {} id {} hash {}\n", peer["ml_address"].get<std::string>(),
+void print_maps(const json& entries) {
+  for (const auto& peer : entries) {
+    fmt::print("entry {} peer_id {} hash {}\n", peer["ml_address"].get<std::string>(),
                peer["peer_id"].get<unsigned>(), peer["hash"].get<std::string>());
     for (const auto& l : peer["links"])
       fmt::print("    {:<10} via {:<24} {:<5} buckets {:>3}  packets {:>10}  bytes {:>14}\n",
@@ -91,33 +98,208 @@ void print_peers(const json& peers) {
   }
 }
 
+void print_drops(const json& drops) {
+  for (auto& [k, v] : drops.items())
+    fmt::print("{:<12} packets {:>10}  bytes {:>14}\n", k, v["packets"].get<uint64_t>(),
+               v["bytes"].get<uint64_t>());
+}
+
+std::string join(const json& arr) {
+  std::string out;
+  for (const auto& v : arr) out += (out.empty() ? "" : " ") + v.get<std::string>();
+  return out;
+}
+
+void print_node(const json& n) {
+  for (auto& [k, v] : n.items()) {
+    std::string val = v.is_string() ? v.get<std::string>() : v.is_array() ? join(v) : v.dump();
+    fmt::print("{:<13} {}\n", k, val);
+  }
+}
+
+void print_peers(const json& peers) {
+  for (const auto& p : peers) {
+    fmt::print("peer {} ({}) peer_id {} hash {}  addresses {}\n",
+               p["ml_address"].get<std::string>(), p["peer"].get<std::string>(),
+               p["peer_id"].get<unsigned>(), p["hash"].get<std::string>(), join(p["ml_addresses"]));
+    for (const auto& l : p["links"]) {
+      std::string bfd = "bfd off";
+      if (l.contains("session"))
+        bfd = fmt::format("bfd {:<5} echo {:<6} rtt {:>5}us lost {:>2}/32{}",
+                          l["session"].get<std::string>(), l["echo"].get<std::string>(),
+                          l["rtt_us"].get<uint64_t>(), l["echo_lost"].get<unsigned>(),
+                          l["lossy"].get<bool>() ? " LOSSY" : "");
+      fmt::print(
+          "    {:<8} {:<4} via {:<30} {}  weight {} {:<7} buckets {:>3}  packets {:>10}  bytes "
+          "{:>13}\n",
+          l["link"].get<std::string>(), l["state"].get<std::string>(), join(l["next_hops"]), bfd,
+          l["weight"].get<unsigned>(), l["role"].get<std::string>(), l["buckets"].get<unsigned>(),
+          l["packets"].get<uint64_t>(), l["bytes"].get<uint64_t>());
+    }
+    for (const auto& u : p["unshared_links"])
+      fmt::print("    not shared: the peer has a link in {} (weight {} {}) and this host none\n",
+                 join(u["subnets"]), u["weight"].get<unsigned>(), u["role"].get<std::string>());
+  }
+}
+
+void print_links(const json& links) {
+  for (const auto& l : links)
+    fmt::print("{:<8} ifindex {:<3} admin {:<4} carrier {:<3} weight {} {:<7} {}  peers {}\n",
+               l["link"].get<std::string>(), l["ifindex"].get<int>(), l["admin"].get<std::string>(),
+               l["carrier"].get<bool>() ? "yes" : "no", l["weight"].get<unsigned>(),
+               l["role"].get<std::string>(), join(l["addresses"]), join(l["peers"]));
+}
+
+// One event of `monitor`, as a line an operator reads.
+void print_event(const json& e) {
+  std::string type = e.value("type", "?");
+  std::string what;
+  if (type == "link")
+    what =
+        fmt::format("peer {} link {} {} ({} buckets, {})", e.value("peer", ""), e.value("link", ""),
+                    e.value("state", ""), e.value("buckets", 0), e.value("reason", ""));
+  else if (type == "session")
+    what =
+        fmt::format("peer {} link {} BFD {} -> {} ({})", e.value("peer", ""), e.value("link", ""),
+                    e.value("from", ""), e.value("to", ""), e.value("diag", ""));
+  else if (type == "loss")
+    what = fmt::format("peer {} link {} {} ({} of {} echoes lost)", e.value("peer", ""),
+                       e.value("link", ""), e.value("lossy", false) ? "lossy" : "clean",
+                       e.value("echo_lost", 0), e.value("window", 0));
+  else if (type == "device")
+    what = fmt::format("device {} {} (admin {}, carrier {})", e.value("link", ""),
+                       e.value("state", ""), e.value("admin", ""),
+                       e.value("carrier", false) ? "yes" : "no");
+  else if (type == "peer")
+    what = fmt::format("peer {} ({}) {} ({})", e.value("peer", ""), e.value("key", ""),
+                       e.value("state", ""), e.value("reason", ""));
+  else
+    what = e.dump();
+  fmt::print("{} {:<7} {}\n", e.value("time", ""), type, what);
+}
+
+// The agent's control socket: one JSON request per line, one reply line each.
+class Agent {
+ public:
+  explicit Agent(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (fd_ < 0 || path.size() >= sizeof(sa.sun_path))
+      throw std::runtime_error("control socket " + path + ": bad path");
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+      throw std::runtime_error(
+          fmt::format("no running agent: connect {}: {}", path, std::strerror(errno)));
+  }
+  ~Agent() { close(fd_); }
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  json call(const json& req) {
+    std::string line = req.dump() + "\n";
+    if (send(fd_, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+      throw std::runtime_error("control socket " + path_ + ": send failed");
+    json reply = json::parse(next_line());
+    if (!reply.value("ok", false))
+      throw std::runtime_error(reply.value("error", std::string("request failed")));
+    return reply["result"];
+  }
+
+  std::string next_line() {
+    for (;;) {
+      if (auto pos = buf_.find('\n'); pos != std::string::npos) {
+        std::string line = buf_.substr(0, pos);
+        buf_.erase(0, pos + 1);
+        return line;
+      }
+      char b[65536];
+      ssize_t n = recv(fd_, b, sizeof(b), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::runtime_error("the agent closed the control socket");
+      buf_.append(b, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// -n is optional when exactly one agent runs on this host.
+std::string find_node(const std::string& run_dir) {
+  std::vector<std::string> found;
+  if (auto* d = opendir(run_dir.c_str())) {
+    while (auto* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() > 5 && n.compare(n.size() - 5, 5, ".sock") == 0)
+        found.push_back(n.substr(0, n.size() - 5));
+    }
+    closedir(d);
+  }
+  if (found.size() == 1) return found.front();
+  if (found.empty()) throw std::runtime_error("no running agent (no socket in " + run_dir + ")");
+  throw std::runtime_error(fmt::format("{} agents run here; name one with -n", found.size()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"mlinkctl: inspect an mlink node"};
-  std::string node = "", bpffs = "/sys/fs/bpf";
+  CLI::App app{"mlinkctl: inspect and administer an mlink node"};
+  std::string node, bpffs = "/sys/fs/bpf", run_dir = "/run/mlink";
   bool as_json = false;
-  app.add_option("-n,--node", node, "node id (as in the config's [node] id)")->required();
-  app.add_option("--bpffs", bpffs, "bpffs mount point");
-  app.add_flag("-j,--json", as_json, "print JSON");
+  app.add_option("-n,--node", node,
+                 "node id (as in the config's [node] id); optional when one runs");
+  app.add_option("--bpffs", bpffs, "bpffs mount point (show maps, show drops)");
+  app.add_option("--run-dir", run_dir, "where agents put their control sockets");
+  app.add_flag("-j,--json", as_json, "print JSON (monitor: one object per line)");
   app.require_subcommand(1);
   auto* show = app.add_subcommand("show", "show state");
-  std::string what = "peers";
-  show->add_option("what", what, "peers | drops")->check(CLI::IsMember({"peers", "drops"}));
+  std::string what = "node";
+  show->add_option("what", what,
+                   "node (default) | peers | links | drops | maps (the datapath's entries, "
+                   "read from the pinned maps: works while no agent runs)")
+      ->check(CLI::IsMember({"node", "peers", "links", "drops", "maps"}));
+  auto* monitor = app.add_subcommand("monitor", "print events as they happen (until interrupted)");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    std::string dir = bpffs + "/mlink/" + node;
-    Pins p{open_pin(dir, "ml_peers"), open_pin(dir, "ml_peer_stats"), open_pin(dir, "ml_drops")};
-    json out = what == "peers" ? peers_json(p) : drops_json(p);
+    if (node.empty()) node = find_node(run_dir);
+    if (show->parsed() && (what == "maps" || what == "drops")) {
+      std::string dir = bpffs + "/mlink/" + node;
+      Pins p{open_pin(dir, "ml_peers"), open_pin(dir, "ml_peer_stats"), open_pin(dir, "ml_drops")};
+      json out = what == "maps" ? peers_json(p) : drops_json(p);
+      if (as_json)
+        fmt::print("{}\n", out.dump());
+      else if (what == "maps")
+        print_maps(out);
+      else
+        print_drops(out);
+      return 0;
+    }
+    Agent agent(run_dir + "/" + node + ".sock");
+    if (monitor->parsed()) {
+      agent.call({{"cmd", "monitor"}});
+      std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one event per line, as it comes
+      for (;;) {
+        json line = json::parse(agent.next_line());
+        if (as_json)
+          fmt::print("{}\n", line["event"].dump());
+        else
+          print_event(line["event"]);
+        std::fflush(stdout);
+      }
+    }
+    json out = agent.call({{"cmd", what == "node" ? std::string("show") : "show " + what}});
     if (as_json)
       fmt::print("{}\n", out.dump());
+    else if (what == "node")
+      print_node(out);
     else if (what == "peers")
       print_peers(out);
     else
-      for (auto& [k, v] : out.items())
-        fmt::print("{:<12} packets {:>10}  bytes {:>14}\n", k, v["packets"].get<uint64_t>(),
-                   v["bytes"].get<uint64_t>());
+      print_links(out);
   } catch (const std::exception& e) {
     fmt::print(stderr, "mlinkctl: {}\n", e.what());
     return 1;

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <set>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "linkset/buckets.h"
 #include "proto/bfd/codec.h"
@@ -42,12 +43,6 @@ std::string pin_dir(const config::Config& cfg) {
   return cfg.node.bpffs + "/mlink/" + cfg.node.id;
 }
 
-uint64_t monotonic_usec() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
-}
-
 uint64_t now_usec(sd_event* loop) {
   uint64_t t = 0;
   sd_event_now(loop, CLOCK_MONOTONIC, &t);
@@ -69,7 +64,11 @@ std::string Agent::config_error(int line, const std::string& key, const std::str
   return e.str();
 }
 
-Agent::Agent(config::Config cfg, nl::Rtnl rtnl) : cfg_(std::move(cfg)), rtnl_(std::move(rtnl)) {}
+Agent::Agent(config::Config cfg, nl::Rtnl rtnl)
+    : cfg_(std::move(cfg)),
+      rtnl_(std::move(rtnl)),
+      control_path_(std::string(kRunDir) + "/" + cfg_.node.id + ".sock"),
+      started_us_(monotonic_us()) {}
 
 Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
   auto rtnl = nl::Rtnl::open();
@@ -113,6 +112,7 @@ Agent::~Agent() {
   for (const auto& [n, state] : nud_)
     if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
   log_protocol_counters();
+  ctl_.reset();                              // clients see the socket close; the file goes
   discovery_.reset();                        // event sources belong to loop_, unreffed below
   if (liveness_) liveness_->forget_state();  // a clean stop: nothing to resume
   liveness_.reset();
@@ -219,6 +219,11 @@ void Agent::sync_peers(const char* why) {
     auto w = want.find(it->first);
     if (w == want.end()) {
       log::info("peer {} ({}): gone ({})", it->second.ml_addresses.front().str(), it->first, why);
+      publish({{"type", "peer"},
+               {"peer", it->second.ml_addresses.front().str()},
+               {"key", it->first},
+               {"state", "gone"},
+               {"reason", why}});
       drop_peer(it->second);
       bucket_seen_.erase(it->second.peer_id);
       free_ids_.push_back(it->second.peer_id);
@@ -261,6 +266,11 @@ void Agent::sync_peers(const char* why) {
     std::string links;
     for (const auto& pl : plan.links) links += " " + links_[pl.link].device;
     log::info("peer {} ({}): links{} ({})", plan.ml_addresses.front().str(), key, links, why);
+    publish({{"type", "peer"},
+             {"peer", plan.ml_addresses.front().str()},
+             {"key", key},
+             {"state", "new"},
+             {"reason", why}});
     peers_.emplace(key, plan);
   }
   sync_neighbours();
@@ -340,7 +350,7 @@ void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
   if (key == target_key_.end()) return;
   auto peer = peers_.find(key->second.peer);
   if (peer == peers_.end()) return;
-  uint64_t now = monotonic_usec();
+  uint64_t now = monotonic_us();
   auto& damping = damping_[key->second];
   std::string hold;
   if (t.to == bfd::State::Up) {
@@ -353,6 +363,12 @@ void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
   log::info("peer {} link {}: BFD {} -> {} ({}){}", peer->second.ml_addresses.front().str(),
             links_[key->second.link].device, bfd::to_string(t.from), bfd::to_string(t.to),
             bfd::to_string(t.diag), hold);
+  publish({{"type", "session"},
+           {"peer", peer->second.ml_addresses.front().str()},
+           {"link", links_[key->second.link].device},
+           {"from", bfd::to_string(t.from)},
+           {"to", bfd::to_string(t.to)},
+           {"diag", bfd::to_string(t.diag)}});
   refresh_peer(peer->second, "bfd");
 }
 
@@ -363,7 +379,7 @@ void Agent::on_loss(Liveness::Id target, bool lossy, unsigned lost) {
   if (key == target_key_.end()) return;
   auto peer = peers_.find(key->second.peer);
   if (peer == peers_.end()) return;
-  uint64_t now = monotonic_usec();
+  uint64_t now = monotonic_us();
   auto& damping = damping_[key->second];
   std::string hold;
   if (lossy) {
@@ -377,6 +393,12 @@ void Agent::on_loss(Liveness::Id target, bool lossy, unsigned lost) {
             peer->second.ml_addresses.front().str(), links_[key->second.link].device,
             lossy ? "lossy, out of the link set" : "clean again", lost, bfd::EchoLoss::kWindow,
             hold);
+  publish({{"type", "loss"},
+           {"peer", peer->second.ml_addresses.front().str()},
+           {"link", links_[key->second.link].device},
+           {"lossy", lossy},
+           {"echo_lost", lost},
+           {"window", bfd::EchoLoss::kWindow}});
   refresh_peer(peer->second, "loss");
 }
 
@@ -387,7 +409,7 @@ bool Agent::proven(const PeerPlan& plan, size_t slot) const {
   auto it = targets_.find(key);
   // A repaired link waits out its hold-down; the 100 ms rebalance pass sees it end.
   return it != targets_.end() && liveness_->up(it->second) && !liveness_->lossy(it->second) &&
-         damping_[key].usable(monotonic_usec());
+         damping_[key].usable(monotonic_us());
 }
 
 // ARP from a link must not carry the ML address as sender: a strict
@@ -547,9 +569,19 @@ void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
     for (size_t s = 0; !states_changed && s < ML_MAX_SLOTS; s++)
       states_changed = it->second.slots[s].state != v.slots[s].state;
     // Link state changes are news; bucket moves by the rebalancer are routine.
-    if (states_changed)
+    if (states_changed) {
       log::info("peer {}: link/state/buckets{} ({})", a.str(), links, why);
-    else
+      for (size_t s = 0; s < plan.links.size(); s++) {
+        bool up = v.slots[s].state == ML_SLOT_UP;
+        if (it != written_.end() && (it->second.slots[s].state == ML_SLOT_UP) == up) continue;
+        publish({{"type", "link"},
+                 {"peer", a.str()},
+                 {"link", links_[plan.links[s].link].device},
+                 {"state", up ? "up" : "down"},
+                 {"buckets", share[s]},
+                 {"reason", why}});
+      }
+    } else
       log::debug("peer {}: link/state/buckets{} ({})", a.str(), links, why);
     written_[a] = v;
   }
@@ -566,6 +598,12 @@ void Agent::on_event(const nl::Event& ev) {
       bool was_up = link_up(i);
       link_flags_[i] = l->deleted ? 0 : l->flags;
       if (was_up && !link_up(i)) carrier_lost_.insert(l->ifindex);
+      if (was_up != link_up(i))
+        publish({{"type", "device"},
+                 {"link", links_[i].device},
+                 {"state", link_up(i) ? "up" : "down"},
+                 {"admin", (link_flags_[i] & IFF_UP) ? "up" : "down"},
+                 {"carrier", (link_flags_[i] & IFF_LOWER_UP) != 0}});
     }
     return;
   }
@@ -741,6 +779,7 @@ Status Agent::run() {
     if (auto st = liveness_->attach(loop_); !st) return st;
   if (discovery_)
     if (auto st = discovery_->attach(loop_); !st) return st;
+  if (auto st = start_control(); !st) return st;
   sd_notify(0, "READY=1");
   log::info("running: {} peers, {} links", peers_.size(), links_.size());
   int r = sd_event_loop(loop_);

@@ -20,6 +20,7 @@
 #include "agent/topology.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "ctl/server.h"
 #include "datapath/bpf_datapath.h"
 #include "discovery/discovery.h"
 #include "linkset/damping.h"
@@ -86,6 +87,15 @@ class Agent {
   void renew_neighbours(int ifindex, bool unresolved_v6);
   void drain_tun();
   void log_protocol_counters() const;
+  // The control socket (api.cpp): requests, and events to `mlinkctl monitor`.
+  Status start_control();
+  nlohmann::json handle_request(const nlohmann::json& req);
+  nlohmann::json show_node() const;
+  nlohmann::json show_peers();
+  nlohmann::json show_links() const;
+  nlohmann::json show_drops() const;
+  nlohmann::json unshared_links(const PeerPlan& plan) const;
+  void publish(nlohmann::json event);
   std::string config_error(int line, const std::string& key, const std::string& msg) const;
 
   static int on_signal(::sd_event_source*, const ::signalfd_siginfo*, void*);
@@ -130,6 +140,9 @@ class Agent {
   bool adopting_ = false;
   std::map<IpAddr, ml_peer> adopted_;
   sd_event* loop_ = nullptr;
+  std::string control_path_;
+  std::unique_ptr<ctl::Server> ctl_;  // after loop_: it holds sources of the loop
+  uint64_t started_us_ = 0;
 };
 
 }  // namespace mlink::agent

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/bfd/codec.h"
 
@@ -36,12 +37,6 @@ void put32(uint8_t* p, uint32_t v) {
 }
 uint32_t get32(const uint8_t* p) {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-
-uint64_t monotonic_us() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
 }
 
 }  // namespace
@@ -162,6 +157,11 @@ bool Liveness::lossy(Id target) const {
   // failed is still lossy when its session comes back, until proven clean.
   const Entry& e = it->second;
   return (e.echo == Echo::Probing || e.echo == Echo::Active) && e.loss.lossy();
+}
+
+unsigned Liveness::echo_lost(Id target) const {
+  auto it = entries_.find(target);
+  return it == entries_.end() ? 0 : it->second.loss.lost();
 }
 
 uint64_t Liveness::echo_rtt_us(Id target) const {

@@ -80,6 +80,7 @@ class Liveness {
   uint64_t rx_unmatched() const { return rx_unmatched_; }
   bool echo_active(Id target) const;
   bool lossy(Id target) const;            // Up, but losing echoes (only while echo runs)
+  unsigned echo_lost(Id target) const;    // of the last bfd::EchoLoss::kWindow decided echoes
   uint64_t echo_rtt_us(Id target) const;  // of the last echo; 0 when none
   // Saves the sessions if the auth sequence moved on (call every second or so).
   void checkpoint();

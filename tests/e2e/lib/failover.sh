@@ -14,7 +14,7 @@
 #
 # Assertions that fail are collected (fo_fail) and reported together by fo_finish, so every
 # figure is printed even when a case fails. A background poller reads both maps every
-# FO_POLL_MS (mlinkctl -j show peers) into $BED_TMP/timeline.log: a short "down" (random loss,
+# FO_POLL_MS (mlinkctl -j show maps) into $BED_TMP/timeline.log: a short "down" (random loss,
 # flapping) is seen even when it is over before anyone waits for it.
 set -euo pipefail
 FO_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -2,7 +2,7 @@
 """Record and summarise how the hosts' maps see their links over time (failover tests).
 
   fo_timeline.py poll OUT INTERVAL_MS MLINKCTL HOST:NETNS:NODEID...
-      every INTERVAL_MS, `mlinkctl -n NODEID -j show peers` inside NETNS for each HOST;
+      every INTERVAL_MS, `mlinkctl -n NODEID -j show maps` inside NETNS for each HOST;
       appends one line per host and sample to OUT:
           <epoch ms> <host> <link>=<up|down>... v6:<link>=... n:<link>=<packets>... all=...
       or  <epoch ms> <host> err    (no map to read: agent not running or not ready)
@@ -30,7 +30,7 @@ def poll(out, interval_ms, mlinkctl, specs):
             t0 = time.monotonic()
             for name, ns, node in hosts:
                 r = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", mlinkctl, "-n", node,
-                                    "-j", "show", "peers"], capture_output=True, text=True)
+                                    "-j", "show", "maps"], capture_output=True, text=True)
                 now = int(time.time() * 1000)
                 line = f"{now} {name} err"
                 if r.returncode == 0:

@@ -104,8 +104,9 @@ ml_stop() {
   [ "$rc" -eq 0 ] || { cat "$BED_TMP/mlinkd-$host.log" >&2; bed_die "mlinkd on $host exited $rc"; }
 }
 
-# ml_peers_json HOST: mlinkctl -j show peers.
-ml_peers_json() { bed_exec "$1" "$MLINKCTL" -n "$(ml_node_id "$1")" -j show peers; }
+# ml_peers_json HOST: the datapath entries (mlinkctl -j show maps: read from the pins, so it
+# works while the agent restarts).
+ml_peers_json() { bed_exec "$1" "$MLINKCTL" -n "$(ml_node_id "$1")" -j show maps; }
 
 # ml_links_up HOST: true when every slot of every peer entry is up.
 ml_links_up() {

@@ -1,0 +1,215 @@
+#include "ctl/server.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common/log.h"
+
+namespace mlink::ctl {
+
+namespace {
+
+Result<sockaddr_un> unix_address(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(sa.sun_path))
+    return Error{"control socket path '" + path + "' is empty or longer than " +
+                 std::to_string(sizeof(sa.sun_path) - 1) + " bytes"};
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  return sa;
+}
+
+// Whether an agent answers on path (then it is not ours to replace).
+bool someone_listens(const sockaddr_un& sa) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool live = connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0;
+  close(fd);
+  return live;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::listen(const std::string& path, Handler handler) {
+  auto sa = unix_address(path);
+  if (!sa) return sa.error();
+  if (access(path.c_str(), F_OK) == 0) {
+    if (someone_listens(*sa))
+      return Error{"control socket " + path + " is in use by another agent"};
+    unlink(path.c_str());  // left by an agent that died
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return os_error("control socket", errno);
+  // Bind with no permissions for anyone else from the start, not chmod after.
+  mode_t old = umask(0177);
+  int r = bind(fd, reinterpret_cast<const sockaddr*>(&*sa), sizeof(*sa));
+  int err = errno;
+  umask(old);
+  if (r < 0 || ::listen(fd, 16) < 0) {
+    if (r == 0) err = errno;
+    close(fd);
+    return os_error("bind/listen control socket " + path, err);
+  }
+  return std::unique_ptr<Server>(new Server(fd, path, std::move(handler)));
+}
+
+Server::Server(int fd, std::string path, Handler handler)
+    : fd_(fd), path_(std::move(path)), handler_(std::move(handler)) {}
+
+Server::~Server() {
+  while (!clients_.empty()) close_client(clients_.begin()->first);
+  if (listen_src_) sd_event_source_disable_unref(listen_src_);
+  if (fd_ >= 0) {
+    close(fd_);
+    unlink(path_.c_str());
+  }
+}
+
+Status Server::attach(sd_event* loop) {
+  loop_ = loop;
+  if (int r = sd_event_add_io(loop, &listen_src_, fd_, EPOLLIN, on_accept, this); r < 0)
+    return os_error("watch control socket", r);
+  return {};
+}
+
+int Server::on_accept(sd_event_source*, int, uint32_t, void* self) {
+  static_cast<Server*>(self)->accept_all();
+  return 0;
+}
+
+void Server::accept_all() {
+  for (;;) {
+    int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        log::warn("control socket accept: {}", std::strerror(errno));
+      return;
+    }
+    auto c = std::make_unique<Client>();
+    c->fd = fd;
+    if (int r = sd_event_add_io(loop_, &c->src, fd, EPOLLIN, on_client, this); r < 0) {
+      log::warn("control socket: watch client: {}", std::strerror(-r));
+      close(fd);
+      continue;
+    }
+    clients_.emplace(fd, std::move(c));
+  }
+}
+
+int Server::on_client(sd_event_source*, int fd, uint32_t events, void* self) {
+  auto* s = static_cast<Server*>(self);
+  auto it = s->clients_.find(fd);
+  if (it == s->clients_.end()) return 0;
+  Client& c = *it->second;
+  if (events & EPOLLOUT) s->flush(c);
+  if (c.fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) s->read_from(c);
+  if (c.fd < 0) s->close_client(fd);
+  return 0;
+}
+
+// Marks c closed (fd -1) on EOF or error; the caller removes it.
+void Server::read_from(Client& c) {
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(c.fd, buf, sizeof(buf));
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      // EOF: the client is done sending; what it asked for is still answered
+      // below, but a closed reader gets nothing more.
+      c.in.append("\n");
+      size_t pos;
+      while (c.fd >= 0 && (pos = c.in.find('\n')) != std::string::npos) {
+        std::string line = c.in.substr(0, pos);
+        c.in.erase(0, pos + 1);
+        if (!line.empty()) handle_line(c, line);
+      }
+      if (c.fd >= 0) flush(c);  // once, without waiting: a half-closed reader may still read
+      c.fd = -1;
+      return;
+    }
+    if (n < 0) return;  // EAGAIN: all read
+    c.in.append(buf, static_cast<size_t>(n));
+    size_t pos;
+    while (c.fd >= 0 && (pos = c.in.find('\n')) != std::string::npos) {
+      std::string line = c.in.substr(0, pos);
+      c.in.erase(0, pos + 1);
+      if (!line.empty()) handle_line(c, line);
+    }
+    if (c.fd >= 0 && c.in.size() > kMaxLine) {
+      queue(c, {{"ok", false},
+                {"error", "request longer than " + std::to_string(kMaxLine) + " bytes"}});
+      flush(c);
+      c.fd = -1;
+      return;
+    }
+  }
+}
+
+void Server::handle_line(Client& c, const std::string& line) {
+  nlohmann::json req = nlohmann::json::parse(line, nullptr, false);
+  if (req.is_discarded() || !req.is_object() || !req.contains("cmd") || !req["cmd"].is_string()) {
+    queue(c, {{"ok", false}, {"error", "not a JSON object with a string \"cmd\""}});
+    return;
+  }
+  if (req["cmd"] == "monitor") {
+    c.monitor = true;
+    queue(c, {{"ok", true}, {"result", nlohmann::json::object()}});
+    return;
+  }
+  queue(c, handler_(req));
+}
+
+void Server::queue(Client& c, const nlohmann::json& msg) {
+  if (c.fd < 0) return;
+  c.out += msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  c.out += '\n';
+  flush(c);
+  if (c.fd >= 0 && c.out.size() > kMaxQueued) {
+    log::warn("control socket: a client fell {} bytes behind; disconnected", c.out.size());
+    dropped_++;
+    c.fd = -1;
+  }
+}
+
+void Server::flush(Client& c) {
+  while (!c.out.empty()) {
+    ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      c.fd = -1;  // gone
+      return;
+    }
+    c.out.erase(0, static_cast<size_t>(n));
+  }
+  sd_event_source_set_io_events(c.src, c.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
+}
+
+void Server::publish(const nlohmann::json& event) {
+  std::vector<int> gone;
+  nlohmann::json line = {{"event", event}};
+  for (auto& [fd, c] : clients_) {
+    if (!c->monitor) continue;
+    queue(*c, line);
+    if (c->fd < 0) gone.push_back(fd);
+  }
+  for (int fd : gone) close_client(fd);
+}
+
+// c.fd may already be -1 (marked): the map key is the real descriptor.
+void Server::close_client(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  if (it->second->src) sd_event_source_disable_unref(it->second->src);
+  close(fd);
+  clients_.erase(it);
+}
+
+}  // namespace mlink::ctl

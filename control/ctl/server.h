@@ -1,0 +1,79 @@
+// server.h - the agent's control socket: JSON lines over a Unix stream socket.
+//
+// One request per line, one reply line per request, in order:
+//   {"cmd": "show peers", ...}  ->  {"ok": true, "result": ...}
+//                                   {"ok": false, "error": "..."}
+// {"cmd": "monitor"} also subscribes the connection to events: after its
+// reply, every publish()ed event follows as one line {"event": ...}.
+//
+// Many clients at once, all on the agent's event loop, never blocking it: a
+// client's replies and events are queued and written as its socket accepts
+// them; a client that lets more than kMaxQueued bytes pile up (a stalled
+// `mlinkctl monitor`) is disconnected and counted, never waited for. The
+// socket is mode 0600 in a root-only directory: the kernel's permission
+// check is the authentication.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/result.h"
+
+struct sd_event;
+struct sd_event_source;
+
+namespace mlink::ctl {
+
+class Server {
+ public:
+  static constexpr size_t kMaxLine = 64 * 1024;          // a request longer than this is an error
+  static constexpr size_t kMaxQueued = 4 * 1024 * 1024;  // per client, replies + events
+
+  // Answers one request (never throws; errors are replies).
+  using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+
+  // Binds `path` (replacing a stale socket, refusing a live one) and listens.
+  static Result<std::unique_ptr<Server>> listen(const std::string& path, Handler handler);
+  ~Server();  // closes every connection and removes the socket file
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  Status attach(sd_event* loop);
+  void publish(const nlohmann::json& event);  // to every monitor connection
+
+  size_t clients() const { return clients_.size(); }
+  uint64_t clients_dropped() const { return dropped_; }  // for being too slow
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Client {
+    int fd = -1;
+    sd_event_source* src = nullptr;
+    std::string in;
+    std::string out;
+    bool monitor = false;
+  };
+  Server(int fd, std::string path, Handler handler);
+  static int on_accept(sd_event_source*, int, uint32_t, void*);
+  static int on_client(sd_event_source*, int fd, uint32_t events, void*);
+  void accept_all();
+  void read_from(Client& c);
+  void handle_line(Client& c, const std::string& line);
+  void queue(Client& c, const nlohmann::json& msg);
+  void flush(Client& c);
+  void close_client(int fd);
+
+  int fd_ = -1;
+  std::string path_;
+  Handler handler_;
+  sd_event* loop_ = nullptr;
+  sd_event_source* listen_src_ = nullptr;
+  std::map<int, std::unique_ptr<Client>> clients_;  // by fd
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace mlink::ctl

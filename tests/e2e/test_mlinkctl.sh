@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The operator's read-only surface (issue 5, acceptance 1 and 2, in part): against two hosts
+# with 3 links, every `mlinkctl show` works in text and in -j (the JSON parses and says what
+# the system is), `mlinkctl monitor` gets the event of a link taken down within 100 ms of the
+# change, and mlinkctl fails clearly with no agent. Text outputs are kept in the temp dir
+# (docs/OPERATIONS.md shows them).
+set -euo pipefail
+source "$(dirname "$0")/lib/bed.sh"
+source "$(dirname "$0")/lib/mlink.sh"
+bed_require_root
+bed_init
+
+ml_two_hosts 3
+ml_start a "$(ml_config a 1 2 3)"
+ml_start b "$(ml_config b 2 1 3)"
+ml_wait_links a b
+ctl() { local h=$1; shift; bed_exec "$h" "$MLINKCTL" -n "$(ml_node_id "$h")" "$@"; }
+# check HOST PYTHON-EXPR ARGS...: `mlinkctl -j ARGS` on HOST parses and PYTHON-EXPR (over j)
+# holds; the text form of the same command works too (saved as ctl-<args>.txt).
+check() {
+  local h=$1 expr=$2 out name
+  shift 2
+  name="$*"
+  out=$(ctl "$h" -j "$@") || bed_die "mlinkctl -j $* failed on $h"
+  python3 -c 'import json, sys; j = json.loads(sys.argv[2]); sys.exit(0 if eval(sys.argv[1]) else 1)' \
+    "$expr" "$out" || bed_die "mlinkctl -j $* on $h: '$expr' does not hold for: $out"
+  ctl "$h" "$@" >"$BED_TMP/ctl-$h-${name// /-}.txt" || bed_die "mlinkctl $* failed on $h"
+  echo "  mlinkctl $* ($h): ok"
+}
+
+echo "== show, show peers, show links, show drops, show maps"
+check a '(j["node_id"].endswith("a") and j["mode"] == "static" and j["ml_addresses"] == ["10.88.0.1/16", "fd88::1/64"] and j["peers"] == 1 and j["links"] == 3 and j["uptime_s"] >= 0)' show
+check a 'len(j) == 1 and j[0]["ml_address"] == "10.88.0.2" and [l["link"] for l in j[0]["links"]] == ["eth0", "eth1", "eth2"] and all(l["state"] == "up" and l["session"] == "up" and l["echo"] == "active" and l["rtt_us"] > 0 and l["echo_lost"] == 0 and l["role"] == "primary" and l["weight"] == 1 for l in j[0]["links"]) and sum(l["buckets"] for l in j[0]["links"]) == 256' show peers
+check a '[l["link"] for l in j] == ["eth0", "eth1", "eth2"] and all(l["carrier"] and l["admin"] == "up" and l["peers"] == ["10.88.0.2"] for l in j)' show links
+check a '"no_link" in j or len(j) > 0' show drops
+check a 'len(j) == 2 and all(len(e["links"]) == 3 for e in j)' show maps
+sed 's/^/    /' "$BED_TMP/ctl-a-show-peers.txt"
+
+echo "== packets counted per link agree with the datapath's maps"
+bed_exec a ping -c 20 -i 0.05 -q 10.88.0.2 >/dev/null
+python3 - "$(ctl a -j show peers)" "$(ctl a -j show maps)" <<'PY' || bed_die "show peers and show maps disagree"
+import json, sys
+peers, maps = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+agent = {l["link"]: l["packets"] for l in peers[0]["links"]}
+dp = {l["link"]: l["packets"] for l in maps[0]["links"]}  # per peer, shared by its entries
+print("  per-link packets, agent:", agent, "maps:", dp)
+sys.exit(0 if all(abs(agent[k] - dp[k]) <= 5 for k in agent) else 1)
+PY
+
+# mon_find KEY=VALUE...: the first "recv_ms json" line of the monitor log whose event has
+# those fields (string compare); fails if none.
+mon_find() {
+  python3 - "$BED_TMP/monitor-a.log" "$@" <<'PY'
+import json, sys
+want = dict(a.split("=", 1) for a in sys.argv[2:])
+for line in open(sys.argv[1]):
+    ms, _, text = line.partition(" ")
+    try:
+        e = json.loads(text)
+    except ValueError:
+        continue
+    if all(str(e.get(k)).lower() == v for k, v in want.items()):
+        print(line.strip())
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
+echo "== monitor: the event of a link taken down, within 100 ms"
+# A reader that stamps every line on arrival (epoch ms), so the delay is what a client sees.
+bed_exec a python3 -u -c '
+import subprocess, sys, time
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, text=True)
+for line in p.stdout:
+    print(int(time.time() * 1000), line.strip(), flush=True)' \
+  "$MLINKCTL" -n "$(ml_node_id a)" -j monitor >"$BED_TMP/monitor-a.log" 2>&1 &
+BED_PIDS+=("$!")
+sleep 0.5
+t0=$(date +%s%3N)
+bed_exec b ip link set eth1 down # a's eth1 loses carrier
+for ((i = 0; i < 100; i++)); do
+  mon_find type=link link=eth1 state=down >/dev/null && break
+  sleep 0.02
+done
+line=$(mon_find type=link link=eth1 state=down peer=10.88.0.2) ||
+  { cat "$BED_TMP/monitor-a.log" >&2; bed_die "no link-down event for eth1 within 2 s"; }
+got=${line%% *}
+echo "  a: $(cut -d' ' -f2- <<<"$line")"
+echo "  event received $((got - t0)) ms after the change"
+((got - t0 <= 100)) || bed_die "the event came $((got - t0)) ms after the change (limit 100)"
+mon_find type=device link=eth1 state=down carrier=false >/dev/null ||
+  bed_die "no device event for eth1"
+bed_exec b ip link set eth1 up
+for ((i = 0; i < 100; i++)); do
+  mon_find type=link link=eth1 state=up >/dev/null && break
+  sleep 0.05
+done
+mon_find type=session link=eth1 to=up >/dev/null ||
+  { cat "$BED_TMP/monitor-a.log" >&2; bed_die "no session-up event for eth1 after the repair"; }
+ctl a monitor >"$BED_TMP/ctl-a-monitor.txt" 2>&1 &
+mon_pid=$!
+BED_PIDS+=("$mon_pid")
+sleep 0.3
+bed_exec b ip link set eth2 down
+sleep 0.3
+bed_exec b ip link set eth2 up
+sleep 1.5
+bed_kill "$mon_pid"
+grep -q "eth2" "$BED_TMP/ctl-a-monitor.txt" || bed_die "text monitor printed nothing about eth2"
+sed 's/^/    /' "$BED_TMP/ctl-a-monitor.txt"
+
+echo "== errors"
+if out=$(bed_exec a "$MLINKCTL" -n nosuchnode show 2>&1); then bed_die "show for an unknown node succeeded"; fi
+grep -q "no running agent" <<<"$out" || bed_die "unclear error: $out"
+echo "  unknown node: $out"
+
+ml_stop a
+ml_stop b
+[ ! -e "/run/mlink/$(ml_node_id a).sock" ] || bed_die "a's control socket was left behind"
+echo "PASS: mlinkctl show / monitor"
