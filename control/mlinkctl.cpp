@@ -113,6 +113,10 @@ std::string join(const json& arr) {
 void print_node(const json& n) {
   for (auto& [k, v] : n.items()) {
     std::string val = v.is_string() ? v.get<std::string>() : v.is_array() ? join(v) : v.dump();
+    if (v.is_object()) {
+      val.clear();
+      for (auto& [ik, iv] : v.items()) val += (val.empty() ? "" : " ") + ik + " " + iv.dump();
+    }
     fmt::print("{:<13} {}\n", k, val);
   }
 }

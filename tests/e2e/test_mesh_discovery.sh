@@ -81,6 +81,23 @@ for h in a b c; do
   echo "  $h: IPv6 entries up $((($(date +%s%N) - t0) / 1000000)) ms after start"
 done
 
+# What a peer advertises in subnets this host has no link in is shown, not used: b shares
+# eth0-2 with a, but a also has eth3/eth4 (to c), which b must list as not shared.
+echo "== mlinkctl show peers: the links a peer has that this host does not share"
+bed_exec b "$MLINKCTL" -n "$(ml_node_id b)" show peers >"$BED_TMP/show-peers-b.txt"
+sed 's/^/    /' "$BED_TMP/show-peers-b.txt"
+bed_exec b "$MLINKCTL" -n "$(ml_node_id b)" -j show peers | python3 -c '
+import json, sys
+peers = {p["ml_address"]: p for p in json.load(sys.stdin)}
+a = peers["10.88.0.1"]
+got = sorted(s for u in a["unshared_links"] for s in u["subnets"] if ":" not in s)
+assert got == ["10.3.0.0/24", "10.4.0.0/24"], got
+assert [l["link"] for l in a["links"]] == ["eth0", "eth1", "eth2"], a["links"]
+c = peers["10.88.0.3"]
+got = sorted(s for u in c["unshared_links"] for s in u["subnets"] if ":" not in s)
+assert got == ["10.3.0.0/24", "10.4.0.0/24"], got
+' || bed_die "b: unshared links of its peers not as expected"
+
 echo "== ping and iperf3 between all pairs, over every shared link"
 for h in a b c; do bed_iperf_server "$h" 5201; done
 for pair in a:b a:c b:c; do

@@ -97,9 +97,8 @@ for ((i = 0; i < 100; i++)); do
 done
 mon_find type=session link=eth1 to=up >/dev/null ||
   { cat "$BED_TMP/monitor-a.log" >&2; bed_die "no session-up event for eth1 after the repair"; }
-ctl a monitor >"$BED_TMP/ctl-a-monitor.txt" 2>&1 &
-mon_pid=$!
-BED_PIDS+=("$mon_pid")
+bed_bg a ctl-a-monitor.txt "$MLINKCTL" -n "$(ml_node_id a)" monitor
+mon_pid=$BED_LAST_PID
 sleep 0.3
 bed_exec b ip link set eth2 down
 sleep 0.3
