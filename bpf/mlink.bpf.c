@@ -54,7 +54,7 @@ int ml_egress(struct __sk_buff *skb)
 	struct ml_peer *peer;
 	struct ml_peer_stats *st;
 	struct ml_slot *s;
-	__u32 len = skb->len, bucket;
+	__u32 len = skb->len, hash, bucket;
 	__u8 slot;
 
 	if (ml_parse(skb, &f) != ML_PARSE_OK)
@@ -63,8 +63,15 @@ int ml_egress(struct __sk_buff *skb)
 	if (!peer)
 		return TC_ACT_OK; /* not a peer: the stack's business */
 
-	bucket = ml_flow_hash(skb, &f, peer->hash_policy) & (ML_BUCKETS - 1);
+	hash = ml_flow_hash(skb, &f, peer->hash_policy);
+	bucket = hash & (ML_BUCKETS - 1);
 	slot = peer->buckets[bucket];
+	/* struct ml_decision, for flow get (see mlink_abi.h). */
+	skb->cb[0] = ML_DECISION_MAGIC;
+	skb->cb[1] = peer->peer_id;
+	skb->cb[2] = hash;
+	skb->cb[3] = bucket;
+	skb->cb[4] = slot;
 	if (slot >= ML_MAX_SLOTS)
 		return ml_drop(ML_DROP_NO_LINK, len);
 	/* The masks keep the verifier sure of the bounds (findings, gotcha 5). */

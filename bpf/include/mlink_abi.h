@@ -37,6 +37,23 @@ enum ml_slot_state {
 	ML_SLOT_DOWN = 2, /* known link, not usable now */
 };
 
+/*
+ * ml_egress's decision, written to the first words of __sk_buff->cb for a
+ * packet to a peer: `mlinkctl flow get` runs the loaded program on a crafted
+ * packet (BPF_PROG_TEST_RUN) and reads it back from ctx_out, so the answer is
+ * the datapath's own. Left untouched (all zero from ctx_in) for a packet that
+ * is not to a peer. On the live path the words land in the qdisc's scratch
+ * area, which every qdisc initialises on enqueue.
+ */
+#define ML_DECISION_MAGIC 0x4d4c6463U /* "MLdc" */
+struct ml_decision {
+	__u32 magic;   /* ML_DECISION_MAGIC: a peer entry was found */
+	__u32 peer_id;
+	__u32 hash;    /* the flow hash of the peer's hash policy */
+	__u32 bucket;  /* hash & (ML_BUCKETS - 1) */
+	__u32 slot;    /* the bucket's slot, ML_SLOT_NONE if none */
+};
+
 /* An ML address: IPv4 in addr[0..3], rest zero. Key of ml_peers/ml_locals. */
 struct ml_addr {
 	__u8 family; /* AF_INET or AF_INET6 */
@@ -115,6 +132,7 @@ ML_STATIC_ASSERT(sizeof(struct ml_counter) == 16, "ml_counter layout");
 ML_STATIC_ASSERT(sizeof(struct ml_peer_stats) == 16 * ML_MAX_SLOTS + 8 * ML_BUCKETS,
 		 "ml_peer_stats layout");
 ML_STATIC_ASSERT((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
+ML_STATIC_ASSERT(sizeof(struct ml_decision) == 20, "ml_decision: the five words of cb");
 ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
 
 #endif /* MLINK_ABI_H */

@@ -377,11 +377,15 @@ void spread_buckets(ml_peer& peer, int nslots) {
 RunResult test_run(int prog_fd, std::span<const uint8_t> pkt, uint32_t repeat) {
   RunResult r;
   r.out.resize(pkt.size() + 256);  // room for bpf_skb_change_head
+  __sk_buff ctx_in{}, ctx_out{};
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.data(), .data_out = r.out.data(),
               .data_size_in = static_cast<__u32>(pkt.size()),
-              .data_size_out = static_cast<__u32>(r.out.size()),
+              .data_size_out = static_cast<__u32>(r.out.size()), .ctx_in = &ctx_in,
+              .ctx_out = &ctx_out, .ctx_size_in = sizeof(ctx_in), .ctx_size_out = sizeof(ctx_out),
               .repeat = static_cast<int>(repeat));
   r.err = bpf_prog_test_run_opts(prog_fd, &opts);
+  static_assert(sizeof(r.decision) <= sizeof(ctx_out.cb));
+  std::memcpy(&r.decision, ctx_out.cb, sizeof(r.decision));
   r.retval = opts.retval;
   r.duration_ns = opts.duration;
   r.out.resize(r.err ? 0 : opts.data_size_out);

@@ -149,6 +149,7 @@ struct RunResult {
   uint32_t retval = 0;       // TC_ACT_*
   uint32_t duration_ns = 0;  // mean per repetition, as measured by the kernel
   std::vector<uint8_t> out;  // the packet after the program
+  ml_decision decision{};    // __sk_buff->cb after the program (ml_egress: its decision)
 };
 
 // One BPF_PROG_TEST_RUN of a SCHED_CLS program.
