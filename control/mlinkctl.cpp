@@ -231,6 +231,56 @@ class Agent {
   std::string buf_;
 };
 
+// `[SRC] DST [proto P] [sport S] [dport D]`, as `ip route get` takes keywords.
+json flow_request(const std::vector<std::string>& args) {
+  json req = {{"cmd", "flow get"}};
+  size_t i = 0;
+  std::vector<std::string> addrs;
+  while (i < args.size() && args[i] != "proto" && args[i] != "sport" && args[i] != "dport")
+    addrs.push_back(args[i++]);
+  if (addrs.empty() || addrs.size() > 2)
+    throw std::runtime_error("flow get: want [SRC] DST, then proto / sport / dport");
+  if (addrs.size() == 2) req["src"] = addrs[0];
+  req["dst"] = addrs.back();
+  for (; i < args.size(); i += 2) {
+    if (i + 1 >= args.size()) throw std::runtime_error("flow get: " + args[i] + " needs a value");
+    const std::string& k = args[i];
+    if (k == "proto") {
+      req["proto"] = args[i + 1];
+    } else if (k == "sport" || k == "dport") {
+      unsigned long v = 0;
+      size_t used = 0;
+      try {
+        v = std::stoul(args[i + 1], &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != args[i + 1].size() || v > 65535)
+        throw std::runtime_error("flow get: " + k + " '" + args[i + 1] + "' is not 0..65535");
+      req[k] = v;
+    } else {
+      throw std::runtime_error("flow get: unknown keyword '" + k + "'");
+    }
+  }
+  return req;
+}
+
+void print_flow(const json& f) {
+  unsigned proto = f["proto"].get<unsigned>();
+  std::string name = proto == 6    ? "tcp"
+                     : proto == 17 ? "udp"
+                     : proto == 1  ? "icmp"
+                     : proto == 58 ? "ipv6-icmp"
+                                   : std::to_string(proto);
+  fmt::print("{} {}:{} -> {}:{}  {}\n", name, f["src"].get<std::string>(),
+             f["sport"].get<unsigned>(), f["dst"].get<std::string>(), f["dport"].get<unsigned>(),
+             f["verdict"].get<std::string>());
+  if (!f["link"].is_null())
+    fmt::print("    link {} via {} ({})\n", f["link"].get<std::string>(),
+               f["next_hop"].get<std::string>(), f["link_state"].get<std::string>());
+  fmt::print("    {}\n", f["why"].get<std::string>());
+}
+
 // -n is optional when exactly one agent runs on this host.
 std::string find_node(const std::string& run_dir) {
   std::vector<std::string> found;
@@ -266,6 +316,13 @@ int main(int argc, char** argv) {
                    "read from the pinned maps: works while no agent runs)")
       ->check(CLI::IsMember({"node", "peers", "links", "drops", "maps"}));
   auto* monitor = app.add_subcommand("monitor", "print events as they happen (until interrupted)");
+  auto* flow = app.add_subcommand("flow", "ask the datapath about a flow");
+  auto* flow_get =
+      flow->add_subcommand("get", "which peer, bucket, link and next hop a flow takes now");
+  flow->require_subcommand(1);
+  std::vector<std::string> flow_args;
+  flow_get->add_option("args", flow_args, "[SRC] DST [proto tcp|udp|icmp|N] [sport S] [dport D]")
+      ->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -294,6 +351,15 @@ int main(int argc, char** argv) {
           print_event(line["event"]);
         std::fflush(stdout);
       }
+    }
+    if (flow_get->parsed()) {
+      json req = flow_request(flow_args);
+      json out = agent.call(req);
+      if (as_json)
+        fmt::print("{}\n", out.dump());
+      else
+        print_flow(out);
+      return 0;
     }
     json out = agent.call({{"cmd", what == "node" ? std::string("show") : "show " + what}});
     if (as_json)

@@ -94,6 +94,7 @@ class Agent {
   nlohmann::json show_peers();
   nlohmann::json show_links() const;
   nlohmann::json show_drops() const;
+  nlohmann::json flow_get(const nlohmann::json& req);
   nlohmann::json unshared_links(const PeerPlan& plan) const;
   void publish(nlohmann::json event);
   std::string config_error(int line, const std::string& key, const std::string& msg) const;

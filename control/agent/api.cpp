@@ -2,7 +2,9 @@
 // the events it publishes to `mlinkctl monitor`. Documented in
 // docs/OPERATIONS.md; the field names are the interface.
 #include <linux/if.h>
+#include <linux/pkt_cls.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -10,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "datapath/bpf_datapath.h"
+#include "flow/probe_packet.h"
 #include "linkset/buckets.h"
 
 namespace mlink::agent {
@@ -51,6 +54,7 @@ json Agent::handle_request(const json& req) {
   if (cmd == "show peers") return ok(show_peers());
   if (cmd == "show links") return ok(show_links());
   if (cmd == "show drops") return ok(show_drops());
+  if (cmd == "flow get") return flow_get(req);
   return error("unknown command '" + cmd + "'");
 }
 
@@ -204,6 +208,81 @@ json Agent::show_drops() const {
   for (unsigned r = 0; r < drops->size(); r++)
     out[datapath::drop_label(r)] = {{"packets", (*drops)[r].packets}, {"bytes", (*drops)[r].bytes}};
   return out;
+}
+
+// The datapath's own answer: ml_egress run on a crafted packet of the flow
+// (BpfDatapath::probe), its decision read back, then named for people.
+json Agent::flow_get(const json& req) {
+  flow::FlowSpec f;
+  auto addr = [&](const char* key) -> std::optional<IpAddr> {
+    if (!req.contains(key) || !req[key].is_string()) return std::nullopt;
+    return IpAddr::parse(req[key].get<std::string>());
+  };
+  auto dst = addr("dst");
+  if (!dst) return error("flow get: \"dst\" must be an IP address");
+  f.dst = *dst;
+  if (auto src = addr("src")) {
+    f.src = *src;
+  } else if (req.contains("src")) {
+    return error("flow get: \"src\" must be an IP address");
+  } else {
+    for (const auto& p : cfg_.node.ml_address)
+      if (p.addr.family == f.dst.family) f.src = p.addr;
+  }
+  auto proto = flow::parse_proto(req.value("proto", std::string("tcp")));
+  if (!proto) return error("flow get: " + proto.error().message);
+  f.proto = *proto;
+  for (auto [key, port] : {std::pair{"sport", &f.sport}, {"dport", &f.dport}}) {
+    if (!req.contains(key)) continue;
+    if (!req[key].is_number_unsigned() || req[key].get<uint64_t>() > 65535)
+      return error(std::string("flow get: \"") + key + "\" must be 0..65535");
+    *port = static_cast<uint16_t>(req[key].get<uint64_t>());
+  }
+  auto frame = flow::probe_frame(f);
+  if (!frame) return error("flow get: " + frame.error().message);
+  auto pr = dp_->probe(*frame);
+  if (!pr) return error("flow get: " + pr.error().message);
+  json out = {{"src", f.src.str()}, {"dst", f.dst.str()}, {"proto", f.proto}, {"sport", f.sport},
+              {"dport", f.dport},   {"verdict", "pass"},  {"peer", nullptr},  {"link", nullptr}};
+  const ml_decision& d = pr->decision;
+  if (d.magic != ML_DECISION_MAGIC) {
+    out["why"] = f.dst.str() + " is not a peer's ML address: the kernel routes it as usual";
+    return ok(out);
+  }
+  out["peer"] = f.dst.str();
+  out["peer_id"] = d.peer_id;
+  out["hash"] = d.hash;
+  out["bucket"] = d.bucket;
+  out["verdict"] = pr->verdict == TC_ACT_REDIRECT ? "redirect"
+                   : pr->verdict == TC_ACT_SHOT   ? "drop"
+                                                  : "pass";
+  auto w = written_.find(f.dst);
+  const PeerPlan* plan = nullptr;
+  for (const auto& [key, p] : peers_)
+    if (std::find(p.ml_addresses.begin(), p.ml_addresses.end(), f.dst) != p.ml_addresses.end())
+      plan = &p;
+  if (d.slot >= ML_MAX_SLOTS || !plan || d.slot >= plan->links.size()) {
+    out["why"] = fmt::format("bucket {} of {} has no link: no link to this peer is up", d.bucket,
+                             ML_BUCKETS);
+    return ok(out);
+  }
+  const auto& pl = plan->links[d.slot];
+  auto nh = next_hop_for(pl, f.dst);
+  bool up = w != written_.end() && w->second.slots[d.slot].state == ML_SLOT_UP;
+  bool moved = false;
+  if (auto o = overrides_.find(f.dst); o != overrides_.end())
+    moved = o->second.slot[d.bucket % ML_BUCKETS] != ML_SLOT_NONE;
+  out["slot"] = d.slot;
+  out["link"] = links_[pl.link].device;
+  out["next_hop"] = nh ? nh->str() : "";
+  out["link_state"] = up ? "up" : "down";
+  out["why"] =
+      fmt::format("{} hash {:#010x} -> bucket {} of {} -> slot {} ({}, {} weight {}{}){}",
+                  plan->hash == config::HashPolicy::Socket ? "socket" : "l34", d.hash, d.bucket,
+                  ML_BUCKETS, d.slot, links_[pl.link].device, pl.backup ? "backup" : "primary",
+                  pl.weight, up ? "" : ", down: the packet is dropped",
+                  moved ? "; the rebalancer placed this bucket there (load)" : "");
+  return ok(out);
 }
 
 void Agent::publish(json event) {

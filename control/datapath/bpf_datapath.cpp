@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_ether.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "common/log.h"
@@ -86,6 +88,7 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) 
 BpfDatapath::~BpfDatapath() {
   for (auto it = attached_.rbegin(); it != attached_.rend(); ++it) detach(*it);
   unpin_maps();
+  if (probe_skel_) mlink_bpf__destroy(probe_skel_);
   mlink_bpf__destroy(skel_);
 }
 
@@ -183,6 +186,44 @@ Status BpfDatapath::attach_ingress(int ifindex) {
 
 int BpfDatapath::egress_prog_fd() const {
   return bpf_program__fd(skel_->progs.ml_egress);
+}
+
+Result<BpfDatapath::Probe> BpfDatapath::probe(const std::vector<uint8_t>& frame) {
+  if (!probe_skel_) {
+    mlink_bpf* p = mlink_bpf__open();
+    if (!p) return os_error("open BPF skeleton (probe)", errno);
+    p->rodata->ml_ifindex = skel_->rodata->ml_ifindex;
+    p->rodata->ml_l2_len = ETH_HLEN;
+    for (auto [mine, live] : {std::pair{p->maps.ml_peers, skel_->maps.ml_peers},
+                              {p->maps.ml_locals, skel_->maps.ml_locals},
+                              {p->maps.ml_peer_stats, skel_->maps.ml_peer_stats},
+                              {p->maps.ml_drops, skel_->maps.ml_drops},
+                              {p->maps.ml_ingress_stats, skel_->maps.ml_ingress_stats}}) {
+      if (int err = bpf_map__reuse_fd(mine, bpf_map__fd(live)); err) {
+        mlink_bpf__destroy(p);
+        return os_error("probe: share the live maps", err);
+      }
+    }
+    if (int err = mlink_bpf__load(p); err) {
+      mlink_bpf__destroy(p);
+      return os_error("load BPF programs (probe)", err);
+    }
+    probe_skel_ = p;
+  }
+  std::vector<uint8_t> out(frame.size() + 256);
+  __sk_buff ctx_in{}, ctx_out{};
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
+              .data_size_in = static_cast<__u32>(frame.size()),
+              .data_size_out = static_cast<__u32>(out.size()), .ctx_in = &ctx_in,
+              .ctx_out = &ctx_out, .ctx_size_in = sizeof(ctx_in), .ctx_size_out = sizeof(ctx_out),
+              .repeat = 1);
+  if (int err = bpf_prog_test_run_opts(bpf_program__fd(probe_skel_->progs.ml_egress), &opts); err)
+    return os_error("BPF_PROG_TEST_RUN of ml_egress", err);
+  Probe r;
+  r.verdict = opts.retval;
+  static_assert(sizeof(r.decision) <= sizeof(ctx_out.cb));
+  std::memcpy(&r.decision, ctx_out.cb, sizeof(r.decision));
+  return r;
 }
 
 Status BpfDatapath::set_peer(const IpAddr& addr, const ml_peer& value) {

@@ -45,6 +45,18 @@ class BpfDatapath final : public Datapath {
 
   int egress_prog_fd() const;
 
+  // `flow get`: runs ml_egress on `frame` (Ethernet + IP) with
+  // BPF_PROG_TEST_RUN and returns its decision (magic 0: not to a peer) and
+  // verdict (TC_ACT_*). Test-run always parses an Ethernet frame, while the
+  // live program reads the tun's bare IP packets (ml_l2_len 0); so this runs
+  // the same object loaded with the 14-byte offset, on the live maps (loaded
+  // at the first call). Counts one packet on the bucket it names.
+  struct Probe {
+    ml_decision decision{};
+    uint32_t verdict = 0;
+  };
+  Result<Probe> probe(const std::vector<uint8_t>& frame);
+
  private:
   struct Attachment {
     int ifindex;
@@ -59,6 +71,7 @@ class BpfDatapath final : public Datapath {
   void detach(const Attachment& a);
 
   struct ::mlink_bpf* skel_ = nullptr;
+  struct ::mlink_bpf* probe_skel_ = nullptr;  // for probe(), never attached
   std::string pin_dir_;
   std::vector<std::string> pinned_;
   bool adopted_ = false;

@@ -47,6 +47,52 @@ print("  per-link packets, agent:", agent, "maps:", dp)
 sys.exit(0 if all(abs(agent[k] - dp[k]) <= 5 for k in agent) else 1)
 PY
 
+echo "== flow get: 32 live iperf3 flows, each on the link the datapath names"
+bed_iperf_server b 5201
+bed_iperf a 10.88.0.2 32 6 "$BED_TMP/iperf-flows.json" -p 5201 >/dev/null &
+iperf_pid=$!
+sleep 2.5 # the rebalancer settles the 32 flows over the links
+for i in 0 1 2; do
+  bed_bg a "cap-eth$i.txt" timeout 1.5 tcpdump -i "eth$i" -nn -q -l 'tcp and dst port 5201'
+done
+sleep 0.3
+ports=$(bed_exec a ss -Htn state established dst 10.88.0.2 | awk '{split($3, s, ":"); print s[2]}')
+for p in $ports; do
+  ctl a -j flow get 10.88.0.1 10.88.0.2 proto tcp sport "$p" dport 5201
+done >"$BED_TMP/flows.jsonl"
+sleep 1.5
+wait "$iperf_pid" || bed_die "iperf3 failed"
+ctl a flow get 10.88.0.1 10.88.0.2 proto tcp sport "${ports%%$'\n'*}" dport 5201 >"$BED_TMP/ctl-a-flow-get.txt"
+ctl a flow get 10.88.0.1 10.88.0.99 >"$BED_TMP/ctl-a-flow-get-nonpeer.txt"
+sed 's/^/    /' "$BED_TMP/ctl-a-flow-get.txt"
+python3 - "$BED_TMP" <<'PY' || bed_die "flow get named a link the flow did not use"
+import collections, json, re, sys
+tmp = sys.argv[1]
+seen = collections.defaultdict(collections.Counter)  # sport -> link -> packets captured
+for i in range(3):
+    for line in open(f"{tmp}/cap-eth{i}.txt"):
+        m = re.search(r"10\.88\.0\.1\.(\d+) > 10\.88\.0\.2\.5201", line)
+        if m:
+            seen[int(m.group(1))][f"eth{i}"] += 1
+checked = bad = 0
+for line in open(f"{tmp}/flows.jsonl"):
+    f = json.loads(line)
+    got = seen.get(f["sport"])
+    if not got or sum(got.values()) < 10:
+        continue  # iperf3's control connection: next to no packets in the window
+    checked += 1
+    used = got.most_common(1)[0][0]
+    if used != f["link"] or f["verdict"] != "redirect":
+        bad += 1
+        print(f"  sport {f['sport']}: flow get says {f['link']} ({f['why']}), captured {dict(got)}")
+per_link = collections.Counter(json.loads(l)["link"] for l in open(f"{tmp}/flows.jsonl"))
+print(f"  {checked} data flows checked against captures on every link, {bad} wrong; per link: {dict(per_link)}")
+sys.exit(0 if checked >= 32 and bad == 0 else 1)
+PY
+grep -q "not a peer" "$BED_TMP/ctl-a-flow-get-nonpeer.txt" || bed_die "flow get to a non-peer: $(cat "$BED_TMP/ctl-a-flow-get-nonpeer.txt")"
+if out=$(ctl a flow get 10.88.0.1 fd88::2 2>&1); then bed_die "mixed families accepted"; fi
+echo "  mixed families: $out"
+
 # mon_find KEY=VALUE...: the first "recv_ms json" line of the monitor log whose event has
 # those fields (string compare); fails if none.
 mon_find() {
