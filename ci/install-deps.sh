@@ -6,9 +6,10 @@ PKGS=(
   build-essential cmake pkg-config clang llvm clang-format
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libmnl-dev libsystemd-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-  libsodium-dev libssl-dev doctest-dev
+  libsodium-dev libssl-dev doctest-dev prometheus-cpp-dev
   iproute2 iperf3 iputils-ping tcpdump python3 util-linux procps
-  frr  # bfdd, the peer of tests/e2e/test_frr_interop.sh
+  frr         # bfdd, the peer of tests/e2e/test_frr_interop.sh
+  prometheus  # promtool, which checks /metrics in tests/e2e/test_metrics.sh
 )
 missing=()
 for p in "${PKGS[@]}"; do

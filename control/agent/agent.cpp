@@ -112,6 +112,7 @@ Agent::~Agent() {
   for (const auto& [n, state] : nud_)
     if (auto s = rtnl_.neigh_del(n.ifindex, n.addr); !s) log::debug("{}", s.error().message);
   log_protocol_counters();
+  exporter_.reset();                         // its HTTP threads end here
   ctl_.reset();                              // clients see the socket close; the file goes
   discovery_.reset();                        // event sources belong to loop_, unreffed below
   if (liveness_) liveness_->forget_state();  // a clean stop: nothing to resume
@@ -331,6 +332,7 @@ void Agent::sync_targets() {
     liveness_->remove(it->second);
     target_key_.erase(it->second);
     damping_.erase(it->first);
+    state_changes_.erase(it->first);
     it = targets_.erase(it);
   }
   for (const auto& [key, target] : want) {
@@ -352,6 +354,7 @@ void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
   if (peer == peers_.end()) return;
   uint64_t now = monotonic_us();
   auto& damping = damping_[key->second];
+  state_changes_[key->second]++;
   std::string hold;
   if (t.to == bfd::State::Up) {
     damping.on_up(now);
@@ -729,6 +732,7 @@ int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
   a->resync();
   a->refresh_all_peers("resync");
   if (a->liveness_) a->liveness_->checkpoint();
+  a->refresh_metrics();
   return rearm(src, kResyncUsec);
 }
 
@@ -780,6 +784,7 @@ Status Agent::run() {
   if (discovery_)
     if (auto st = discovery_->attach(loop_); !st) return st;
   if (auto st = start_control(); !st) return st;
+  if (auto st = start_metrics(); !st) return st;
   sd_notify(0, "READY=1");
   log::info("running: {} peers, {} links", peers_.size(), links_.size());
   int r = sd_event_loop(loop_);

@@ -25,6 +25,7 @@
 #include "discovery/discovery.h"
 #include "linkset/damping.h"
 #include "linkset/rebalance.h"
+#include "metrics/exporter.h"
 #include "netlink/events.h"
 #include "netlink/rtnl.h"
 #include "netlink/tun.h"
@@ -97,6 +98,9 @@ class Agent {
   nlohmann::json flow_get(const nlohmann::json& req);
   nlohmann::json unshared_links(const PeerPlan& plan) const;
   void publish(nlohmann::json event);
+  // Prometheus (metrics.cpp): families rebuilt every second on the loop.
+  Status start_metrics();
+  void refresh_metrics();
   std::string config_error(int line, const std::string& key, const std::string& msg) const;
 
   static int on_signal(::sd_event_source*, const ::signalfd_siginfo*, void*);
@@ -144,6 +148,8 @@ class Agent {
   std::string control_path_;
   std::unique_ptr<ctl::Server> ctl_;  // after loop_: it holds sources of the loop
   uint64_t started_us_ = 0;
+  std::unique_ptr<metrics::Exporter> exporter_;
+  std::map<TargetKey, uint64_t> state_changes_;  // BFD transitions per session, for /metrics
 };
 
 }  // namespace mlink::agent

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <exception>
 #include <initializer_list>
@@ -118,6 +119,23 @@ bool valid_ifname(std::string_view s) {
   });
 }
 
+// IP:PORT or [IPv6]:PORT with a literal address, or "" (off).
+bool valid_listen(std::string_view s) {
+  if (s.empty()) return true;
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == s.size()) return false;
+  std::string_view host = s.substr(0, colon), port = s.substr(colon + 1);
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || end != port.data() + port.size() || p == 0 || p > 65535) return false;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    auto a = IpAddr::parse(host.substr(1, host.size() - 2));
+    return a && !a->is_v4();
+  }
+  auto a = IpAddr::parse(host);
+  return a && a->is_v4();
+}
+
 bool absolute_path(std::string_view s) {
   return !s.empty() && s.front() == '/';
 }
@@ -200,6 +218,7 @@ class Loader {
   void load_node(const toml::table& root);
   void load_bfd(const toml::table& root);
   void load_discovery(const toml::table& root);
+  void load_metrics(const toml::table& root);
   void check_whole(const toml::table& root);
   std::optional<std::string> key_file(const toml::table& t, const std::string& path,
                                       const KeyFileRules& rules, KeyMap& keys);
@@ -448,6 +467,16 @@ void Loader::load_discovery(const toml::table& root) {
     d.key_file = *f;
 }
 
+void Loader::load_metrics(const toml::table& root) {
+  auto t = get<toml::table>(root, "", "metrics", false);
+  if (!t) return;
+  cfg_.metrics.line = static_cast<int>(t->source().begin.line);
+  check_keys(*t, "metrics", {"listen"});
+  if (auto l = string(*t, "metrics", "listen", false, valid_listen,
+                      "must be IP:PORT or [IPv6]:PORT, or \"\" to turn metrics off"))
+    cfg_.metrics.listen = *l;
+}
+
 void Loader::load_link(const toml::table& t, const std::string& path) {
   Link link;
   link.line = static_cast<int>(t.source().begin.line);
@@ -537,10 +566,11 @@ void Loader::check_whole(const toml::table& root) {
 
 LoadResult Loader::run(const toml::table& root) {
   cfg_.path = file_;
-  check_keys(root, "", {"node", "bfd", "discovery", "link", "peer"});
+  check_keys(root, "", {"node", "bfd", "discovery", "metrics", "link", "peer"});
   load_node(root);
   load_bfd(root);
   load_discovery(root);
+  load_metrics(root);
   // Links before peers: a via must name a link wherever the two appear.
   if (auto links = tables(root, "link", true))
     for (size_t i = 0; i < links->size(); i++)

@@ -83,11 +83,19 @@ struct Discovery {
   int line = 0;
 };
 
+// Prometheus /metrics. On by default, on loopback only (in the agent's
+// network namespace); listen = "" turns it off.
+struct Metrics {
+  std::string listen = "127.0.0.1:9464";  // IP:PORT, [IPv6]:PORT
+  int line = 0;
+};
+
 struct Config {
   std::string path;
   Node node;
   Bfd bfd;
   Discovery discovery;
+  Metrics metrics;
   std::vector<Link> links;  // at least one; devices unique
   std::vector<Peer> peers;  // ML addresses unique across peers and not local
 };

@@ -224,6 +224,22 @@ TEST_CASE("the [discovery] table") {
         "discovery.hello");
 }
 
+TEST_CASE("the [metrics] table: loopback by default, IP:PORT or [IPv6]:PORT, \"\" for off") {
+  CHECK(config_of(kBase).metrics.listen == "127.0.0.1:9464");
+  CHECK(config_of(kBase + "[metrics]\nlisten = \"0.0.0.0:9100\"\n").metrics.listen ==
+        "0.0.0.0:9100");
+  CHECK(config_of(kBase + "[metrics]\nlisten = \"[::1]:9100\"\n").metrics.listen == "[::1]:9100");
+  CHECK(config_of(kBase + "[metrics]\nlisten = \"\"\n").metrics.listen.empty());
+  for (const char* bad : {"localhost:9100", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000",
+                          "::1:9100", "[10.0.0.1]:80", "[::1]:x"}) {
+    CAPTURE(bad);
+    auto e = error_of(kBase + "[metrics]\nlisten = \"" + bad + "\"\n");
+    CHECK(e.key == "metrics.listen");
+    CHECK(e.line == 9);
+  }
+  CHECK(error_of(kBase + "[metrics]\nport = 1\n").key == "metrics.port");
+}
+
 TEST_CASE("defaults fill what the config leaves out") {
   Config c = config_of(kBase);
   CHECK(c.path == "t.toml");
