@@ -10,6 +10,7 @@ PKGS=(
   iproute2 iperf3 iputils-ping tcpdump python3 util-linux procps
   frr         # bfdd, the peer of tests/e2e/test_frr_interop.sh
   prometheus  # promtool, which checks /metrics in tests/e2e/test_metrics.sh
+  systemd     # systemd-analyze, which checks dist/systemd/mlinkd.service
 )
 missing=()
 for p in "${PKGS[@]}"; do
