@@ -109,10 +109,23 @@ int Server::on_client(sd_event_source*, int fd, uint32_t events, void* self) {
   auto it = s->clients_.find(fd);
   if (it == s->clients_.end()) return 0;
   Client& c = *it->second;
+  // A request's handler may publish an event, which may cut off a slow
+  // monitor: possibly this very client. Nothing is closed (freed) until the
+  // callback is done with c.
+  s->dispatching_ = true;
   if (events & EPOLLOUT) s->flush(c);
   if (c.fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) s->read_from(c);
+  s->dispatching_ = false;
   if (c.fd < 0) s->close_client(fd);
+  s->close_marked();
   return 0;
+}
+
+void Server::close_marked() {
+  std::vector<int> gone;
+  for (const auto& [fd, c] : clients_)
+    if (c->fd < 0) gone.push_back(fd);
+  for (int fd : gone) close_client(fd);
 }
 
 // Marks c closed (fd -1) on EOF or error; the caller removes it.
@@ -193,14 +206,10 @@ void Server::flush(Client& c) {
 }
 
 void Server::publish(const nlohmann::json& event) {
-  std::vector<int> gone;
   nlohmann::json line = {{"event", event}};
-  for (auto& [fd, c] : clients_) {
-    if (!c->monitor) continue;
-    queue(*c, line);
-    if (c->fd < 0) gone.push_back(fd);
-  }
-  for (int fd : gone) close_client(fd);
+  for (auto& [fd, c] : clients_)
+    if (c->monitor) queue(*c, line);
+  if (!dispatching_) close_marked();  // else on_client does, once it is done
 }
 
 // c.fd may already be -1 (marked): the map key is the real descriptor.

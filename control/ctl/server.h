@@ -66,6 +66,7 @@ class Server {
   void queue(Client& c, const nlohmann::json& msg);
   void flush(Client& c);
   void close_client(int fd);
+  void close_marked();  // every client whose fd was set to -1
 
   int fd_ = -1;
   std::string path_;
@@ -74,6 +75,7 @@ class Server {
   sd_event_source* listen_src_ = nullptr;
   std::map<int, std::unique_ptr<Client>> clients_;  // by fd
   uint64_t dropped_ = 0;
+  bool dispatching_ = false;  // inside on_client: closing waits
 };
 
 }  // namespace mlink::ctl

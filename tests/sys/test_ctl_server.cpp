@@ -173,3 +173,26 @@ TEST_CASE("control socket: a live socket is not taken over, a stale one is") {
   auto third = Server::listen(path, echo_handler());
   CHECK(third.ok());
 }
+
+TEST_CASE("control socket: a request whose events cut off the asking client itself") {
+  Loop loop;
+  auto path = temp_path();
+  Server* self = nullptr;
+  auto srv = Server::listen(path, [&](const json& req) -> json {
+    if (req["cmd"] == "flood")  // more than a client may fall behind, in one request
+      for (int i = 0; i < 100; i++) self->publish({{"n", i}, {"pad", std::string(64 * 1024, 'f')}});
+    return {{"ok", true}, {"result", nullptr}};
+  });
+  REQUIRE(srv.ok());
+  self = srv->get();
+  REQUIRE((*srv)->attach(loop.e).ok());
+  int fd = connect_to(path);
+  std::string buf;
+  send_all(fd, "{\"cmd\":\"monitor\"}\n");
+  CHECK(json::parse(read_line(fd, loop, buf))["ok"] == true);
+  send_all(fd, "{\"cmd\":\"flood\"}\n");  // and never read again
+  loop.spin(20);
+  CHECK((*srv)->clients_dropped() == 1);
+  CHECK((*srv)->clients() == 0);
+  close(fd);
+}
