@@ -231,6 +231,39 @@ class Agent {
   std::string buf_;
 };
 
+// `DEV weight N | backup on|off | drain | undrain`, several at once allowed.
+json link_request(const std::vector<std::string>& args) {
+  json req = {{"cmd", "link set"}, {"link", args.at(0)}};
+  for (size_t i = 1; i < args.size(); i++) {
+    const std::string& k = args[i];
+    if (k == "drain" || k == "undrain") {
+      req["drain"] = k == "drain";
+    } else if ((k == "weight" || k == "backup") && i + 1 < args.size()) {
+      const std::string& v = args[++i];
+      if (k == "backup") {
+        if (v != "on" && v != "off") throw std::runtime_error("link set: backup on|off");
+        req["backup"] = v == "on";
+      } else {
+        size_t used = 0;
+        unsigned long w = 0;
+        try {
+          w = std::stoul(v, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != v.size())
+          throw std::runtime_error("link set: weight '" + v + "' is not a number");
+        req["weight"] = w;
+      }
+    } else {
+      throw std::runtime_error("link set: unknown or incomplete '" + k +
+                               "' (weight N | backup on|off | drain | undrain)");
+    }
+  }
+  if (req.size() == 2) throw std::runtime_error("link set: nothing to set");
+  return req;
+}
+
 // `[SRC] DST [proto P] [sport S] [dport D]`, as `ip route get` takes keywords.
 json flow_request(const std::vector<std::string>& args) {
   json req = {{"cmd", "flow get"}};
@@ -316,6 +349,12 @@ int main(int argc, char** argv) {
                    "read from the pinned maps: works while no agent runs)")
       ->check(CLI::IsMember({"node", "peers", "links", "drops", "maps"}));
   auto* monitor = app.add_subcommand("monitor", "print events as they happen (until interrupted)");
+  auto* link = app.add_subcommand("link", "run-time policy of a link (not written to the config)");
+  link->require_subcommand(1);
+  auto* link_set = link->add_subcommand("set", "DEV weight N | backup on|off | drain | undrain");
+  std::vector<std::string> link_args;
+  link_set->add_option("args", link_args, "DEV then weight N | backup on|off | drain | undrain")
+      ->required();
   auto* flow = app.add_subcommand("flow", "ask the datapath about a flow");
   auto* flow_get =
       flow->add_subcommand("get", "which peer, bucket, link and next hop a flow takes now");
@@ -351,6 +390,15 @@ int main(int argc, char** argv) {
           print_event(line["event"]);
         std::fflush(stdout);
       }
+    }
+    if (link_set->parsed()) {
+      json out = agent.call(link_request(link_args));
+      if (as_json)
+        fmt::print("{}\n", out.dump());
+      else
+        fmt::print("link {}: {} -> {}\n", out["link"].get<std::string>(), out["from"].dump(),
+                   out["to"].dump());
+      return 0;
     }
     if (flow_get->parsed()) {
       json req = flow_request(flow_args);

@@ -237,7 +237,8 @@ void Agent::sync_peers(const char* why) {
                       std::equal(old.links.begin(), old.links.end(), w->second.links.begin(),
                                  [](const PeerLink& a, const PeerLink& b) {
                                    return a.link == b.link && a.nh4 == b.nh4 && a.nh6 == b.nh6 &&
-                                          a.weight == b.weight && a.backup == b.backup;
+                                          a.weight == b.weight && a.backup == b.backup &&
+                                          a.drain == b.drain;
                                  });
     if (old.ml_addresses != w->second.ml_addresses) {
       drop_peer(old);
@@ -496,7 +497,9 @@ std::vector<linkset::Member> Agent::members(const PeerPlan& plan, const IpAddr& 
     const auto& pl = plan.links[s];
     const auto& link = links_[pl.link];
     auto nh = next_hop_for(pl, ml_addr);
-    bool usable = nh && link_up(pl.link) && neigh_ok(link.ifindex, *nh) && proven(plan, s);
+    // A drained link keeps its session (proven, ready) but gets no buckets.
+    bool usable =
+        nh && !pl.drain && link_up(pl.link) && neigh_ok(link.ifindex, *nh) && proven(plan, s);
     out.push_back({static_cast<uint8_t>(s), pl.id, pl.weight, pl.backup, usable});
   }
   return out;

@@ -96,6 +96,7 @@ class Agent {
   nlohmann::json show_links() const;
   nlohmann::json show_drops() const;
   nlohmann::json flow_get(const nlohmann::json& req);
+  nlohmann::json link_set(const nlohmann::json& req);
   nlohmann::json unshared_links(const PeerPlan& plan) const;
   void publish(nlohmann::json event);
   // Prometheus (metrics.cpp): families rebuilt every second on the loop.

@@ -55,6 +55,7 @@ json Agent::handle_request(const json& req) {
   if (cmd == "show links") return ok(show_links());
   if (cmd == "show drops") return ok(show_drops());
   if (cmd == "flow get") return flow_get(req);
+  if (cmd == "link set") return link_set(req);
   return error("unknown command '" + cmd + "'");
 }
 
@@ -120,6 +121,7 @@ json Agent::show_peers() {
                 {"next_hops", nhs},
                 {"weight", pl.weight},
                 {"role", pl.backup ? "backup" : "primary"},
+                {"drain", pl.drain},
                 {"carrier", link_up(pl.link)},
                 {"state", "down"},
                 {"buckets", shares.empty() ? 0 : shares.front()[s]},
@@ -196,6 +198,7 @@ json Agent::show_links() const {
                    {"addresses", prefixes(l.addresses)},
                    {"weight", l.weight},
                    {"role", l.backup ? "backup" : "primary"},
+                   {"drain", l.drain},
                    {"peers", peers}});
   }
   return out;
@@ -208,6 +211,48 @@ json Agent::show_drops() const {
   for (unsigned r = 0; r < drops->size(); r++)
     out[datapath::drop_label(r)] = {{"packets", (*drops)[r].packets}, {"bytes", (*drops)[r].bytes}};
   return out;
+}
+
+// Run-time policy of one link: weight, backup, drain. Applied at once: the
+// static plans are rebuilt from the links, discovery tells every peer (LINKS),
+// and both ends rebuild their tables (weight: the smaller of the two ends;
+// backup or drain: if either end says so). Not written to the config.
+json Agent::link_set(const json& req) {
+  std::string dev = req.value("link", "");
+  auto it = std::find_if(links_.begin(), links_.end(),
+                         [&](const LocalLink& l) { return l.device == dev; });
+  if (it == links_.end()) return error("link set: '" + dev + "' is not one of this node's links");
+  LocalLink want = *it;
+  if (req.contains("weight")) {
+    if (!req["weight"].is_number_unsigned() || req["weight"].get<uint64_t>() < 1 ||
+        req["weight"].get<uint64_t>() > 255)
+      return error("link set: weight must be 1..255");
+    want.weight = static_cast<uint32_t>(req["weight"].get<uint64_t>());
+  }
+  for (auto [key, flag] : {std::pair{"backup", &want.backup}, {"drain", &want.drain}}) {
+    if (!req.contains(key)) continue;
+    if (!req[key].is_boolean())
+      return error(std::string("link set: ") + key + " must be true or false");
+    *flag = req[key].get<bool>();
+  }
+  auto plans = plan_peers(cfg_, [&] {
+    auto l = links_;
+    l[static_cast<size_t>(it - links_.begin())] = want;
+    return l;
+  }());
+  if (std::holds_alternative<PlanError>(plans))
+    return error("link set: " + std::get<PlanError>(plans).message);
+  json before = {{"weight", it->weight}, {"backup", it->backup}, {"drain", it->drain}};
+  *it = want;
+  static_plans_ = std::get<std::vector<PeerPlan>>(std::move(plans));
+  if (discovery_)
+    discovery_->set_policy(static_cast<size_t>(it - links_.begin()),
+                           static_cast<uint8_t>(want.weight), want.backup, want.drain);
+  json after = {{"weight", want.weight}, {"backup", want.backup}, {"drain", want.drain}};
+  log::info("link {}: policy {} -> {} (mlinkctl)", dev, before.dump(), after.dump());
+  publish({{"type", "policy"}, {"link", dev}, {"from", before}, {"to", after}});
+  sync_peers("policy");
+  return ok({{"link", dev}, {"from", before}, {"to", after}});
 }
 
 // The datapath's own answer: ml_egress run on a crafted packet of the flow

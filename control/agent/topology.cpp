@@ -51,6 +51,7 @@ std::variant<PeerLink, PlanError> plan_link(const config::Via& via, size_t peer_
   pl.id = subnet_id(pl.subnet);
   pl.weight = it->weight;
   pl.backup = it->backup;
+  pl.drain = it->drain;
   return pl;
 }
 
@@ -113,11 +114,13 @@ std::optional<PeerPlan> plan_discovered(const discovery::Node& node,
     pl.id = subnet_id(pl.subnet);
     pl.weight = links[li].weight;
     pl.backup = links[li].backup;
+    pl.drain = links[li].drain;
     if (node.policy)
       for (const auto& info : node.policy->links)
         if (std::find(info.subnets.begin(), info.subnets.end(), pl.subnet) != info.subnets.end()) {
           pl.weight = std::min<uint32_t>(pl.weight, info.weight);
           pl.backup = pl.backup || info.backup;
+          pl.drain = pl.drain || info.drain;
         }
     plan.links.push_back(pl);
   }

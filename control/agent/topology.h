@@ -22,6 +22,7 @@ struct LocalLink {
   std::vector<Prefix> addresses;  // as read from the kernel
   uint32_t weight = 1;
   bool backup = false;
+  bool drain = false;  // run time (mlinkctl link set DEV drain): no buckets, session kept
 };
 
 struct PeerLink {
@@ -32,6 +33,7 @@ struct PeerLink {
   std::optional<IpAddr> nh6;
   uint32_t weight = 1;  // what both ends agree on (see plan_discovered)
   bool backup = false;
+  bool drain = false;  // either end drains it
 };
 
 struct PeerPlan {

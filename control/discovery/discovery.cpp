@@ -172,6 +172,15 @@ void Discovery::tick(uint64_t now) {
   if (links_all) next_links_us_ = now + kLinksIntervalUsec;
 }
 
+void Discovery::set_policy(size_t link, uint8_t weight, bool backup, bool drain) {
+  if (link >= opts_.links.size()) return;
+  auto& l = opts_.links[link];
+  l.weight = weight;
+  l.backup = backup;
+  l.drain = drain;
+  for (size_t i = 0; i < opts_.links.size(); i++) send_links(i);
+}
+
 void Discovery::send_hello(size_t link) {
   topo::Hello h;
   h.ml_addrs = opts_.ml_addrs;
@@ -193,6 +202,7 @@ void Discovery::send_links(size_t link) {
     if (info.subnets.empty() || body.links.size() >= topo::kMaxLinks) continue;
     info.weight = l.weight;
     info.backup = l.backup;
+    info.drain = l.drain;
     body.links.push_back(std::move(info));
   }
   if (!body.links.empty()) send(link, topo::Message{0, 0, 0, opts_.node_id, body});

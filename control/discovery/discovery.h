@@ -35,6 +35,7 @@ struct LocalLink {
   std::vector<Prefix> addresses;  // link-local ones are left out of the protocol
   uint8_t weight = 1;
   bool backup = false;
+  bool drain = false;
   std::vector<IpAddr> unicast;  // static peers' addresses on this link
 };
 
@@ -60,6 +61,8 @@ class Discovery {
 
   Status attach(sd_event* loop);
   const NeighborTable& table() const { return table_; }
+  // An operator changed a link's policy: every peer hears it at once (LINKS).
+  void set_policy(size_t link, uint8_t weight, bool backup, bool drain);
   Counters counters() const;
   // For tests and the fuzzer of the receive path: one datagram as if received.
   void deliver(const Received& r, uint64_t now_us);

@@ -14,7 +14,8 @@ namespace {
 
 constexpr std::array<uint8_t, 4> kMagic = {'M', 'L', 'N', 'K'};
 constexpr uint8_t kLinkBackup = 0x01;  // LINK TLV flags
-constexpr uint8_t kFamily4 = 4;        // address family codes on the wire (not AF_*)
+constexpr uint8_t kLinkDrain = 0x02;
+constexpr uint8_t kFamily4 = 4;  // address family codes on the wire (not AF_*)
 constexpr uint8_t kFamily6 = 6;
 
 // Header field offsets (docs/PROTOCOL.md, "Header").
@@ -199,6 +200,7 @@ TlvResult parse_link(std::span<const uint8_t> v, LinkInfo& out) {
   if (!r.u8(out.weight) || !r.u8(flags)) return reject(Reason::BadTlv, "LINK: shorter than 2");
   if (out.weight == 0) return reject(Reason::BadTlv, "LINK: weight 0");
   out.backup = flags & kLinkBackup;
+  out.drain = flags & kLinkDrain;
   while (r.left() > 0) {
     uint8_t family = 0, len = 0;
     std::span<const uint8_t> raw;
@@ -360,7 +362,7 @@ void put_body(Writer& w, const Links& l) {
     for (const auto& s : link.subnets) len += 2 + s.addr.size();
     put_tlv_header(w, TlvType::Link, len);
     w.u8(link.weight);
-    w.u8(link.backup ? kLinkBackup : 0);
+    w.u8(static_cast<uint8_t>((link.backup ? kLinkBackup : 0) | (link.drain ? kLinkDrain : 0)));
     for (const auto& s : link.subnets) {
       w.u8(s.addr.is_v4() ? kFamily4 : kFamily6);
       w.u8(s.len);

@@ -80,6 +80,7 @@ struct LinkInfo {
   std::vector<Prefix> subnets;  // network prefixes (host bits clear); canonical order key
   uint8_t weight = 1;           // 1..255
   bool backup = false;
+  bool drain = false;  // the sender moves this link's buckets away (flags bit 1)
   auto operator<=>(const LinkInfo&) const = default;
 };
 

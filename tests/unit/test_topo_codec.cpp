@@ -306,6 +306,17 @@ TEST_CASE("topo: LINKS subnet rules") {
   }
 }
 
+TEST_CASE("topo: LINK flags carry backup (bit 0) and drain (bit 1), both ways") {
+  Message m = sample_links();
+  auto& links = std::get<Links>(m.body).links;
+  links[0].drain = true;
+  links[1].backup = true;
+  links[1].drain = true;
+  Bytes b = must_encode(m);
+  CHECK(must_decode(b) == m);
+  CHECK(b[kHeaderSize + 5] == 0x02);  // the first LINK's flags byte
+}
+
 TEST_CASE("topo: encode refuses what a receiver would reject") {
   Message m = sample_hello();
   auto& h = std::get<Hello>(m.body);
