@@ -61,15 +61,7 @@ case $FAULT in
   loss30) fault_mark; ml_fault b eth1 ingress 300000 ;;
   admin_down_sender) fault_mark; bed_exec a ip link set eth1 down ;;
   admin_down_receiver) fault_mark; bed_exec b ip link set eth1 down ;;
-  flap)
-    fault_mark
-    for i in 0 1 2 3 4; do
-      bed_exec a ip link set eth1 down
-      fo_at "$(awk -v i="$i" 'BEGIN { print 3.5 + i }')"
-      bed_exec a ip link set eth1 up
-      ((i == 4)) || fo_at "$((4 + i))"
-    done
-    ;;
+  flap) fault_mark; fo_flap a eth1 ;;
 esac
 FO_MARK[fault]=$FAULT_AT
 [ "$FAULT" = flap ] || fo_at 7

@@ -348,28 +348,37 @@ void Agent::sync_targets() {
   }
 }
 
+// A session's link went out of service (failed: true) or came back: the
+// hold-down learns of it; returns " in service after ..." for the log when a
+// hold-down now runs.
+std::string Agent::note_health(const TargetKey& key, bool failed) {
+  uint64_t now = monotonic_us();
+  auto& damping = damping_[key];
+  if (failed) {
+    damping.on_down(now);
+    return "";
+  }
+  damping.on_up(now);
+  uint64_t h = damping.hold_down_us(now);
+  return h ? fmt::format("; in service after a {} ms hold-down", h / 1000) : "";
+}
+
 void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
   auto key = target_key_.find(target);
   if (key == target_key_.end()) return;
   auto peer = peers_.find(key->second.peer);
   if (peer == peers_.end()) return;
-  uint64_t now = monotonic_us();
-  auto& damping = damping_[key->second];
   state_changes_[key->second]++;
   std::string hold;
-  if (t.to == bfd::State::Up) {
-    damping.on_up(now);
-    if (uint64_t h = damping.hold_down_us(now))
-      hold = fmt::format("; in service after a {} ms hold-down", h / 1000);
-  } else if (t.from == bfd::State::Up) {
-    damping.on_down(now);
-  }
-  log::info("peer {} link {}: BFD {} -> {} ({}){}", peer->second.ml_addresses.front().str(),
-            links_[key->second.link].device, bfd::to_string(t.from), bfd::to_string(t.to),
-            bfd::to_string(t.diag), hold);
+  if (t.to == bfd::State::Up || t.from == bfd::State::Up)
+    hold = note_health(key->second, t.to != bfd::State::Up);
+  std::string addr = peer->second.ml_addresses.front().str();
+  const std::string& dev = links_[key->second.link].device;
+  log::info("peer {} link {}: BFD {} -> {} ({}){}", addr, dev, bfd::to_string(t.from),
+            bfd::to_string(t.to), bfd::to_string(t.diag), hold);
   publish({{"type", "session"},
-           {"peer", peer->second.ml_addresses.front().str()},
-           {"link", links_[key->second.link].device},
+           {"peer", addr},
+           {"link", dev},
            {"from", bfd::to_string(t.from)},
            {"to", bfd::to_string(t.to)},
            {"diag", bfd::to_string(t.diag)}});
@@ -383,23 +392,15 @@ void Agent::on_loss(Liveness::Id target, bool lossy, unsigned lost) {
   if (key == target_key_.end()) return;
   auto peer = peers_.find(key->second.peer);
   if (peer == peers_.end()) return;
-  uint64_t now = monotonic_us();
-  auto& damping = damping_[key->second];
-  std::string hold;
-  if (lossy) {
-    damping.on_down(now);
-  } else {
-    damping.on_up(now);
-    if (uint64_t h = damping.hold_down_us(now))
-      hold = fmt::format("; in service after a {} ms hold-down", h / 1000);
-  }
-  log::info("peer {} link {}: {} ({} of the last {} echoes lost){}",
-            peer->second.ml_addresses.front().str(), links_[key->second.link].device,
+  std::string hold = note_health(key->second, lossy);
+  std::string addr = peer->second.ml_addresses.front().str();
+  const std::string& dev = links_[key->second.link].device;
+  log::info("peer {} link {}: {} ({} of the last {} echoes lost){}", addr, dev,
             lossy ? "lossy, out of the link set" : "clean again", lost, bfd::EchoLoss::kWindow,
             hold);
   publish({{"type", "loss"},
-           {"peer", peer->second.ml_addresses.front().str()},
-           {"link", links_[key->second.link].device},
+           {"peer", addr},
+           {"link", dev},
            {"lossy", lossy},
            {"echo_lost", lost},
            {"window", bfd::EchoLoss::kWindow}});

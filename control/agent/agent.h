@@ -75,6 +75,7 @@ class Agent {
   void sync_targets();
   void on_liveness(Liveness::Id target, const bfd::Transition& t);
   void on_loss(Liveness::Id target, bool lossy, unsigned lost);
+  std::string note_health(const TargetKey& key, bool failed);
   bool proven(const PeerPlan& plan, size_t slot) const;
   void refresh_all_peers(const char* why);
   void refresh_peer(const PeerPlan& plan, const char* why);

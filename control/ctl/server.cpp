@@ -133,35 +133,37 @@ void Server::read_from(Client& c) {
   char buf[16384];
   for (;;) {
     ssize_t n = read(c.fd, buf, sizeof(buf));
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      // EOF: the client is done sending; what it asked for is still answered
-      // below, but a closed reader gets nothing more.
-      c.in.append("\n");
-      size_t pos;
-      while (c.fd >= 0 && (pos = c.in.find('\n')) != std::string::npos) {
-        std::string line = c.in.substr(0, pos);
-        c.in.erase(0, pos + 1);
-        if (!line.empty()) handle_line(c, line);
-      }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    bool eof = n <= 0;
+    // At EOF the client is done sending: what it asked for is still answered
+    // (a last request may lack its newline), but a closed reader gets nothing more.
+    if (eof)
+      c.in += '\n';
+    else
+      c.in.append(buf, static_cast<size_t>(n));
+    handle_lines(c);
+    if (eof) {
       if (c.fd >= 0) flush(c);  // once, without waiting: a half-closed reader may still read
       c.fd = -1;
       return;
-    }
-    if (n < 0) return;  // EAGAIN: all read
-    c.in.append(buf, static_cast<size_t>(n));
-    size_t pos;
-    while (c.fd >= 0 && (pos = c.in.find('\n')) != std::string::npos) {
-      std::string line = c.in.substr(0, pos);
-      c.in.erase(0, pos + 1);
-      if (!line.empty()) handle_line(c, line);
     }
     if (c.fd >= 0 && c.in.size() > kMaxLine) {
       queue(c, {{"ok", false},
                 {"error", "request longer than " + std::to_string(kMaxLine) + " bytes"}});
       flush(c);
       c.fd = -1;
-      return;
     }
+    if (c.fd < 0) return;
+  }
+}
+
+// Every complete line in c.in, in order, until c is cut off.
+void Server::handle_lines(Client& c) {
+  size_t pos;
+  while (c.fd >= 0 && (pos = c.in.find('\n')) != std::string::npos) {
+    std::string line = c.in.substr(0, pos);
+    c.in.erase(0, pos + 1);
+    if (!line.empty()) handle_line(c, line);
   }
 }
 

@@ -62,6 +62,7 @@ class Server {
   static int on_client(sd_event_source*, int fd, uint32_t events, void*);
   void accept_all();
   void read_from(Client& c);
+  void handle_lines(Client& c);
   void handle_line(Client& c, const std::string& line);
   void queue(Client& c, const nlohmann::json& msg);
   void flush(Client& c);

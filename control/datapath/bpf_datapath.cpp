@@ -194,12 +194,9 @@ Result<BpfDatapath::Probe> BpfDatapath::probe(const std::vector<uint8_t>& frame)
     if (!p) return os_error("open BPF skeleton (probe)", errno);
     p->rodata->ml_ifindex = skel_->rodata->ml_ifindex;
     p->rodata->ml_l2_len = ETH_HLEN;
-    for (auto [mine, live] : {std::pair{p->maps.ml_peers, skel_->maps.ml_peers},
-                              {p->maps.ml_locals, skel_->maps.ml_locals},
-                              {p->maps.ml_peer_stats, skel_->maps.ml_peer_stats},
-                              {p->maps.ml_drops, skel_->maps.ml_drops},
-                              {p->maps.ml_ingress_stats, skel_->maps.ml_ingress_stats}}) {
-      if (int err = bpf_map__reuse_fd(mine, bpf_map__fd(live)); err) {
+    auto mine = pinned_maps(p), live = pinned_maps(skel_);  // every map, in the same order
+    for (size_t i = 0; i < mine.size(); i++) {
+      if (int err = bpf_map__reuse_fd(mine[i], bpf_map__fd(live[i])); err) {
         mlink_bpf__destroy(p);
         return os_error("probe: share the live maps", err);
       }

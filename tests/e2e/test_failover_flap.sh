@@ -8,12 +8,7 @@ fo_setup
 fo_iperf_start 16
 fo_at 3
 fo_mark fault "eth1 on a flapping: down / up every 0.5 s"
-for i in 0 1 2 3 4; do
-  bed_exec a ip link set eth1 down
-  fo_at "$(awk -v i="$i" 'BEGIN { print 3.5 + i }')"
-  bed_exec a ip link set eth1 up
-  ((i == 4)) || fo_at "$((4 + i))"
-done
+fo_flap a eth1
 fo_mark repair "eth1 on a left up"
 fo_check_carries eth1 5
 fo_finish eth1 "flapping link"

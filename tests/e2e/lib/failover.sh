@@ -120,6 +120,18 @@ fo_mark() {
   BED_PIDS+=("$!")
 }
 
+# fo_flap HOST DEV: from t=3 s, DEV on HOST down / up every 0.5 s, five times; left up at
+# t=7.5 s (times since the iperf3 start).
+fo_flap() {
+  local i
+  for i in 0 1 2 3 4; do
+    bed_exec "$1" ip link set "$2" down
+    fo_at "$(awk -v i="$i" 'BEGIN { print 3.5 + i }')"
+    bed_exec "$1" ip link set "$2" up
+    ((i == 4)) || fo_at "$((4 + i))"
+  done
+}
+
 # fo_link_state HOST DEV: DEV's state (up|down) in HOST's map for its peer's IPv4 entry (the
 # traffic's; the map's order of the IPv4 and IPv6 entries is the hash's), none if unreadable.
 fo_link_state() {
