@@ -177,6 +177,16 @@ void print_event(const json& e) {
   else if (type == "peer")
     what = fmt::format("peer {} ({}) {} ({})", e.value("peer", ""), e.value("key", ""),
                        e.value("state", ""), e.value("reason", ""));
+  else if (type == "policy")
+    what = fmt::format("link {} {} -> {}", e.value("link", ""), e.value("from", json()).dump(),
+                       e.value("to", json()).dump());
+  else if (type == "config" && e.value("action", "") == "reload")
+    what = e.value("ok", false)
+               ? fmt::format("reload applied: {}", e.value("changes", json::array()).dump())
+               : fmt::format("reload refused: {}", e.value("error", ""));
+  else if (type == "config")
+    what = fmt::format("{} {} ({})", e.value("action", ""), e.value("link", ""),
+                       e.value("reason", ""));
   else
     what = e.dump();
   fmt::print("{} {:<7} {}\n", e.value("time", ""), type, what);
@@ -231,36 +241,40 @@ class Agent {
   std::string buf_;
 };
 
-// `DEV weight N | backup on|off | drain | undrain`, several at once allowed.
-json link_request(const std::vector<std::string>& args) {
-  json req = {{"cmd", "link set"}, {"link", args.at(0)}};
+// link set: `DEV weight N | backup on|off | drain | undrain`, several at once;
+// link add: `DEV [weight N] [backup]`.
+json link_request(const std::string& verb, const std::vector<std::string>& args) {
+  const bool set = verb == "set";
+  const std::string what = "link " + verb + ": ";
+  json req = {{"cmd", "link " + verb}, {"link", args.at(0)}};
   for (size_t i = 1; i < args.size(); i++) {
     const std::string& k = args[i];
-    if (k == "drain" || k == "undrain") {
+    if (set && (k == "drain" || k == "undrain")) {
       req["drain"] = k == "drain";
-    } else if ((k == "weight" || k == "backup") && i + 1 < args.size()) {
+    } else if (!set && k == "backup") {
+      req["backup"] = true;
+    } else if (set && k == "backup" && i + 1 < args.size()) {
       const std::string& v = args[++i];
-      if (k == "backup") {
-        if (v != "on" && v != "off") throw std::runtime_error("link set: backup on|off");
-        req["backup"] = v == "on";
-      } else {
-        size_t used = 0;
-        unsigned long w = 0;
-        try {
-          w = std::stoul(v, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used != v.size())
-          throw std::runtime_error("link set: weight '" + v + "' is not a number");
-        req["weight"] = w;
+      if (v != "on" && v != "off") throw std::runtime_error(what + "backup on|off");
+      req["backup"] = v == "on";
+    } else if (k == "weight" && i + 1 < args.size()) {
+      const std::string& v = args[++i];
+      size_t used = 0;
+      unsigned long w = 0;
+      try {
+        w = std::stoul(v, &used);
+      } catch (const std::exception&) {
+        used = 0;
       }
+      if (used != v.size()) throw std::runtime_error(what + "weight '" + v + "' is not a number");
+      req["weight"] = w;
     } else {
-      throw std::runtime_error("link set: unknown or incomplete '" + k +
-                               "' (weight N | backup on|off | drain | undrain)");
+      throw std::runtime_error(
+          what + "unknown or incomplete '" + k + "' (" +
+          (set ? "weight N | backup on|off | drain | undrain" : "weight N | backup") + ")");
     }
   }
-  if (req.size() == 2) throw std::runtime_error("link set: nothing to set");
+  if (set && req.size() == 2) throw std::runtime_error(what + "nothing to set");
   return req;
 }
 
@@ -349,12 +363,20 @@ int main(int argc, char** argv) {
                    "read from the pinned maps: works while no agent runs)")
       ->check(CLI::IsMember({"node", "peers", "links", "drops", "maps"}));
   auto* monitor = app.add_subcommand("monitor", "print events as they happen (until interrupted)");
-  auto* link = app.add_subcommand("link", "run-time policy of a link (not written to the config)");
+  auto* link = app.add_subcommand(
+      "link", "add, remove or set the policy of a link at run time (not written to the config)");
   link->require_subcommand(1);
   auto* link_set = link->add_subcommand("set", "DEV weight N | backup on|off | drain | undrain");
   std::vector<std::string> link_args;
   link_set->add_option("args", link_args, "DEV then weight N | backup on|off | drain | undrain")
       ->required();
+  auto* link_add = link->add_subcommand("add", "DEV [weight N] [backup]: a link into service");
+  link_add->add_option("args", link_args, "DEV then [weight N] [backup]")->required();
+  auto* link_del = link->add_subcommand("del", "DEV: a link out of service");
+  std::string del_dev;
+  link_del->add_option("DEV", del_dev, "the link's device")->required();
+  auto* reload = app.add_subcommand(
+      "reload", "re-read the config and apply what changed (as SIGHUP); on error keep running");
   auto* flow = app.add_subcommand("flow", "ask the datapath about a flow");
   auto* flow_get =
       flow->add_subcommand("get", "which peer, bucket, link and next hop a flow takes now");
@@ -392,12 +414,54 @@ int main(int argc, char** argv) {
       }
     }
     if (link_set->parsed()) {
-      json out = agent.call(link_request(link_args));
+      json out = agent.call(link_request("set", link_args));
       if (as_json)
         fmt::print("{}\n", out.dump());
       else
         fmt::print("link {}: {} -> {}\n", out["link"].get<std::string>(), out["from"].dump(),
                    out["to"].dump());
+      return 0;
+    }
+    if (link_add->parsed()) {
+      json out = agent.call(link_request("add", link_args));
+      if (as_json)
+        fmt::print("{}\n", out.dump());
+      else
+        fmt::print("link {} added (ifindex {}, {}, weight {}, {})\n",
+                   out["link"].get<std::string>(), out["ifindex"].get<int>(),
+                   join(out["addresses"]), out["weight"].get<unsigned>(),
+                   out["role"].get<std::string>());
+      return 0;
+    }
+    if (link_del->parsed()) {
+      json out = agent.call({{"cmd", "link del"}, {"link", del_dev}});
+      if (as_json)
+        fmt::print("{}\n", out.dump());
+      else
+        fmt::print("link {} removed\n", out["link"].get<std::string>());
+      return 0;
+    }
+    if (reload->parsed()) {
+      json out = agent.call({{"cmd", "reload"}});
+      if (as_json) {
+        fmt::print("{}\n", out.dump());
+        return 0;
+      }
+      fmt::print("reloaded {}\n", out["config"].get<std::string>());
+      if (out["changes"].empty()) fmt::print("  no change\n");
+      for (const auto& c : out["changes"]) {
+        if (c.contains("link") && c["change"] == "policy")
+          fmt::print("  link {}: {} -> {}\n", c["link"].get<std::string>(), c["from"].dump(),
+                     c["to"].dump());
+        else if (c.contains("link"))
+          fmt::print("  link {}: {}\n", c["link"].get<std::string>(),
+                     c["change"].get<std::string>());
+        else if (c.contains("peer"))
+          fmt::print("  peer {}: {}\n", c["peer"].get<std::string>(),
+                     c["change"].get<std::string>());
+        else
+          fmt::print("  node.hash: {}\n", c["change"].get<std::string>());
+      }
       return 0;
     }
     if (flow_get->parsed()) {

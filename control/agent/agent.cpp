@@ -91,20 +91,125 @@ Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
   return a;
 }
 
+Result<LocalLink> Agent::read_link(const std::string& device) {
+  auto info = rtnl_.link_get(device);
+  if (!info) return Error{"device " + device + ": " + info.error().message};
+  auto addrs = rtnl_.addr_dump(info->ifindex);
+  if (!addrs) return addrs.error();
+  LocalLink ll{device, info->ifindex, {}, info->flags};
+  for (const auto& a : *addrs) ll.addresses.push_back(a.prefix);
+  return ll;
+}
+
 Status Agent::read_links() {
   for (size_t i = 0; i < cfg_.links.size(); i++) {
     const auto& l = cfg_.links[i];
-    auto info = rtnl_.link_get(l.device);
-    if (!info)
-      return Error{config_error(l.line, "link[" + std::to_string(i) + "].device",
-                                "device " + l.device + ": " + info.error().message)};
-    auto addrs = rtnl_.addr_dump(info->ifindex);
-    if (!addrs) return addrs.error();
-    LocalLink ll{l.device, info->ifindex, {}, l.weight, l.backup};
-    for (const auto& a : *addrs) ll.addresses.push_back(a.prefix);
-    links_.push_back(std::move(ll));
-    link_flags_.push_back(info->flags);
+    auto ll = read_link(l.device);
+    if (!ll)
+      return Error{
+          config_error(l.line, "link[" + std::to_string(i) + "].device", ll.error().message)};
+    ll->weight = l.weight;
+    ll->backup = l.backup;
+    links_.emplace(next_link_id_++, std::move(*ll));
   }
+  return {};
+}
+
+discovery::LocalLink Agent::discovery_link(const LocalLink& l) const {
+  discovery::LocalLink dl{l.device, l.ifindex, l.addresses, static_cast<uint8_t>(l.weight),
+                          l.backup, l.drain,   {}};
+  for (const auto& peer : cfg_.peers)  // static peers hear our hellos by unicast too
+    for (const auto& via : peer.via)
+      if (via.device == l.device)
+        dl.unicast.insert(dl.unicast.end(), via.address.begin(), via.address.end());
+  return dl;
+}
+
+// ARP from a link must not carry the ML address as sender: a strict
+// rp_filter peer would drop it (findings, gotcha 3). In loose mode the
+// links' rp_filter must be loose, since ML traffic arrives on them.
+Status Agent::set_link_sysctls(size_t id, const LocalLink& l) {
+  std::vector<std::pair<std::string, std::string>> want{
+      {"net/ipv4/conf/" + l.device + "/arp_announce", "2"}};
+  if (cfg_.node.rx_mode == config::RxMode::Loose)
+    want.emplace_back("net/ipv4/conf/" + l.device + "/rp_filter", "2");
+  std::vector<SysctlGuard> guards;
+  for (const auto& [path, value] : want) {
+    auto g = SysctlGuard::set(path, value);
+    if (!g) return g.error();
+    guards.push_back(std::move(*g));
+  }
+  link_sysctls_[id] = std::move(guards);
+  return {};
+}
+
+// The ML device's MTU is the smallest of the links': a packet that fits it
+// fits whichever link its flow hashes to.
+void Agent::fit_ml_mtu() {
+  uint32_t mtu = 0;
+  for (const auto& [id, l] : links_) {
+    auto info = rtnl_.link_get(l.ifindex);
+    if (info && (mtu == 0 || info->mtu < mtu)) mtu = info->mtu;
+  }
+  auto cur = rtnl_.link_get(ml_dev_->ifindex());
+  if (!mtu || (cur && cur->mtu == mtu)) return;
+  if (auto s = rtnl_.link_set_mtu(ml_dev_->ifindex(), mtu); !s)
+    log::warn("{}", s.error().message);
+  else
+    log::info("{}: mtu {}", cfg_.node.ml_device, mtu);
+}
+
+Status Agent::apply_links(Links want, const char* why) {
+  const bool redirect = cfg_.node.rx_mode == config::RxMode::Redirect;
+  std::vector<size_t> added;
+  auto take_down = [&](size_t id, const LocalLink& l) {
+    if (redirect) dp_->detach_ingress(l.ifindex);
+    link_sysctls_.erase(id);
+    if (discovery_) discovery_->remove_link(id);
+  };
+  for (const auto& [id, l] : want) {
+    if (links_.count(id)) continue;
+    Status s = set_link_sysctls(id, l);
+    if (s && redirect) s = dp_->attach_ingress(l.ifindex);
+    if (s && discovery_) s = discovery_->set_link(id, discovery_link(l));
+    if (!s) {
+      take_down(id, l);
+      for (size_t a : added) take_down(a, want.at(a));
+      return Error{"link " + l.device + ": " + s.error().message};
+    }
+    added.push_back(id);
+  }
+  Links gone;
+  for (const auto& [id, l] : links_)
+    if (!want.count(id)) gone.emplace(id, l);
+  for (const auto& [id, l] : want) {
+    auto old = links_.find(id);
+    if (old == links_.end() || !discovery_) continue;
+    auto a = discovery_link(old->second), b = discovery_link(l);
+    if (a.weight != b.weight || a.backup != b.backup || a.drain != b.drain ||
+        a.unicast != b.unicast)
+      (void)discovery_->set_link(id, std::move(b));  // same device: nothing to join
+  }
+  links_ = std::move(want);
+  if (!links_.empty()) next_link_id_ = std::max(next_link_id_, links_.rbegin()->first + 1);
+  auto plans = plan_peers(cfg_, links_);
+  if (auto* e = std::get_if<PlanError>(&plans))  // callers check first; cannot happen
+    log::error("{}", config_error(e->line, e->key, e->message));
+  else
+    static_plans_ = std::get<std::vector<PeerPlan>>(std::move(plans));
+  for (size_t id : added) {
+    const auto& l = links_.at(id);
+    log::info("link {} (ifindex {}): added ({})", l.device, l.ifindex, why);
+    publish({{"type", "config"}, {"action", "link add"}, {"link", l.device}, {"reason", why}});
+  }
+  // The peers stop using a link that left before its ingress program goes.
+  sync_peers(why);
+  for (const auto& [id, l] : gone) {
+    take_down(id, l);
+    log::info("link {}: removed ({})", l.device, why);
+    publish({{"type", "config"}, {"action", "link del"}, {"link", l.device}, {"reason", why}});
+  }
+  fit_ml_mtu();
   return {};
 }
 
@@ -164,15 +269,7 @@ Status Agent::start_liveness() {
 Status Agent::start_discovery() {
   if (!cfg_.discovery.enabled) return {};
   discovery::Options o{cfg_.discovery, cfg_.node.id, cfg_.node.ml_address, {}};
-  for (const auto& l : links_) {
-    discovery::LocalLink dl{l.device, l.ifindex, l.addresses, static_cast<uint8_t>(l.weight),
-                            l.backup, {}};
-    for (const auto& peer : cfg_.peers)  // static peers hear our hellos by unicast too
-      for (const auto& via : peer.via)
-        if (via.device == l.device)
-          dl.unicast.insert(dl.unicast.end(), via.address.begin(), via.address.end());
-    o.links.push_back(std::move(dl));
-  }
+  for (const auto& [id, l] : links_) o.links.emplace(id, discovery_link(l));
   auto d = discovery::Discovery::create(std::move(o), [this] { sync_peers("discovery"); });
   if (!d) return d.error();
   discovery_ = std::move(*d);
@@ -266,7 +363,7 @@ void Agent::sync_peers(const char* why) {
       std::copy(std::begin(st->bucket_packets), std::end(st->bucket_packets),
                 bucket_seen_[plan.peer_id].begin());
     std::string links;
-    for (const auto& pl : plan.links) links += " " + links_[pl.link].device;
+    for (const auto& pl : plan.links) links += " " + links_.at(pl.link).device;
     log::info("peer {} ({}): links{} ({})", plan.ml_addresses.front().str(), key, links, why);
     publish({{"type", "peer"},
              {"peer", plan.ml_addresses.front().str()},
@@ -288,7 +385,7 @@ void Agent::sync_neighbours() {
   for (const auto& [key, plan] : peers_)
     for (const auto& pl : plan.links)
       for (const auto& nh : {pl.nh4, pl.nh6})
-        if (nh) want.insert({links_[pl.link].ifindex, *nh});
+        if (nh) want.insert({links_.at(pl.link).ifindex, *nh});
   for (auto it = nud_.begin(); it != nud_.end();) {
     if (want.count(it->first)) {
       ++it;
@@ -317,7 +414,7 @@ void Agent::sync_targets() {
   for (const auto& [key, plan] : peers_)
     for (const auto& pl : plan.links) {
       const IpAddr& remote = pl.nh4 ? *pl.nh4 : *pl.nh6;
-      const auto& link = links_[pl.link];
+      const auto& link = links_.at(pl.link);
       auto local = std::find_if(link.addresses.begin(), link.addresses.end(),
                                 [&](const Prefix& p) { return p.contains(remote); });
       if (local == link.addresses.end()) continue;  // plans only take next hops on our subnets
@@ -373,7 +470,7 @@ void Agent::on_liveness(Liveness::Id target, const bfd::Transition& t) {
   if (t.to == bfd::State::Up || t.from == bfd::State::Up)
     hold = note_health(key->second, t.to != bfd::State::Up);
   std::string addr = peer->second.ml_addresses.front().str();
-  const std::string& dev = links_[key->second.link].device;
+  const std::string& dev = links_.at(key->second.link).device;
   log::info("peer {} link {}: BFD {} -> {} ({}){}", addr, dev, bfd::to_string(t.from),
             bfd::to_string(t.to), bfd::to_string(t.diag), hold);
   publish({{"type", "session"},
@@ -394,7 +491,7 @@ void Agent::on_loss(Liveness::Id target, bool lossy, unsigned lost) {
   if (peer == peers_.end()) return;
   std::string hold = note_health(key->second, lossy);
   std::string addr = peer->second.ml_addresses.front().str();
-  const std::string& dev = links_[key->second.link].device;
+  const std::string& dev = links_.at(key->second.link).device;
   log::info("peer {} link {}: {} ({} of the last {} echoes lost){}", addr, dev,
             lossy ? "lossy, out of the link set" : "clean again", lost, bfd::EchoLoss::kWindow,
             hold);
@@ -417,21 +514,13 @@ bool Agent::proven(const PeerPlan& plan, size_t slot) const {
          damping_[key].usable(monotonic_us());
 }
 
-// ARP from a link must not carry the ML address as sender: a strict
-// rp_filter peer would drop it (findings, gotcha 3). In loose mode the
-// links' rp_filter must be loose, since ML traffic arrives on them.
+// Also per link: set_link_sysctls().
 Status Agent::apply_sysctls() {
-  std::vector<std::pair<std::string, std::string>> want{{"net/ipv4/conf/all/arp_announce", "2"}};
-  for (const auto& l : links_) {
-    want.emplace_back("net/ipv4/conf/" + l.device + "/arp_announce", "2");
-    if (cfg_.node.rx_mode == config::RxMode::Loose)
-      want.emplace_back("net/ipv4/conf/" + l.device + "/rp_filter", "2");
-  }
-  for (const auto& [path, value] : want) {
-    auto g = SysctlGuard::set(path, value);
-    if (!g) return g.error();
-    sysctls_.push_back(std::move(*g));
-  }
+  auto g = SysctlGuard::set("net/ipv4/conf/all/arp_announce", "2");
+  if (!g) return g.error();
+  sysctls_.push_back(std::move(*g));
+  for (const auto& [id, l] : links_)
+    if (auto s = set_link_sysctls(id, l); !s) return s;
   return {};
 }
 
@@ -441,18 +530,11 @@ Status Agent::create_ml_device() {
   if (!dev) return dev.error();
   ml_dev_.emplace(std::move(*dev));
   int idx = ml_dev_->ifindex();
-  uint32_t mtu = 0;
-  for (const auto& l : links_) {
-    auto info = rtnl_.link_get(l.ifindex);
-    if (info && (mtu == 0 || info->mtu < mtu)) mtu = info->mtu;
-  }
-  if (mtu)
-    if (auto s = rtnl_.link_set_mtu(idx, mtu); !s) return s;
+  fit_ml_mtu();
   if (auto s = rtnl_.link_set_up(idx, true); !s) return s;
   for (const auto& p : cfg_.node.ml_address)
     if (auto s = rtnl_.addr_add(idx, p); !s && !(adopting_ && s.error().err == EEXIST)) return s;
-  log::info("{} {} (tun, ifindex {}, mtu {})", adopting_ ? "adopted" : "created",
-            cfg_.node.ml_device, idx, mtu);
+  log::info("{} {} (tun, ifindex {})", adopting_ ? "adopted" : "created", cfg_.node.ml_device, idx);
   return {};
 }
 
@@ -473,7 +555,7 @@ Status Agent::load_datapath() {
   }
   if (auto s = dp_->attach_egress(ml_dev_->ifindex()); !s) return s;
   if (cfg_.node.rx_mode == config::RxMode::Redirect)
-    for (const auto& l : links_)
+    for (const auto& [id, l] : links_)
       if (auto s = dp_->attach_ingress(l.ifindex); !s) return s;
   for (const auto& p : cfg_.node.ml_address)
     if (auto s = dp_->add_local(p.addr); !s) return s;
@@ -483,7 +565,7 @@ Status Agent::load_datapath() {
 }
 
 bool Agent::link_up(size_t link) const {
-  unsigned f = link_flags_[link];
+  unsigned f = links_.at(link).flags;
   return (f & IFF_UP) && (f & IFF_LOWER_UP);
 }
 
@@ -496,7 +578,7 @@ std::vector<linkset::Member> Agent::members(const PeerPlan& plan, const IpAddr& 
   std::vector<linkset::Member> out;
   for (size_t s = 0; s < plan.links.size(); s++) {
     const auto& pl = plan.links[s];
-    const auto& link = links_[pl.link];
+    const auto& link = links_.at(pl.link);
     auto nh = next_hop_for(pl, ml_addr);
     // A drained link keeps its session (proven, ready) but gets no buckets.
     bool usable =
@@ -514,7 +596,7 @@ ml_peer Agent::build_entry(const PeerPlan& plan, const IpAddr& ml_addr) {
   auto m = members(plan, ml_addr);
   for (size_t s = 0; s < plan.links.size(); s++) {
     ml_slot& slot = v.slots[s];
-    slot.ifindex = static_cast<__u32>(links_[plan.links[s].link].ifindex);
+    slot.ifindex = static_cast<__u32>(links_.at(plan.links[s].link).ifindex);
     slot.state = m[s].usable ? ML_SLOT_UP : ML_SLOT_DOWN;
     if (auto nh = next_hop_for(plan.links[s], ml_addr)) {
       slot.nh_family = static_cast<__u8>(nh->family);
@@ -570,7 +652,7 @@ void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
     auto share = linkset::share(table);
     std::string links;
     for (size_t s = 0; s < plan.links.size(); s++)
-      links += fmt::format(" {}={}/{}", links_[plan.links[s].link].device,
+      links += fmt::format(" {}={}/{}", links_.at(plan.links[s].link).device,
                            v.slots[s].state == ML_SLOT_UP ? "up" : "down", share[s]);
     bool states_changed = it == written_.end();
     for (size_t s = 0; !states_changed && s < ML_MAX_SLOTS; s++)
@@ -583,7 +665,7 @@ void Agent::refresh_peer(const PeerPlan& plan, const char* why) {
         if (it != written_.end() && (it->second.slots[s].state == ML_SLOT_UP) == up) continue;
         publish({{"type", "link"},
                  {"peer", a.str()},
-                 {"link", links_[plan.links[s].link].device},
+                 {"link", links_.at(plan.links[s].link).device},
                  {"state", up ? "up" : "down"},
                  {"buckets", share[s]},
                  {"reason", why}});
@@ -600,17 +682,17 @@ void Agent::refresh_all_peers(const char* why) {
 
 void Agent::on_event(const nl::Event& ev) {
   if (const auto* l = std::get_if<nl::LinkEvent>(&ev)) {
-    for (size_t i = 0; i < links_.size(); i++) {
-      if (links_[i].ifindex != l->ifindex) continue;
+    for (auto& [i, link] : links_) {
+      if (link.ifindex != l->ifindex) continue;
       bool was_up = link_up(i);
-      link_flags_[i] = l->deleted ? 0 : l->flags;
+      link.flags = l->deleted ? 0 : l->flags;
       if (was_up && !link_up(i)) carrier_lost_.insert(l->ifindex);
       if (was_up != link_up(i))
         publish({{"type", "device"},
-                 {"link", links_[i].device},
+                 {"link", link.device},
                  {"state", link_up(i) ? "up" : "down"},
-                 {"admin", (link_flags_[i] & IFF_UP) ? "up" : "down"},
-                 {"carrier", (link_flags_[i] & IFF_LOWER_UP) != 0}});
+                 {"admin", (link.flags & IFF_UP) ? "up" : "down"},
+                 {"carrier", (link.flags & IFF_LOWER_UP) != 0}});
     }
     return;
   }
@@ -628,9 +710,9 @@ void Agent::on_event(const nl::Event& ev) {
 // Re-reads what the events tell, in case some were lost, and re-adds a
 // managed neighbour that someone deleted (e.g. `ip neigh flush`).
 void Agent::resync() {
-  for (size_t i = 0; i < links_.size(); i++) {
-    auto info = rtnl_.link_get(links_[i].ifindex);
-    link_flags_[i] = info ? info->flags : 0;
+  for (auto& [id, link] : links_) {
+    auto info = rtnl_.link_get(link.ifindex);
+    link.flags = info ? info->flags : 0;
   }
   for (auto& [key, state] : nud_) {
     auto n = rtnl_.neigh_get(key.ifindex, key.addr);
@@ -674,9 +756,9 @@ void Agent::drain_tun() {
   while (read(ml_dev_->fd(), buf, sizeof(buf)) > 0) tun_discarded_++;
 }
 
-int Agent::on_signal(sd_event_source* s, const signalfd_siginfo* si, void*) {
+int Agent::on_signal(sd_event_source* s, const signalfd_siginfo* si, void* self) {
   if (si->ssi_signo == SIGHUP) {
-    log::warn("SIGHUP: configuration reload is not supported yet; ignored");
+    static_cast<Agent*>(self)->reload("SIGHUP");
     return 0;
   }
   log::info("signal {}: stopping", strsignal(static_cast<int>(si->ssi_signo)));

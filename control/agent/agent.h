@@ -56,6 +56,15 @@ class Agent {
 
   Agent(config::Config cfg, nl::Rtnl rtnl);
   Status read_links();
+  // A link as the kernel has it now (ifindex, flags, addresses); policy from the caller.
+  Result<LocalLink> read_link(const std::string& device);
+  // Makes `want` the running links: a new one is set up first (sysctls,
+  // ingress program, discovery), so a failure changes nothing; then every
+  // peer is replanned and what left is taken down (BFD says AdminDown first).
+  Status apply_links(Links want, const char* why);
+  discovery::LocalLink discovery_link(const LocalLink& l) const;
+  Status set_link_sysctls(size_t id, const LocalLink& l);
+  void fit_ml_mtu();
   Status apply_sysctls();
   Status create_ml_device();
   Status load_datapath();
@@ -98,6 +107,11 @@ class Agent {
   nlohmann::json show_drops() const;
   nlohmann::json flow_get(const nlohmann::json& req);
   nlohmann::json link_set(const nlohmann::json& req);
+  nlohmann::json link_add(const nlohmann::json& req);
+  nlohmann::json link_del(const nlohmann::json& req);
+  // Re-reads the config file and applies the difference ([[link]], [[peer]],
+  // node.hash); on any error nothing changes and the error says file:line:key.
+  nlohmann::json reload(const char* who);
   nlohmann::json unshared_links(const PeerPlan& plan) const;
   void publish(nlohmann::json event);
   // Prometheus (metrics.cpp): families rebuilt every second on the loop.
@@ -115,8 +129,8 @@ class Agent {
 
   config::Config cfg_;
   nl::Rtnl rtnl_;
-  std::vector<LocalLink> links_;
-  std::vector<unsigned> link_flags_;
+  Links links_;
+  size_t next_link_id_ = 0;
   std::set<int> carrier_lost_;             // ifindexes, between a netlink event and its handling
   std::set<int> link_local_ready_;         // likewise: an IPv6 link-local address left DAD
   std::vector<PeerPlan> static_plans_;     // from [[peer]], peer_id unset
@@ -126,6 +140,7 @@ class Agent {
 
   // Owned system state, destroyed in reverse order of declaration.
   std::vector<mlink::SysctlGuard> sysctls_;
+  std::map<size_t, std::vector<mlink::SysctlGuard>> link_sysctls_;  // by link id
   std::optional<nl::TunDevice> ml_dev_;
   std::unique_ptr<datapath::BpfDatapath> dp_;
   std::optional<nl::EventSocket> events_;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <set>
+#include <utility>
 
 #include "agent/agent.h"
 #include "common/clock.h"
@@ -56,6 +58,9 @@ json Agent::handle_request(const json& req) {
   if (cmd == "show drops") return ok(show_drops());
   if (cmd == "flow get") return flow_get(req);
   if (cmd == "link set") return link_set(req);
+  if (cmd == "link add") return link_add(req);
+  if (cmd == "link del") return link_del(req);
+  if (cmd == "reload") return reload("mlinkctl");
   return error("unknown command '" + cmd + "'");
 }
 
@@ -103,7 +108,7 @@ json Agent::show_peers() {
       for (size_t s = 0; s < plan.links.size(); s++) {
         auto nh = next_hop_for(plan.links[s], a);
         bool up = it != written_.end() && it->second.slots[s].state == ML_SLOT_UP;
-        links.push_back({{"link", links_[plan.links[s].link].device},
+        links.push_back({{"link", links_.at(plan.links[s].link).device},
                          {"next_hop", nh ? nh->str() : ""},
                          {"state", up ? "up" : "down"},
                          {"buckets", share[s]}});
@@ -116,7 +121,7 @@ json Agent::show_peers() {
       json nhs = json::array();
       for (const auto& nh : {pl.nh4, pl.nh6})
         if (nh) nhs.push_back(nh->str());
-      json l = {{"link", links_[pl.link].device},
+      json l = {{"link", links_.at(pl.link).device},
                 {"subnet", pl.subnet.str()},
                 {"next_hops", nhs},
                 {"weight", pl.weight},
@@ -171,7 +176,7 @@ json Agent::unshared_links(const PeerPlan& plan) const {
   for (const auto& li : node->second.policy->links) {
     bool shared = false;
     for (const auto& sn : li.subnets)
-      for (const auto& l : links_)
+      for (const auto& [id, l] : links_)
         for (const auto& a : l.addresses)
           shared = shared || (a.network() == sn.network() && a.len == sn.len);
     if (!shared)
@@ -184,13 +189,12 @@ json Agent::unshared_links(const PeerPlan& plan) const {
 
 json Agent::show_links() const {
   json out = json::array();
-  for (size_t i = 0; i < links_.size(); i++) {
-    const auto& l = links_[i];
+  for (const auto& [i, l] : links_) {
     json peers = json::array();
     for (const auto& [key, plan] : peers_)
       for (const auto& pl : plan.links)
         if (pl.link == i) peers.push_back(plan.ml_addresses.front().str());
-    unsigned f = link_flags_[i];
+    unsigned f = l.flags;
     out.push_back({{"link", l.device},
                    {"ifindex", l.ifindex},
                    {"admin", (f & IFF_UP) ? "up" : "down"},
@@ -213,6 +217,37 @@ json Agent::show_drops() const {
   return out;
 }
 
+namespace {
+
+// The policy keys of `link set` / `link add` in a request, onto l; an error
+// message when one is bad (then l is unchanged).
+std::optional<std::string> parse_policy(const json& req, LocalLink& l) {
+  LocalLink want = l;
+  if (req.contains("weight")) {
+    if (!req["weight"].is_number_unsigned() || req["weight"].get<uint64_t>() < 1 ||
+        req["weight"].get<uint64_t>() > 255)
+      return "weight must be 1..255";
+    want.weight = static_cast<uint32_t>(req["weight"].get<uint64_t>());
+  }
+  for (auto [key, flag] : {std::pair{"backup", &want.backup}, {"drain", &want.drain}}) {
+    if (!req.contains(key)) continue;
+    if (!req[key].is_boolean()) return std::string(key) + " must be true or false";
+    *flag = req[key].get<bool>();
+  }
+  l = want;
+  return std::nullopt;
+}
+
+json policy_json(const LocalLink& l) {
+  return {{"weight", l.weight}, {"backup", l.backup}, {"drain", l.drain}};
+}
+
+bool link_local(const Prefix& p) {
+  return !p.addr.is_v4() && p.addr.bytes[0] == 0xfe && (p.addr.bytes[1] & 0xc0) == 0x80;
+}
+
+}  // namespace
+
 // Run-time policy of one link: weight, backup, drain. Applied at once: the
 // static plans are rebuilt from the links, discovery tells every peer (LINKS),
 // and both ends rebuild their tables (weight: the smaller of the two ends;
@@ -220,39 +255,130 @@ json Agent::show_drops() const {
 json Agent::link_set(const json& req) {
   std::string dev = req.value("link", "");
   auto it = std::find_if(links_.begin(), links_.end(),
-                         [&](const LocalLink& l) { return l.device == dev; });
+                         [&](const auto& kv) { return kv.second.device == dev; });
   if (it == links_.end()) return error("link set: '" + dev + "' is not one of this node's links");
-  LocalLink want = *it;
-  if (req.contains("weight")) {
-    if (!req["weight"].is_number_unsigned() || req["weight"].get<uint64_t>() < 1 ||
-        req["weight"].get<uint64_t>() > 255)
-      return error("link set: weight must be 1..255");
-    want.weight = static_cast<uint32_t>(req["weight"].get<uint64_t>());
-  }
-  for (auto [key, flag] : {std::pair{"backup", &want.backup}, {"drain", &want.drain}}) {
-    if (!req.contains(key)) continue;
-    if (!req[key].is_boolean())
-      return error(std::string("link set: ") + key + " must be true or false");
-    *flag = req[key].get<bool>();
-  }
-  auto plans = plan_peers(cfg_, [&] {
-    auto l = links_;
-    l[static_cast<size_t>(it - links_.begin())] = want;
-    return l;
-  }());
-  if (std::holds_alternative<PlanError>(plans))
-    return error("link set: " + std::get<PlanError>(plans).message);
-  json before = {{"weight", it->weight}, {"backup", it->backup}, {"drain", it->drain}};
-  *it = want;
-  static_plans_ = std::get<std::vector<PeerPlan>>(std::move(plans));
-  if (discovery_)
-    discovery_->set_policy(static_cast<size_t>(it - links_.begin()),
-                           static_cast<uint8_t>(want.weight), want.backup, want.drain);
-  json after = {{"weight", want.weight}, {"backup", want.backup}, {"drain", want.drain}};
+  Links want = links_;
+  LocalLink& l = want.at(it->first);
+  if (auto e = parse_policy(req, l)) return error("link set: " + *e);
+  json before = policy_json(it->second), after = policy_json(l);
+  if (auto s = apply_links(std::move(want), "policy"); !s)
+    return error("link set: " + s.error().message);
   log::info("link {}: policy {} -> {} (mlinkctl)", dev, before.dump(), after.dump());
   publish({{"type", "policy"}, {"link", dev}, {"from", before}, {"to", after}});
-  sync_peers("policy");
   return ok({{"link", dev}, {"from", before}, {"to", after}});
+}
+
+// A link taken into service at run time (not written to the config: a
+// reload or restart goes back to the file). It gets this node's sysctls,
+// the ingress program and discovery at once; peers that share its subnet
+// find it within one hello.
+json Agent::link_add(const json& req) {
+  std::string dev = req.value("link", "");
+  if (dev.empty()) return error("link add: which device?");
+  if (std::any_of(links_.begin(), links_.end(),
+                  [&](const auto& kv) { return kv.second.device == dev; }))
+    return error("link add: '" + dev + "' is already one of this node's links");
+  if (dev == cfg_.node.ml_device) return error("link add: '" + dev + "' is the ML device");
+  auto l = read_link(dev);
+  if (!l) return error("link add: " + l.error().message);
+  if (auto e = parse_policy(req, *l)) return error("link add: " + *e);
+  if (std::all_of(l->addresses.begin(), l->addresses.end(), link_local))
+    return error("link add: " + dev +
+                 " has no address to reach peers at (mlink reads a link's addresses when it "
+                 "is added)");
+  Links want = links_;
+  size_t id = next_link_id_;
+  want.emplace(id, *l);
+  if (auto s = apply_links(std::move(want), "mlinkctl"); !s)
+    return error("link add: " + s.error().message);
+  return ok({{"link", dev},
+             {"ifindex", l->ifindex},
+             {"addresses", prefixes(l->addresses)},
+             {"weight", l->weight},
+             {"role", l->backup ? "backup" : "primary"}});
+}
+
+// Out of service at run time: its buckets move at once, its sessions end
+// with AdminDown (the peer takes it out within a round trip), then its
+// ingress program, group membership, sysctls and neighbours go.
+json Agent::link_del(const json& req) {
+  std::string dev = req.value("link", "");
+  auto it = std::find_if(links_.begin(), links_.end(),
+                         [&](const auto& kv) { return kv.second.device == dev; });
+  if (it == links_.end()) return error("link del: '" + dev + "' is not one of this node's links");
+  if (links_.size() == 1)
+    return error("link del: '" + dev + "' is this node's only link (stop mlinkd instead)");
+  Links want = links_;
+  want.erase(it->first);
+  if (auto s = apply_links(std::move(want), "mlinkctl"); !s)
+    return error("link del: " + s.error().message);
+  return ok({{"link", dev}});
+}
+
+json Agent::reload(const char* who) {
+  auto fail = [&](const std::string& msg) {
+    log::error("reload ({}): {}; still running on the previous configuration", who, msg);
+    publish({{"type", "config"}, {"action", "reload"}, {"ok", false}, {"error", msg}});
+    return error(msg);
+  };
+  auto loaded = config::load(cfg_.path);
+  if (loaded.error) return fail(loaded.error->str());
+  config::Config next = std::move(*loaded.config);
+  auto exists = [this](const std::string& d) { return static_cast<bool>(rtnl_.link_get(d)); };
+  if (auto e = config::check_devices(next, exists)) return fail(e->str());
+  if (auto e = config::restart_only_change(cfg_, next)) return fail(e->str());
+  // The file decides which links run and their weight and role; a link that
+  // stays keeps its id, addresses and drain (drain is maintenance, not config).
+  Links want;
+  json changes = json::array();
+  size_t id = next_link_id_;
+  for (size_t i = 0; i < next.links.size(); i++) {
+    const auto& cl = next.links[i];
+    auto cur = std::find_if(links_.begin(), links_.end(),
+                            [&](const auto& kv) { return kv.second.device == cl.device; });
+    if (cur != links_.end()) {
+      LocalLink l = cur->second;
+      l.weight = cl.weight;
+      l.backup = cl.backup;
+      if (l.weight != cur->second.weight || l.backup != cur->second.backup)
+        changes.push_back({{"link", cl.device},
+                           {"change", "policy"},
+                           {"from", policy_json(cur->second)},
+                           {"to", policy_json(l)}});
+      want.emplace(cur->first, std::move(l));
+      continue;
+    }
+    auto l = read_link(cl.device);
+    if (!l)
+      return fail(config::ConfigError{next.path, cl.line, 0,
+                                      "link[" + std::to_string(i) + "].device", l.error().message}
+                      .str());
+    l->weight = cl.weight;
+    l->backup = cl.backup;
+    changes.push_back({{"link", cl.device}, {"change", "added"}});
+    want.emplace(id++, std::move(*l));
+  }
+  for (const auto& [lid, l] : links_)
+    if (!want.count(lid)) changes.push_back({{"link", l.device}, {"change", "removed"}});
+  if (auto plans = plan_peers(next, want); auto* e = std::get_if<PlanError>(&plans))
+    return fail(config::ConfigError{next.path, e->line, 0, e->key, e->message}.str());
+  std::set<std::string> before, after;
+  for (const auto& p : static_plans_) before.insert(p.key.substr(7));
+  for (const auto& p : next.peers) after.insert(p.ml_address.front().str());
+  for (const auto& a : after)
+    if (!before.count(a)) changes.push_back({{"peer", a}, {"change", "added"}});
+  for (const auto& b : before)
+    if (!after.count(b)) changes.push_back({{"peer", b}, {"change", "removed"}});
+  if (next.node.hash != cfg_.node.hash)
+    changes.push_back({{"node", "hash"}, {"change", config::to_string(next.node.hash)}});
+  config::Config prev = std::exchange(cfg_, std::move(next));
+  if (auto s = apply_links(std::move(want), "reload"); !s) {
+    cfg_ = std::move(prev);
+    return fail(s.error().message);
+  }
+  log::info("reload ({}): {} applied: {}", who, cfg_.path, changes.dump());
+  publish({{"type", "config"}, {"action", "reload"}, {"ok", true}, {"changes", changes}});
+  return ok({{"config", cfg_.path}, {"changes", changes}});
 }
 
 // The datapath's own answer: ml_egress run on a crafted packet of the flow
@@ -318,13 +444,13 @@ json Agent::flow_get(const json& req) {
   if (auto o = overrides_.find(f.dst); o != overrides_.end())
     moved = o->second.slot[d.bucket % ML_BUCKETS] != ML_SLOT_NONE;
   out["slot"] = d.slot;
-  out["link"] = links_[pl.link].device;
+  out["link"] = links_.at(pl.link).device;
   out["next_hop"] = nh ? nh->str() : "";
   out["link_state"] = up ? "up" : "down";
   out["why"] =
       fmt::format("{} hash {:#010x} -> bucket {} of {} -> slot {} ({}, {} weight {}{}){}",
                   plan->hash == config::HashPolicy::Socket ? "socket" : "l34", d.hash, d.bucket,
-                  ML_BUCKETS, d.slot, links_[pl.link].device, pl.backup ? "backup" : "primary",
+                  ML_BUCKETS, d.slot, links_.at(pl.link).device, pl.backup ? "backup" : "primary",
                   pl.weight, up ? "" : ", down: the packet is dropped",
                   moved ? "; the rebalancer placed this bucket there (load)" : "");
   return ok(out);

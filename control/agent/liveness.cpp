@@ -136,8 +136,18 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
   return id;
 }
 
+// §6.8.16: a session that ends says AdminDown first, so the peer takes the
+// link out at once instead of after its detection time (or, with echo
+// running, its slow control timeout).
 void Liveness::remove(Id target) {
-  entries_.erase(target);
+  auto it = entries_.find(target);
+  if (it == entries_.end()) return;
+  if (loop_ && it->second.session.state() != bfd::State::Down) {
+    uint64_t t = now();
+    it->second.session.set_admin_down(true, t);
+    send_due(target, t);
+  }
+  entries_.erase(it);
 }
 
 bool Liveness::up(Id target) const {

@@ -69,7 +69,7 @@ class Liveness {
   Status attach(sd_event* loop);  // runs the sessions on the loop
   // Sessions come and go with discovery; a socket, once open, stays.
   Result<Id> add(const Target& t);
-  void remove(Id target);
+  void remove(Id target);  // tells the peer (AdminDown) when the session is not Down
   bool up(Id target) const;
   const bfd::Session& session(Id target) const { return entries_.at(target).session; }
   // Dropped packets by bfd::Reject, and at kBadHopLimit those that did not

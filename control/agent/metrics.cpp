@@ -69,7 +69,7 @@ void Agent::refresh_metrics() {
     for (size_t s = 0; s < plan.links.size(); s++) {
       const auto& pl = plan.links[s];
       std::vector<prometheus::ClientMetric::Label> l = {{"peer", peer},
-                                                        {"link", links_[pl.link].device}};
+                                                        {"link", links_.at(pl.link).device}};
       packets.add(l, st ? static_cast<double>(st->slots[s].packets) : 0);
       bytes.add(l, st ? static_cast<double>(st->slots[s].bytes) : 0);
       up.add(l, w != written_.end() && w->second.slots[s].state == ML_SLOT_UP ? 1 : 0);

@@ -30,15 +30,14 @@ std::optional<Prefix> covering_subnet(const LocalLink& link, const IpAddr& nh) {
 }
 
 std::variant<PeerLink, PlanError> plan_link(const config::Via& via, size_t peer_index,
-                                            size_t via_index, const std::vector<LocalLink>& links) {
-  auto it = std::find_if(links.begin(), links.end(),
-                         [&](const LocalLink& l) { return l.device == via.device; });
+                                            size_t via_index, size_t link_id,
+                                            const LocalLink& link) {
   PeerLink pl;
-  pl.link = static_cast<size_t>(it - links.begin());
+  pl.link = link_id;
   std::optional<Prefix> subnet4, subnet6;
   for (size_t i = 0; i < via.address.size(); i++) {
     const IpAddr& nh = via.address[i];
-    auto subnet = covering_subnet(*it, nh);
+    auto subnet = covering_subnet(link, nh);
     if (!subnet)
       return PlanError{via.line,
                        "peer[" + std::to_string(peer_index) + "].via[" + std::to_string(via_index) +
@@ -49,9 +48,9 @@ std::variant<PeerLink, PlanError> plan_link(const config::Via& via, size_t peer_
   }
   pl.subnet = subnet4 ? *subnet4 : *subnet6;  // both ends prefer the IPv4 subnet alike
   pl.id = subnet_id(pl.subnet);
-  pl.weight = it->weight;
-  pl.backup = it->backup;
-  pl.drain = it->drain;
+  pl.weight = link.weight;
+  pl.backup = link.backup;
+  pl.drain = link.drain;
   return pl;
 }
 
@@ -63,7 +62,7 @@ void sort_canonical(std::vector<PeerLink>& links) {
 }  // namespace
 
 std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
-                                                          const std::vector<LocalLink>& links) {
+                                                          const Links& links) {
   std::vector<PeerPlan> plans;
   if (cfg.peers.size() > ML_MAX_PEERS)
     return PlanError{cfg.peers[ML_MAX_PEERS].line, "peer",
@@ -71,12 +70,18 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
   for (size_t p = 0; p < cfg.peers.size(); p++) {
     const auto& peer = cfg.peers[p];
     PeerPlan plan;
-    plan.key = "static:" + std::to_string(p);
+    // Keyed by address, not position: a reload that adds or removes another
+    // [[peer]] leaves this one (and its peer id and entries) untouched.
+    plan.key = "static:" + peer.ml_address.front().str();
     plan.peer_id = static_cast<uint32_t>(p);
     plan.ml_addresses = peer.ml_address;
     plan.hash = peer.hash.value_or(cfg.node.hash);
     for (size_t v = 0; v < peer.via.size(); v++) {
-      auto r = plan_link(peer.via[v], p, v, links);
+      auto link = std::find_if(links.begin(), links.end(), [&](const auto& kv) {
+        return kv.second.device == peer.via[v].device;
+      });
+      if (link == links.end()) continue;
+      auto r = plan_link(peer.via[v], p, v, link->first, link->second);
       if (auto* e = std::get_if<PlanError>(&r)) return *e;
       plan.links.push_back(std::get<PeerLink>(r));
     }
@@ -89,20 +94,21 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
   return plans;
 }
 
-std::optional<PeerPlan> plan_discovered(const discovery::Node& node,
-                                        const std::vector<LocalLink>& links,
+std::optional<PeerPlan> plan_discovered(const discovery::Node& node, const Links& links,
                                         config::HashPolicy hash) {
   PeerPlan plan;
   plan.key = "node:" + node.id;
   plan.hash = hash;
   for (const auto& p : node.ml_addrs) plan.ml_addresses.push_back(p.addr);
   for (const auto& [li, heard] : node.links) {
-    if (!heard.two_way || li >= links.size()) continue;
+    auto link = links.find(li);
+    if (!heard.two_way || link == links.end()) continue;
+    const LocalLink& local = link->second;
     PeerLink pl;
     pl.link = li;
     std::optional<Prefix> subnet4, subnet6;
     for (const auto& a : heard.link_addrs) {
-      auto subnet = covering_subnet(links[li], a.addr);
+      auto subnet = covering_subnet(local, a.addr);
       if (!subnet || subnet->len != a.len) continue;  // not on our subnet of this link
       auto& nh = a.addr.is_v4() ? pl.nh4 : pl.nh6;
       if (nh) continue;
@@ -112,9 +118,9 @@ std::optional<PeerPlan> plan_discovered(const discovery::Node& node,
     if (!pl.nh4 && !pl.nh6) continue;
     pl.subnet = subnet4 ? *subnet4 : *subnet6;
     pl.id = subnet_id(pl.subnet);
-    pl.weight = links[li].weight;
-    pl.backup = links[li].backup;
-    pl.drain = links[li].drain;
+    pl.weight = local.weight;
+    pl.backup = local.backup;
+    pl.drain = local.drain;
     if (node.policy)
       for (const auto& info : node.policy->links)
         if (std::find(info.subnets.begin(), info.subnets.end(), pl.subnet) != info.subnets.end()) {

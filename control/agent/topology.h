@@ -5,6 +5,7 @@
 // tables and the symmetric hash keeps a flow's two directions on one link.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -20,13 +21,19 @@ struct LocalLink {
   std::string device;
   int ifindex = 0;
   std::vector<Prefix> addresses;  // as read from the kernel
+  unsigned flags = 0;             // IFF_*, kept current from netlink
   uint32_t weight = 1;
   bool backup = false;
   bool drain = false;  // run time (mlinkctl link set DEV drain): no buckets, session kept
 };
 
+// This node's links by link id. An id is never reused while the agent runs,
+// so links can come and go (mlinkctl link add/del, reload) while everything
+// that refers to one by id (plans, sessions, discovery) stays right.
+using Links = std::map<size_t, LocalLink>;
+
 struct PeerLink {
-  size_t link = 0;            // index into the local links
+  size_t link = 0;            // link id (Links)
   Prefix subnet;              // canonical order key (network address)
   uint64_t id = 0;            // rendezvous id, derived from subnet
   std::optional<IpAddr> nh4;  // peer's next hop on this link, per family
@@ -37,7 +44,7 @@ struct PeerLink {
 };
 
 struct PeerPlan {
-  std::string key;  // "static:<index>" or "node:<node id>": who this peer is
+  std::string key;  // "static:<first ML address>" or "node:<node id>": who this peer is
   uint32_t peer_id = 0;
   std::vector<IpAddr> ml_addresses;
   std::vector<PeerLink> links;  // canonical order; position = datapath slot
@@ -51,17 +58,17 @@ struct PlanError {
 };
 
 // Builds every peer's plan; fails (naming the config line/key) when a next
-// hop is not inside any subnet of its link.
+// hop is not inside any subnet of its link. A via whose device is not among
+// the links (taken out by `mlinkctl link del`) is left out.
 std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
-                                                          const std::vector<LocalLink>& links);
+                                                          const Links& links);
 
 // The plan of a node learned by discovery: the links it is heard on two-way,
 // with next hops inside our subnet of that link. Both ends must build the
 // same table, so each link's weight is the smaller of the two ends' and it
 // is a backup if either end says so (from the node's LINKS; until that
 // arrives, ours). nullopt when no link qualifies.
-std::optional<PeerPlan> plan_discovered(const discovery::Node& node,
-                                        const std::vector<LocalLink>& links,
+std::optional<PeerPlan> plan_discovered(const discovery::Node& node, const Links& links,
                                         config::HashPolicy hash);
 
 // The next hop a packet to ml_addr uses on this link: same family if there

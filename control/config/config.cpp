@@ -658,6 +658,46 @@ std::optional<ConfigError> check_devices(const Config& cfg, const DeviceExists& 
   return std::nullopt;
 }
 
+// What a reload may change: [[link]], [[peer]] and node.hash. The rest shapes
+// sockets, the ML device, the pins or the sessions' timers and keys, which
+// only a restart rebuilds cleanly.
+std::optional<ConfigError> restart_only_change(const Config& running, const Config& next) {
+  struct Item {
+    bool changed;
+    int line;
+    const char* key;
+  };
+  const Node &a = running.node, &b = next.node;
+  const Bfd &fa = running.bfd, &fb = next.bfd;
+  const Discovery &da = running.discovery, &db = next.discovery;
+  const Item items[] = {
+      {a.id != b.id, b.line, "node.id"},
+      {a.ml_address != b.ml_address, b.line, "node.ml_address"},
+      {a.ml_device != b.ml_device, b.line, "node.ml_device"},
+      {a.rx_mode != b.rx_mode, b.line, "node.rx_mode"},
+      {a.bpffs != b.bpffs, b.line, "node.bpffs"},
+      {fa.enabled != fb.enabled, fb.line, "bfd"},
+      {fa.interval_ms != fb.interval_ms, fb.line, "bfd.interval_ms"},
+      {fa.multiplier != fb.multiplier, fb.line, "bfd.multiplier"},
+      {fa.key_file != fb.key_file || fa.keys != fb.keys, fb.line, "bfd.key_file"},
+      {fa.allow_unauthenticated != fb.allow_unauthenticated, fb.line, "bfd.allow_unauthenticated"},
+      {fa.echo != fb.echo, fb.line, "bfd.echo"},
+      {da.enabled != db.enabled, db.line, "discovery"},
+      {da.port != db.port, db.line, "discovery.port"},
+      {da.group4 != db.group4, db.line, "discovery.group4"},
+      {da.group6 != db.group6, db.line, "discovery.group6"},
+      {da.hello_interval_ms != db.hello_interval_ms, db.line, "discovery.hello_interval_ms"},
+      {da.key_file != db.key_file || da.keys != db.keys, db.line, "discovery.key_file"},
+      {running.metrics.listen != next.metrics.listen, next.metrics.line, "metrics.listen"},
+  };
+  for (const auto& i : items)
+    if (i.changed)
+      return ConfigError{next.path, i.line, 0, i.key,
+                         "changed, but takes effect only when mlinkd restarts; the running "
+                         "configuration is kept"};
+  return std::nullopt;
+}
+
 const char* to_string(HashPolicy p) {
   return enum_text(kHashNames, p);
 }

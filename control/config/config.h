@@ -123,6 +123,11 @@ LoadResult parse(const std::string& text, const std::string& path);  // for test
 using DeviceExists = std::function<bool(const std::string&)>;
 std::optional<ConfigError> check_devices(const Config& cfg, const DeviceExists& exists);
 
+// A reload (mlinkctl reload, SIGHUP) applies changes to [[link]], [[peer]]
+// and node.hash at run time. A change to anything else needs a restart: the
+// first such key, so the reload is refused and the running config kept.
+std::optional<ConfigError> restart_only_change(const Config& running, const Config& next);
+
 const char* to_string(HashPolicy p);
 const char* to_string(RxMode m);
 

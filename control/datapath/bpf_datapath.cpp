@@ -9,6 +9,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -182,6 +183,15 @@ Status BpfDatapath::attach_egress(int ifindex) {
 
 Status BpfDatapath::attach_ingress(int ifindex) {
   return attach(ifindex, BPF_TC_INGRESS, bpf_program__fd(skel_->progs.ml_ingress));
+}
+
+void BpfDatapath::detach_ingress(int ifindex) {
+  auto it = std::find_if(attached_.begin(), attached_.end(), [&](const Attachment& a) {
+    return a.ifindex == ifindex && a.attach_point == BPF_TC_INGRESS;
+  });
+  if (it == attached_.end()) return;
+  detach(*it);
+  attached_.erase(it);
 }
 
 int BpfDatapath::egress_prog_fd() const {

@@ -32,6 +32,7 @@ class BpfDatapath final : public Datapath {
 
   Status attach_egress(int ifindex);   // on the ML device
   Status attach_ingress(int ifindex);  // on a link
+  void detach_ingress(int ifindex);    // a link taken out at run time
 
   Status set_peer(const IpAddr& addr, const ml_peer& value) override;
   Status del_peer(const IpAddr& addr) override;

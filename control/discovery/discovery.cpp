@@ -32,7 +32,7 @@ Discovery::Discovery(Options opts, OnChange on_change)
 
 Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_change) {
   std::unique_ptr<Discovery> d(new Discovery(std::move(opts), std::move(on_change)));
-  for (auto& l : d->opts_.links)
+  for (auto& [id, l] : d->opts_.links)
     std::erase_if(l.addresses, [](const Prefix& p) { return link_local(p); });
   for (const auto& [id, bytes] : d->opts_.cfg.keys) {
     topo::KeyBytes k{};
@@ -44,18 +44,24 @@ Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_c
   for (int family : {AF_INET, AF_INET6}) {
     auto s = TopoSocket::open(family, d->opts_.cfg.port);
     if (!s) return s.error();
-    const IpAddr& group = family == AF_INET ? d->opts_.cfg.group4 : d->opts_.cfg.group6;
-    for (const auto& l : d->opts_.links)
-      if (auto st = s->join(l.ifindex, group); !st) return st.error();
     d->sockets_.push_back(std::move(*s));
   }
-  d->hello_now_.assign(d->opts_.links.size(), false);
+  for (const auto& [id, l] : d->opts_.links)
+    if (auto st = d->membership(l, true); !st) return st.error();
   // The epoch is the next wall-clock second; nothing leaves before it.
   uint64_t wall = wall_us();
   auto epoch = static_cast<uint32_t>(wall / 1'000'000 + 1);
   d->seq_.emplace(epoch);
   d->start_us_ = uint64_t{epoch} * 1'000'000 - wall;  // relative; made absolute in attach()
   return d;
+}
+
+Status Discovery::membership(const LocalLink& l, bool join) {
+  for (auto& s : sockets_) {
+    const IpAddr& group = s.family() == AF_INET ? opts_.cfg.group4 : opts_.cfg.group6;
+    if (auto st = join ? s.join(l.ifindex, group) : s.leave(l.ifindex, group); !st) return st;
+  }
+  return {};
 }
 
 Discovery::~Discovery() {
@@ -117,13 +123,14 @@ int Discovery::on_timer(sd_event_source*, uint64_t, void* self) {
 }
 
 void Discovery::deliver(const Received& r, uint64_t now) {
-  auto link = std::find_if(opts_.links.begin(), opts_.links.end(),
-                           [&](const LocalLink& l) { return l.ifindex == r.ifindex; });
-  if (link == opts_.links.end()) {
+  auto it = std::find_if(opts_.links.begin(), opts_.links.end(),
+                         [&](const auto& kv) { return kv.second.ifindex == r.ifindex; });
+  if (it == opts_.links.end()) {
     counters_.not_a_link++;
     return;
   }
-  size_t li = static_cast<size_t>(link - opts_.links.begin());
+  size_t li = it->first;
+  const LocalLink* link = &it->second;
   auto decoded = topo::decode(r.bytes, keys_);
   if (const auto* rej = std::get_if<topo::Reject>(&decoded)) {
     counters_.rejected[static_cast<size_t>(rej->reason)]++;
@@ -145,7 +152,7 @@ void Discovery::deliver(const Received& r, uint64_t now) {
     auto c = table_.on_hello(li, m.node_id, m.seq, *h, now);
     if (c.new_node) {
       log::info("discovery: node {} on {} (from {})", m.node_id, link->device, r.src.str());
-      hello_now_[li] = true;  // answer at once: it learns us in one round trip
+      hello_now_.insert(li);  // answer at once: it learns us in one round trip
     }
     changed = c.plan;
   } else {
@@ -163,28 +170,47 @@ void Discovery::tick(uint64_t now) {
   }
   bool hello_all = now >= next_hello_us_;
   bool links_all = now >= next_links_us_;
-  for (size_t l = 0; l < opts_.links.size(); l++) {
-    if (hello_all || hello_now_[l]) send_hello(l);
-    if (links_all || hello_now_[l]) send_links(l);
-    hello_now_[l] = false;
+  for (const auto& [l, link] : opts_.links) {
+    if (hello_all || hello_now_.count(l)) send_hello(l);
+    if (links_all || hello_now_.count(l)) send_links(l);
   }
+  hello_now_.clear();
   if (hello_all) next_hello_us_ = now + jittered_interval();
   if (links_all) next_links_us_ = now + kLinksIntervalUsec;
 }
 
-void Discovery::set_policy(size_t link, uint8_t weight, bool backup, bool drain) {
-  if (link >= opts_.links.size()) return;
-  auto& l = opts_.links[link];
-  l.weight = weight;
-  l.backup = backup;
-  l.drain = drain;
-  for (size_t i = 0; i < opts_.links.size(); i++) send_links(i);
+Status Discovery::set_link(size_t link, LocalLink l) {
+  std::erase_if(l.addresses, [](const Prefix& p) { return link_local(p); });
+  auto it = opts_.links.find(link);
+  if (it == opts_.links.end() || it->second.ifindex != l.ifindex) {
+    if (auto st = membership(l, true); !st) return st;
+    if (it != opts_.links.end()) (void)membership(it->second, false);
+    hello_now_.insert(link);
+  }
+  opts_.links[link] = std::move(l);
+  if (loop_) send_links_everywhere();
+  return {};
+}
+
+void Discovery::remove_link(size_t link) {
+  auto it = opts_.links.find(link);
+  if (it == opts_.links.end()) return;
+  if (auto st = membership(it->second, false); !st) log::warn("{}", st.error().message);
+  opts_.links.erase(it);
+  hello_now_.erase(link);
+  table_.forget_link(link);
+  if (loop_) send_links_everywhere();
+}
+
+void Discovery::send_links_everywhere() {
+  for (const auto& [l, link] : opts_.links) send_links(l);
+  if (!hello_now_.empty()) rearm();
 }
 
 void Discovery::send_hello(size_t link) {
   topo::Hello h;
   h.ml_addrs = opts_.ml_addrs;
-  const auto& l = opts_.links[link];
+  const auto& l = opts_.links.at(link);
   for (const auto& a : l.addresses)
     if (h.link_addrs.size() < topo::kMaxLinkAddrs) h.link_addrs.push_back(a);
   if (h.link_addrs.empty()) return;  // nothing to be reached at
@@ -195,7 +221,7 @@ void Discovery::send_hello(size_t link) {
 
 void Discovery::send_links(size_t link) {
   topo::Links body;
-  for (const auto& l : opts_.links) {
+  for (const auto& [id, l] : opts_.links) {
     topo::LinkInfo info;
     for (const auto& a : l.addresses)
       if (info.subnets.size() < topo::kMaxSubnets) info.subnets.push_back(a.network());
@@ -217,7 +243,7 @@ void Discovery::send(size_t link, const topo::Message& msg) {
     log::error("{}", bytes.error().message);
     return;
   }
-  const auto& l = opts_.links[link];
+  const auto& l = opts_.links.at(link);
   for (auto& s : sockets_) {
     auto src = std::find_if(l.addresses.begin(), l.addresses.end(),
                             [&](const Prefix& p) { return p.addr.family == s.family(); });
@@ -238,8 +264,7 @@ void Discovery::send(size_t link, const topo::Message& msg) {
 
 void Discovery::rearm() {
   uint64_t next = std::max(start_us_, std::min(next_hello_us_, next_links_us_));
-  if (std::any_of(hello_now_.begin(), hello_now_.end(), [](bool b) { return b; }))
-    next = std::max(start_us_, now_us());
+  if (!hello_now_.empty()) next = std::max(start_us_, now_us());
   if (auto e = table_.next_expiry()) next = std::min(next, std::max(*e, start_us_));
   sd_event_source_set_time(timer_, next);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);

@@ -10,9 +10,11 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,7 +45,7 @@ struct Options {
   config::Discovery cfg;
   std::string node_id;
   std::vector<Prefix> ml_addrs;
-  std::vector<LocalLink> links;
+  std::map<size_t, LocalLink> links;  // by the agent's link id
 };
 
 struct Counters {
@@ -61,8 +63,14 @@ class Discovery {
 
   Status attach(sd_event* loop);
   const NeighborTable& table() const { return table_; }
-  // An operator changed a link's policy: every peer hears it at once (LINKS).
-  void set_policy(size_t link, uint8_t weight, bool backup, bool drain);
+  // A link was added or changed (policy, addresses, static peers on it): a
+  // new one joins the groups and says HELLO at once; every peer hears the
+  // link set at once (LINKS on every link).
+  Status set_link(size_t link, LocalLink l);
+  // A link was taken out: it leaves the groups, what was heard on it is
+  // forgotten, and the peers hear the smaller link set at once. The caller
+  // replans (no OnChange from here).
+  void remove_link(size_t link);
   Counters counters() const;
   // For tests and the fuzzer of the receive path: one datagram as if received.
   void deliver(const Received& r, uint64_t now_us);
@@ -74,6 +82,8 @@ class Discovery {
   void tick(uint64_t now_us);
   void send_hello(size_t link);
   void send_links(size_t link);
+  void send_links_everywhere();
+  Status membership(const LocalLink& l, bool join);
   void send(size_t link, const topo::Message& m);
   void rearm();
   uint64_t now_us() const;
@@ -92,7 +102,7 @@ class Discovery {
   uint64_t start_us_ = 0;  // nothing is sent before the epoch starts (docs/PROTOCOL.md)
   uint64_t next_hello_us_ = 0;
   uint64_t next_links_us_ = 0;
-  std::vector<bool> hello_now_;  // per link: a new node wants our HELLO and LINKS now
+  std::set<size_t> hello_now_;  // links where a new node (or a new link) wants HELLO and LINKS now
   sd_event* loop_ = nullptr;
   sd_event_source* timer_ = nullptr;
   std::vector<sd_event_source*> io_;

@@ -63,21 +63,25 @@ TopoSocket::~TopoSocket() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Status TopoSocket::join(int ifindex, const IpAddr& group) {
+Status TopoSocket::membership(int ifindex, const IpAddr& group, bool join) {
   int r;
   if (family_ == AF_INET) {
     ip_mreqn m{};
     std::memcpy(&m.imr_multiaddr, group.bytes.data(), 4);
     m.imr_ifindex = ifindex;
-    r = setsockopt(fd_, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof(m));
+    r = setsockopt(fd_, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m, sizeof(m));
   } else {
     ipv6_mreq m{};
     std::memcpy(&m.ipv6mr_multiaddr, group.bytes.data(), 16);
     m.ipv6mr_interface = static_cast<unsigned>(ifindex);
-    r = setsockopt(fd_, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &m, sizeof(m));
+    r = setsockopt(fd_, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP, &m,
+                   sizeof(m));
   }
-  if (r != 0 && errno != EADDRINUSE)  // already a member: fine
-    return os_error("join " + group.str() + " on ifindex " + std::to_string(ifindex), errno);
+  // Already a member, or (leaving) no longer one, e.g. the device is gone: fine.
+  if (r != 0 && errno != (join ? EADDRINUSE : EADDRNOTAVAIL) && !(!join && errno == ENODEV))
+    return os_error(std::string(join ? "join " : "leave ") + group.str() + " on ifindex " +
+                        std::to_string(ifindex),
+                    errno);
   return {};
 }
 

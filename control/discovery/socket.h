@@ -32,7 +32,8 @@ class TopoSocket {
 
   int fd() const { return fd_; }
   int family() const { return family_; }
-  Status join(int ifindex, const IpAddr& group);
+  Status join(int ifindex, const IpAddr& group) { return membership(ifindex, group, true); }
+  Status leave(int ifindex, const IpAddr& group) { return membership(ifindex, group, false); }
   // Sends from src out of the link ifindex (multicast or unicast dst).
   Status send(int ifindex, const IpAddr& src, const IpAddr& dst, std::span<const uint8_t> bytes);
   // The next datagram that arrived with TTL 255; nullopt when none is queued.
@@ -41,6 +42,7 @@ class TopoSocket {
 
  private:
   TopoSocket(int fd, int family, uint16_t port) : fd_(fd), family_(family), port_(port) {}
+  Status membership(int ifindex, const IpAddr& group, bool join);
   int fd_ = -1;
   int family_ = 0;
   uint16_t port_ = 0;

@@ -1,7 +1,10 @@
 #include "linkset/buckets.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 namespace mlink::linkset {
 namespace {
@@ -29,22 +32,58 @@ std::vector<const Member*> active_class(const std::vector<Member>& members) {
   return out;
 }
 
-// Smooth weighted round robin: exact shares, interleaved, deterministic.
+// Each member's exact share of the buckets: floor(N * w / W), the rest by
+// largest remainder, ties to the earlier member in canonical order.
+std::vector<unsigned> quotas(const std::vector<const Member*>& cls) {
+  uint64_t total = 0;
+  for (const auto* m : cls) total += m->weight;
+  std::vector<unsigned> q(cls.size());
+  std::vector<std::pair<uint64_t, size_t>> rem;  // (remainder, index)
+  unsigned given = 0;
+  for (size_t i = 0; i < cls.size(); i++) {
+    uint64_t x = uint64_t{ML_BUCKETS} * cls[i]->weight;
+    q[i] = static_cast<unsigned>(x / total);
+    given += q[i];
+    rem.emplace_back(x % total, i);
+  }
+  std::stable_sort(rem.begin(), rem.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t r = 0; given < ML_BUCKETS; r++, given++) q[rem[r].second]++;
+  return q;
+}
+
+// Rendezvous with quotas: every (bucket, member) pair by its rendezvous score,
+// best first; a bucket goes to the first member that still has room. Exact
+// shares, and a bucket stays where it is unless the quotas force it out: a
+// weight change moves the buckets of the link concerned (between two links,
+// nothing else; with more, now and then a few that its buckets displace),
+// where a round-robin layout would reshuffle most of the table.
 BucketTable home_table(const std::vector<const Member*>& cls) {
   BucketTable t;
   t.fill(ML_SLOT_NONE);
   if (cls.empty()) return t;
-  std::vector<int64_t> current(cls.size(), 0);
-  int64_t total = 0;
-  for (const auto* m : cls) total += m->weight;
-  for (auto& b : t) {
-    size_t best = 0;
-    for (size_t i = 0; i < cls.size(); i++) {
-      current[i] += cls[i]->weight;
-      if (current[i] > current[best]) best = i;
-    }
-    current[best] -= total;
-    b = cls[best]->slot;
+  auto room = quotas(cls);
+  struct Pair {
+    double score;
+    uint16_t bucket;
+    uint8_t member;
+  };
+  std::vector<Pair> pairs;
+  pairs.reserve(ML_BUCKETS * cls.size());
+  for (unsigned b = 0; b < ML_BUCKETS; b++)
+    for (size_t i = 0; i < cls.size(); i++)
+      pairs.push_back(
+          {rendezvous_score(*cls[i], b), static_cast<uint16_t>(b), static_cast<uint8_t>(i)});
+  std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return a.bucket != b.bucket ? a.bucket < b.bucket : a.member < b.member;
+  });
+  unsigned left = ML_BUCKETS;
+  for (const auto& p : pairs) {
+    if (t[p.bucket] != ML_SLOT_NONE || room[p.member] == 0) continue;
+    t[p.bucket] = cls[p.member]->slot;
+    room[p.member]--;
+    if (--left == 0) break;
   }
   return t;
 }

@@ -8,7 +8,8 @@
 // Two layers:
 //  - the home table: every link of the active class (primaries, or backups
 //    while no primary is usable) gets its exact weighted share, up to one
-//    bucket, by smooth weighted round robin in canonical order;
+//    bucket, by weighted rendezvous with quotas (a weight change moves the
+//    buckets of the link concerned, not the whole table);
 //  - buckets whose home link is unusable go to the usable link that wins a
 //    weighted rendezvous (highest-random-weight) draw for that bucket.
 // Rendezvous never moves a bucket between two links that stay usable, so a

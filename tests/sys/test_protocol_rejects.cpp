@@ -247,7 +247,7 @@ struct TopoBed {
     l.ifindex = bed.ifindex;
     l.addresses = {*Prefix::parse(std::string(kLocal4) + "/24"),
                    *Prefix::parse(std::string(kLocal6) + "/64")};
-    o.links = {l};
+    o.links = {{0, l}};
     auto created = discovery::Discovery::create(std::move(o), [this] { changes++; });
     REQUIRE_MESSAGE(created.ok(), created.error().message);
     d = std::move(*created);

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cstddef>
 
 #include "linkset/buckets.h"
@@ -22,13 +23,45 @@ unsigned moved(const mlink::linkset::BucketTable& a, const mlink::linkset::Bucke
 
 }  // namespace
 
-TEST_CASE("equal weights split the buckets exactly, interleaved") {
+TEST_CASE("equal weights split the buckets exactly, spread over the table") {
   auto t = build(three_links());
   auto s = share(t);
   CHECK(s[0] == 86);
   CHECK(s[1] == 85);
   CHECK(s[2] == 85);
-  CHECK(t[0] != t[1]);  // interleaved, not in runs
+  for (unsigned half : {0u, 1u}) {  // not in runs: each link in both halves
+    std::array<unsigned, ML_MAX_SLOTS> n{};
+    for (unsigned b = half * ML_BUCKETS / 2; b < (half + 1) * ML_BUCKETS / 2; b++) n[t[b]]++;
+    for (unsigned l = 0; l < 3; l++) CHECK(n[l] > 30);
+  }
+}
+
+TEST_CASE("a weight change moves the buckets of the link concerned") {
+  // Two links: exactly the difference moves, and only off (or onto) that link.
+  std::vector<Member> m{{0, 0x1001, 3, false, true}, {1, 0x1002, 3, false, true}};
+  auto before = build(m);
+  m[1].weight = 1;
+  auto after = build(m);
+  CHECK(share(after)[1] == ML_BUCKETS / 4);
+  CHECK(moved(before, after) == ML_BUCKETS / 4);
+  for (std::size_t b = 0; b < before.size(); b++)
+    if (before[b] != after[b]) CHECK((before[b] == 1 && after[b] == 0));
+  // More links: the quotas decide which go; now and then a bucket of the link concerned
+  // displaces one of another link, but nothing like a reshuffle.
+  for (uint32_t w : {1u, 2u, 4u, 7u}) {
+    auto three = three_links();
+    auto b3 = build(three);
+    three[1].weight = w;
+    auto a3 = build(three);
+    unsigned concerned = 0, other = 0;
+    for (std::size_t b = 0; b < b3.size(); b++)
+      if (b3[b] != a3[b]) (b3[b] == 1 || a3[b] == 1 ? concerned : other)++;
+    CAPTURE(w);
+    unsigned need =
+        share(b3)[1] > share(a3)[1] ? share(b3)[1] - share(a3)[1] : share(a3)[1] - share(b3)[1];
+    CHECK(concerned >= need);
+    CHECK(concerned + other <= need + 8);
+  }
 }
 
 TEST_CASE("weights 3:1 give 75/25 up to one bucket") {

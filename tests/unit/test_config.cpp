@@ -606,3 +606,38 @@ device = "eth0"
   REQUIRE(unknown.error);
   CHECK(unknown.error->key == "bfd.multipler");
 }
+
+TEST_CASE("reload: links, peers and node.hash change at run time; anything else needs a restart") {
+  const std::string peer =
+      "[[peer]]\n"
+      "ml_address = [\"10.88.0.2\"]\n"
+      "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] }]\n";
+  Config running = config_of(kBase);
+  // What a reload applies.
+  CHECK_FALSE(restart_only_change(running, config_of(kBase + "[[link]]\ndevice = \"eth2\"\n")));
+  CHECK_FALSE(restart_only_change(running, config_of(kNode + "[[link]]\ndevice = \"eth0\"\n"
+                                                             "weight = 3\nbackup = true\n")));
+  CHECK_FALSE(restart_only_change(running, config_of(kBase + peer)));
+  CHECK_FALSE(restart_only_change(running, config_of("[node]\nid = \"a\"\nml_address = "
+                                                     "[\"10.88.0.1/16\", \"fd88::1/64\"]\nhash = "
+                                                     "\"socket\"\n" +
+                                                     kLinks)));
+  // What it refuses, naming the key and its line in the new file.
+  auto refused = [&](const std::string& text) {
+    auto e = restart_only_change(running, config_of(text));
+    REQUIRE(e);
+    CHECK(e->file == "t.toml");
+    CHECK(e->message.find("restart") != std::string::npos);
+    return *e;
+  };
+  auto e =
+      refused("[node]\nid = \"b\"\nml_address = [\"10.88.0.1/16\", \"fd88::1/64\"]\n" + kLinks);
+  CHECK(e.key == "node.id");
+  CHECK(e.line == 1);
+  CHECK(refused("[node]\nid = \"a\"\nml_address = [\"10.88.0.9/16\"]\n" + kLinks).key ==
+        "node.ml_address");
+  e = refused(kBase + "[bfd]\nallow_unauthenticated = true\ninterval_ms = 50\n");
+  CHECK(e.key == "bfd.interval_ms");
+  CHECK(e.line == 8);
+  CHECK(refused(kBase + "[metrics]\nlisten = \"\"\n").key == "metrics.listen");
+}

@@ -70,11 +70,11 @@ TEST_CASE("our own hellos are ignored") {
 }
 
 TEST_CASE("plan of a discovered node: shared two-way links, canonical order, agreed policy") {
-  std::vector<agent::LocalLink> links{
-      {"eth2", 4, {pfx("10.2.0.1/24"), pfx("fd00:0:0:2::1/64")}, 3, false},
-      {"eth0", 2, {pfx("10.0.0.1/24")}, 1, false},
-      {"eth1", 3, {pfx("10.1.0.1/24")}, 2, false},
-      {"eth9", 9, {pfx("10.9.0.1/24")}, 1, false},
+  agent::Links links{
+      {0, {"eth2", 4, {pfx("10.2.0.1/24"), pfx("fd00:0:0:2::1/64")}, 0, 3, false}},
+      {1, {"eth0", 2, {pfx("10.0.0.1/24")}, 0, 1, false}},
+      {2, {"eth1", 3, {pfx("10.1.0.1/24")}, 0, 2, false}},
+      {3, {"eth9", 9, {pfx("10.9.0.1/24")}, 0, 1, false}},
   };
   discovery::Node n;
   n.id = "b";
@@ -104,8 +104,42 @@ TEST_CASE("plan of a discovered node: shared two-way links, canonical order, agr
   CHECK(plan->links[1].weight == 2);
   CHECK(plan->links[0].weight == 1);
   CHECK(plan->links[0].backup);
+  // A link taken out at run time (mlinkctl link del) is no longer planned.
+  links.erase(1);
+  plan = agent::plan_discovered(n, links, config::HashPolicy::L34);
+  REQUIRE(plan);
+  REQUIRE(plan->links.size() == 1);
+  CHECK(plan->links[0].link == 0);
   // No shared two-way link: no plan.
   n.links.erase(0);
   n.links.erase(1);
   CHECK_FALSE(agent::plan_discovered(n, links, config::HashPolicy::L34));
+}
+
+TEST_CASE("static plans: keyed by ML address; a via whose link is out is left out") {
+  auto r = config::parse(
+      "[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\"]\n"
+      "[[link]]\ndevice = \"eth0\"\n[[link]]\ndevice = \"eth1\"\n"
+      "[[peer]]\nml_address = [\"10.88.0.3\"]\n"
+      "via = [{ device = \"eth0\", address = [\"10.0.0.3\"] },"
+      " { device = \"eth1\", address = [\"10.1.0.3\"] }]\n"
+      "[bfd]\nallow_unauthenticated = true\n",
+      "t.toml");
+  REQUIRE(r.config);
+  agent::Links links{{0, {"eth0", 2, {pfx("10.0.0.1/24")}, 0, 1, false}},
+                     {7, {"eth1", 3, {pfx("10.1.0.1/24")}, 0, 2, true}}};
+  auto plans = agent::plan_peers(*r.config, links);
+  REQUIRE(std::holds_alternative<std::vector<agent::PeerPlan>>(plans));
+  auto& p = std::get<std::vector<agent::PeerPlan>>(plans);
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].key == "static:10.88.0.3");
+  REQUIRE(p[0].links.size() == 2);
+  CHECK(p[0].links[1].link == 7);  // link ids, not positions
+  CHECK(p[0].links[1].weight == 2);
+  CHECK(p[0].links[1].backup);
+  links.erase(0);  // mlinkctl link del eth0
+  plans = agent::plan_peers(*r.config, links);
+  auto& q = std::get<std::vector<agent::PeerPlan>>(plans);
+  REQUIRE(q[0].links.size() == 1);
+  CHECK(q[0].links[0].link == 7);
 }
