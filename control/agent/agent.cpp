@@ -324,6 +324,7 @@ void Agent::sync_peers(const char* why) {
                {"reason", why}});
       drop_peer(it->second);
       bucket_seen_.erase(it->second.peer_id);
+      link_counters_.forget(it->second.peer_id);
       free_ids_.push_back(it->second.peer_id);
       it = peers_.erase(it);
       continue;
@@ -374,7 +375,26 @@ void Agent::sync_peers(const char* why) {
   }
   sync_neighbours();
   sync_targets();
+  track_slot_owners();
   refresh_all_peers(why);
+}
+
+linkset::SlotCounters Agent::slot_counters(const ml_peer_stats& st) {
+  linkset::SlotCounters c{};
+  std::copy(std::begin(st.slots), std::end(st.slots), c.begin());
+  return c;
+}
+
+// Slots follow the links' canonical order: when a peer's links change, the
+// counters of the slots that change hands are settled to their old links.
+void Agent::track_slot_owners() {
+  for (const auto& [key, plan] : peers_) {
+    std::vector<size_t> owners;
+    for (const auto& pl : plan.links) owners.push_back(pl.link);
+    if (link_counters_.same(plan.peer_id, owners)) continue;
+    auto st = dp_->peer_stats(plan.peer_id);
+    link_counters_.assign(plan.peer_id, owners, st ? slot_counters(*st) : linkset::SlotCounters{});
+  }
 }
 
 // Managed entries: the kernel resolves the next hop now and keeps it

@@ -24,6 +24,7 @@
 #include "datapath/bpf_datapath.h"
 #include "discovery/discovery.h"
 #include "linkset/damping.h"
+#include "linkset/link_counters.h"
 #include "linkset/rebalance.h"
 #include "metrics/exporter.h"
 #include "netlink/events.h"
@@ -91,6 +92,8 @@ class Agent {
   ml_peer build_entry(const PeerPlan& plan, const IpAddr& ml_addr);
   std::vector<linkset::Member> members(const PeerPlan& plan, const IpAddr& ml_addr) const;
   void rebalance_all();
+  void track_slot_owners();
+  static linkset::SlotCounters slot_counters(const ml_peer_stats& st);
   bool link_up(size_t link) const;
   bool neigh_ok(int ifindex, const IpAddr& nh) const;
   void on_event(const nl::Event& ev);
@@ -154,6 +157,7 @@ class Agent {
   std::map<IpAddr, ml_peer> written_;  // last value written per ML address
   std::map<IpAddr, linkset::Overrides> overrides_;  // load-aware moves per ML address
   std::map<uint32_t, std::array<uint64_t, ML_BUCKETS>> bucket_seen_;  // per peer_id
+  linkset::LinkCounters link_counters_;  // per-link totals across slot renumbering
   uint64_t tun_discarded_ = 0;
   // Restart: the ML device and pins of an agent that died are taken over.
   // Its peer entries stay as they are until relearned, or until the grace

@@ -121,6 +121,8 @@ json Agent::show_peers() {
       json nhs = json::array();
       for (const auto& nh : {pl.nh4, pl.nh6})
         if (nh) nhs.push_back(nh->str());
+      ml_counter counted =
+          stats ? link_counters_.total(plan.peer_id, s, slot_counters(*stats)) : ml_counter{};
       json l = {{"link", links_.at(pl.link).device},
                 {"subnet", pl.subnet.str()},
                 {"next_hops", nhs},
@@ -130,8 +132,8 @@ json Agent::show_peers() {
                 {"carrier", link_up(pl.link)},
                 {"state", "down"},
                 {"buckets", shares.empty() ? 0 : shares.front()[s]},
-                {"packets", stats ? stats->slots[s].packets : 0},
-                {"bytes", stats ? stats->slots[s].bytes : 0}};
+                {"packets", counted.packets},
+                {"bytes", counted.bytes}};
       if (auto w = written_.find(plan.ml_addresses.front());
           w != written_.end() && w->second.slots[s].state == ML_SLOT_UP)
         l["state"] = "up";

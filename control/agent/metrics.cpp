@@ -70,8 +70,9 @@ void Agent::refresh_metrics() {
       const auto& pl = plan.links[s];
       std::vector<prometheus::ClientMetric::Label> l = {{"peer", peer},
                                                         {"link", links_.at(pl.link).device}};
-      packets.add(l, st ? static_cast<double>(st->slots[s].packets) : 0);
-      bytes.add(l, st ? static_cast<double>(st->slots[s].bytes) : 0);
+      ml_counter c = st ? link_counters_.total(plan.peer_id, s, slot_counters(*st)) : ml_counter{};
+      packets.add(l, static_cast<double>(c.packets));
+      bytes.add(l, static_cast<double>(c.bytes));
       up.add(l, w != written_.end() && w->second.slots[s].state == ML_SLOT_UP ? 1 : 0);
       share.add(l, shares[s]);
       if (!liveness_) continue;
