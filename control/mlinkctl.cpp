@@ -471,7 +471,7 @@ int main(int argc, char** argv) {
         fmt::print("{}\n", out.dump());
       else
         print_flow(out);
-      return 0;
+      return out["peer"].is_null() ? 1 : 0;  // like `ip route get`: no peer is an error
     }
     json out = agent.call({{"cmd", what == "node" ? std::string("show") : "show " + what}});
     if (as_json)

@@ -63,7 +63,9 @@ done >"$BED_TMP/flows.jsonl"
 sleep 1.5
 wait "$iperf_pid" || bed_die "iperf3 failed"
 ctl a flow get 10.88.0.1 10.88.0.2 proto tcp sport "${ports%%$'\n'*}" dport 5201 >"$BED_TMP/ctl-a-flow-get.txt"
-ctl a flow get 10.88.0.1 10.88.0.99 >"$BED_TMP/ctl-a-flow-get-nonpeer.txt"
+if ctl a flow get 10.88.0.1 10.88.0.99 >"$BED_TMP/ctl-a-flow-get-nonpeer.txt"; then
+  bed_die "flow get to a non-peer exited 0"
+fi
 sed 's/^/    /' "$BED_TMP/ctl-a-flow-get.txt"
 python3 - "$BED_TMP" <<'PY' || bed_die "flow get named a link the flow did not use"
 import collections, json, re, sys
