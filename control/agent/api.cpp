@@ -244,10 +244,6 @@ json policy_json(const LocalLink& l) {
   return {{"weight", l.weight}, {"backup", l.backup}, {"drain", l.drain}};
 }
 
-bool link_local(const Prefix& p) {
-  return !p.addr.is_v4() && p.addr.bytes[0] == 0xfe && (p.addr.bytes[1] & 0xc0) == 0x80;
-}
-
 }  // namespace
 
 // Run-time policy of one link: weight, backup, drain. Applied at once: the
@@ -284,7 +280,8 @@ json Agent::link_add(const json& req) {
   auto l = read_link(dev);
   if (!l) return error("link add: " + l.error().message);
   if (auto e = parse_policy(req, *l)) return error("link add: " + *e);
-  if (std::all_of(l->addresses.begin(), l->addresses.end(), link_local))
+  if (std::all_of(l->addresses.begin(), l->addresses.end(),
+                  [](const Prefix& p) { return p.addr.is_link_local_v6(); }))
     return error("link add: " + dev +
                  " has no address to reach peers at (mlink reads a link's addresses when it "
                  "is added)");

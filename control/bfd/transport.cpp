@@ -43,30 +43,15 @@ Result<int> link_socket(const std::string& device, int family) {
 }
 
 // The next datagram that arrived with TTL / hop limit 255; others are counted.
-std::optional<Datagram> receive_gtsm(int fd, uint64_t* dropped) {
-  for (;;) {
-    Datagram d;
-    d.bytes.resize(1500);
-    sockaddr_storage from{};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) * 2];
-    iovec iov{d.bytes.data(), d.bytes.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof(from);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
-    if (n < 0) return std::nullopt;  // EAGAIN, or an error the next poll reports again
-    if (arrival_hop_limit(msg) != kHopLimit) {
-      ++*dropped;
-      continue;
-    }
-    d.bytes.resize(static_cast<size_t>(n));
-    d.src = from_sockaddr(from, &d.sport);
-    return d;
-  }
+std::optional<Datagram> receive_datagram(int fd, uint64_t* dropped) {
+  Datagram d;
+  d.bytes.resize(1500);
+  auto a = receive_gtsm(fd, d.bytes, kHopLimit, dropped);
+  if (!a) return std::nullopt;
+  d.bytes.resize(a->size);
+  d.src = a->src;
+  d.sport = a->sport;
+  return d;
 }
 
 }  // namespace
@@ -134,7 +119,7 @@ Status LinkSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes, uint1
 }
 
 std::optional<Datagram> LinkSocket::receive() {
-  return receive_gtsm(rx_, &dropped_hop_limit_);
+  return receive_datagram(rx_, &dropped_hop_limit_);
 }
 
 Result<EchoSocket> EchoSocket::open(const std::string& device, const IpAddr& local) {
@@ -170,7 +155,7 @@ Status EchoSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes) {
 
 std::optional<Datagram> EchoSocket::receive() {
   uint64_t dropped = 0;  // a reflection arrives with 255 or was not ours
-  return receive_gtsm(fd_, &dropped);
+  return receive_datagram(fd_, &dropped);
 }
 
 }  // namespace mlink::bfd

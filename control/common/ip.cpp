@@ -25,6 +25,10 @@ bool IpAddr::is_v4() const {
   return family == AF_INET;
 }
 
+bool IpAddr::is_link_local_v6() const {
+  return !is_v4() && bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80;
+}
+
 std::string IpAddr::str() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family != AF_INET && family != AF_INET6) return "<none>";

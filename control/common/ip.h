@@ -16,6 +16,7 @@ struct IpAddr {
 
   static std::optional<IpAddr> parse(std::string_view text);  // no prefix
   bool is_v4() const;
+  bool is_link_local_v6() const;  // fe80::/10
   size_t size() const { return is_v4() ? 4 : 16; }
   std::string str() const;
   auto operator<=>(const IpAddr&) const = default;

@@ -74,4 +74,31 @@ int arrival_ifindex(msghdr& msg) {
   return 0;
 }
 
+std::optional<Arrival> receive_gtsm(int fd, std::span<uint8_t> buf, int hop_limit,
+                                    uint64_t* dropped) {
+  for (;;) {
+    sockaddr_storage from{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo))];
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof(from);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 0) return std::nullopt;  // EAGAIN, or an error the next poll reports again
+    if (arrival_hop_limit(msg) != hop_limit) {
+      ++*dropped;
+      continue;
+    }
+    Arrival a;
+    a.size = static_cast<size_t>(n);
+    a.src = from_sockaddr(from, &a.sport);
+    a.ifindex = arrival_ifindex(msg);
+    return a;
+  }
+}
+
 }  // namespace mlink

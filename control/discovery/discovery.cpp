@@ -15,10 +15,6 @@ namespace {
 constexpr uint64_t kLinksIntervalUsec = 10'000'000;  // LINKS every 10 s (docs/PROTOCOL.md)
 constexpr uint64_t kTimerAccuracyUsec = 1000;
 
-bool link_local(const Prefix& p) {
-  return !p.addr.is_v4() && p.addr.bytes[0] == 0xfe && (p.addr.bytes[1] & 0xc0) == 0x80;
-}
-
 uint64_t wall_us() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -33,7 +29,7 @@ Discovery::Discovery(Options opts, OnChange on_change)
 Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_change) {
   std::unique_ptr<Discovery> d(new Discovery(std::move(opts), std::move(on_change)));
   for (auto& [id, l] : d->opts_.links)
-    std::erase_if(l.addresses, [](const Prefix& p) { return link_local(p); });
+    std::erase_if(l.addresses, [](const Prefix& p) { return p.addr.is_link_local_v6(); });
   for (const auto& [id, bytes] : d->opts_.cfg.keys) {
     topo::KeyBytes k{};
     std::copy_n(bytes.begin(), std::min(bytes.size(), k.size()), k.begin());
@@ -180,7 +176,7 @@ void Discovery::tick(uint64_t now) {
 }
 
 Status Discovery::set_link(size_t link, LocalLink l) {
-  std::erase_if(l.addresses, [](const Prefix& p) { return link_local(p); });
+  std::erase_if(l.addresses, [](const Prefix& p) { return p.addr.is_link_local_v6(); });
   auto it = opts_.links.find(link);
   if (it == opts_.links.end() || it->second.ifindex != l.ifindex) {
     if (auto st = membership(l, true); !st) return st;

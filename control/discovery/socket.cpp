@@ -122,31 +122,14 @@ Status TopoSocket::send(int ifindex, const IpAddr& src, const IpAddr& dst,
 }
 
 std::optional<Received> TopoSocket::receive() {
-  for (;;) {
-    Received r;
-    r.bytes.resize(topo::kMaxPacket + 1);
-    sockaddr_storage from{};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo))];
-    iovec iov{r.bytes.data(), r.bytes.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof(from);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
-    if (n < 0) return std::nullopt;  // EAGAIN, or an error the next poll reports again
-    if (arrival_hop_limit(msg) != topo::kTtl) {
-      dropped_hop_limit_++;
-      continue;
-    }
-    r.bytes.resize(static_cast<size_t>(n));
-    uint16_t port = 0;
-    r.src = from_sockaddr(from, &port);
-    r.ifindex = arrival_ifindex(msg);
-    return r;
-  }
+  Received r;
+  r.bytes.resize(topo::kMaxPacket + 1);
+  auto a = receive_gtsm(fd_, r.bytes, topo::kTtl, &dropped_hop_limit_);
+  if (!a) return std::nullopt;
+  r.bytes.resize(a->size);
+  r.src = a->src;
+  r.ifindex = a->ifindex;
+  return r;
 }
 
 }  // namespace mlink::discovery

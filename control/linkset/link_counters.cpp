@@ -37,8 +37,8 @@ void LinkCounters::assign(uint32_t peer_id, const std::vector<size_t>& owners,
 
 ml_counter LinkCounters::total(uint32_t peer_id, size_t slot, const SlotCounters& now) const {
   auto it = peers_.find(peer_id);
-  if (it == peers_.end() || slot >= ML_MAX_SLOTS)
-    return slot < ML_MAX_SLOTS ? now[slot] : ml_counter{};
+  if (slot >= ML_MAX_SLOTS) return {};
+  if (it == peers_.end()) return now[slot];  // not tracked (yet): the slot's own count
   const Peer& p = it->second;
   ml_counter out{now[slot].packets - p.offset[slot].packets,
                  now[slot].bytes - p.offset[slot].bytes};
