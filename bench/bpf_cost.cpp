@@ -90,7 +90,7 @@ void report(const std::vector<Case>& cases) {
 
 int run() {
   EmptyProg empty;
-  Datapath dp;  // l2_len = 14: see above
+  ProgHarness dp;  // l2_len = 14: see above
   dp.put_peer(peer4(), spread_peer(1, ML_HASH_L34));
   PacketSpec socket_spec = bench_tcp4_64();
   socket_spec.dst = Ip::parse("10.88.0.3");

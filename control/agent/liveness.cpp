@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proto/bfd/codec.h"
+#include "proto/bfd/echo.h"
 
 namespace mlink::agent {
 namespace {
@@ -26,18 +27,6 @@ constexpr uint64_t kEchoProbeUsec = 1'000'000;    // no reflection within this: 
 // packets sent between two checkpoints (every second).
 constexpr uint32_t kSeqResumeMargin = 1u << 22;
 constexpr uint32_t kSeqCheckpoint = 1u << 16;
-
-// Echo payload (ours alone, RFC 5880 §6.4): magic, the sender's
-// discriminator (which session), a sequence number and the send time.
-constexpr uint8_t kEchoMagic[4] = {'M', 'L', 'E', 'C'};
-constexpr size_t kEchoLen = 32;  // >= 32: an Ethernet frame the reflector need not unpad
-
-void put32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
-}
-uint32_t get32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
 
 }  // namespace
 
@@ -289,12 +278,7 @@ void Liveness::run_echo(Id id, uint64_t t) {
     return;
   }
   if ((e.echo == Echo::Probing || e.echo == Echo::Active) && t >= e.echo_next_tx_us) {
-    uint8_t b[kEchoLen] = {};
-    std::memcpy(b, kEchoMagic, 4);
-    put32(b + 4, e.session.my_disc());
-    put32(b + 8, e.echo_seq);
-    put32(b + 12, static_cast<uint32_t>(t >> 32));
-    put32(b + 16, static_cast<uint32_t>(t));
+    auto b = bfd::encode_echo({.my_disc = e.session.my_disc(), .seq = e.echo_seq, .sent_us = t});
     if (auto s = echo_sockets_[e.socket].send(e.target.remote, b); !s)
       log::debug("BFD echo {}: {}", e.target.name, s.error().message);
     e.loss.sent(e.echo_seq++);
@@ -308,16 +292,16 @@ void Liveness::run_echo(Id id, uint64_t t) {
 void Liveness::receive_echo(size_t socket) {
   uint64_t t = now();
   while (auto d = echo_sockets_[socket].receive()) {
-    const auto& b = d->bytes;
-    if (b.size() < kEchoLen || std::memcmp(b.data(), kEchoMagic, 4) != 0) continue;
-    uint32_t disc = get32(b.data() + 4);
-    uint64_t sent = uint64_t{get32(b.data() + 12)} << 32 | get32(b.data() + 16);
+    auto echo = bfd::decode_echo(d->bytes);
+    if (!echo) continue;  // not one of ours
+    uint32_t disc = echo->my_disc;
+    uint64_t sent = echo->sent_us;
     for (auto& [id, e] : entries_) {
       if (e.socket != socket || e.session.my_disc() != disc || e.target.remote != d->src) continue;
       if (e.echo != Echo::Probing && e.echo != Echo::Active) break;
       e.echo_last_rx_us = t;
       e.echo_rtt_us = t >= sent ? t - sent : 0;
-      e.loss.received(get32(b.data() + 8));
+      e.loss.received(echo->seq);
       if (e.echo == Echo::Probing) {
         e.echo = Echo::Active;
         e.session.set_timers(std::max(kEchoControlTxUs, cfg_.interval_ms * 1000),

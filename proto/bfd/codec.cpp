@@ -8,8 +8,13 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "proto/common/bytes.h"
+
 namespace mlink::bfd {
 namespace {
+
+using proto::ByteReader;
+using proto::ByteWriter;
 
 // Byte 0: Vers(3) Diag(5). Byte 1: Sta(2) P F C A D M. RFC 5880 §4.1.
 constexpr unsigned kVersionShift = 5;
@@ -24,34 +29,21 @@ constexpr uint8_t kMultipoint = 1u << 0;
 constexpr size_t kMinAuthLen = kHeaderLen + 2;  // A bit: at least Auth Type and Auth Len
 constexpr size_t kDigestOffset = kHeaderLen + 8;
 
-uint32_t get32(std::span<const uint8_t> b, size_t off) {
-  return uint32_t{b[off]} << 24 | uint32_t{b[off + 1]} << 16 | uint32_t{b[off + 2]} << 8 |
-         uint32_t{b[off + 3]};
-}
-
-void put32(std::vector<uint8_t>& b, size_t off, uint32_t v) {
-  b[off] = static_cast<uint8_t>(v >> 24);
-  b[off + 1] = static_cast<uint8_t>(v >> 16);
-  b[off + 2] = static_cast<uint8_t>(v >> 8);
-  b[off + 3] = static_cast<uint8_t>(v);
-}
-
-std::vector<uint8_t> header(const ControlPacket& p, bool auth, size_t len) {
-  std::vector<uint8_t> b(len, 0);
-  b[0] = static_cast<uint8_t>((p.version & 0x7) << kVersionShift |
-                              (static_cast<uint8_t>(p.diag) & kDiagMask));
-  b[1] = static_cast<uint8_t>((static_cast<uint8_t>(p.state) & 0x3) << kStateShift |
-                              (p.poll ? kPoll : 0) | (p.final ? kFinal : 0) | (p.cpi ? kCpi : 0) |
-                              (auth ? kAuth : 0) | (p.demand ? kDemand : 0) |
-                              (p.multipoint ? kMultipoint : 0));
-  b[2] = p.detect_mult;
-  b[3] = static_cast<uint8_t>(len);
-  put32(b, 4, p.my_disc);
-  put32(b, 8, p.your_disc);
-  put32(b, 12, p.desired_min_tx_us);
-  put32(b, 16, p.required_min_rx_us);
-  put32(b, 20, p.required_min_echo_rx_us);
-  return b;
+// The mandatory section (§4.1), `len` in its Length field.
+void put_header(ByteWriter& w, const ControlPacket& p, bool auth, size_t len) {
+  w.u8(static_cast<uint8_t>((p.version & 0x7) << kVersionShift |
+                            (static_cast<uint8_t>(p.diag) & kDiagMask)));
+  w.u8(static_cast<uint8_t>((static_cast<uint8_t>(p.state) & 0x3) << kStateShift |
+                            (p.poll ? kPoll : 0) | (p.final ? kFinal : 0) | (p.cpi ? kCpi : 0) |
+                            (auth ? kAuth : 0) | (p.demand ? kDemand : 0) |
+                            (p.multipoint ? kMultipoint : 0)));
+  w.u8(p.detect_mult);
+  w.u8(static_cast<uint8_t>(len));
+  w.u32(p.my_disc);
+  w.u32(p.your_disc);
+  w.u32(p.desired_min_tx_us);
+  w.u32(p.required_min_rx_us);
+  w.u32(p.required_min_echo_rx_us);
 }
 
 // §6.7.4: SHA1 over the whole packet with the key, zero padded to 20 bytes, in the digest field.
@@ -143,43 +135,49 @@ const char* to_string(Reject r) {
 }
 
 std::vector<uint8_t> encode(const ControlPacket& p) {
-  return header(p, false, kHeaderLen);
+  ByteWriter w(kHeaderLen);
+  put_header(w, p, false, kHeaderLen);
+  return std::move(w).take();
 }
 
 std::vector<uint8_t> encode_signed(ControlPacket p, uint8_t key_id, uint32_t seq,
                                    std::span<const uint8_t> key) {
   uint8_t type = static_cast<uint8_t>(AuthType::MeticulousKeyedSha1);
   if (p.auth && p.auth->type == static_cast<uint8_t>(AuthType::KeyedSha1)) type = p.auth->type;
-  std::vector<uint8_t> b = header(p, true, kSignedLen);
-  b[kHeaderLen] = type;
-  b[kHeaderLen + 1] = static_cast<uint8_t>(kSha1AuthLen);
-  b[kHeaderLen + 2] = key_id;
-  b[kHeaderLen + 3] = 0;  // reserved
-  put32(b, kHeaderLen + 4, seq);
-  auto md = keyed_sha1(b, key);
-  std::copy(md.begin(), md.end(), b.begin() + kDigestOffset);
-  return b;
+  ByteWriter w(kSignedLen);
+  put_header(w, p, true, kSignedLen);
+  w.u8(type);
+  w.u8(static_cast<uint8_t>(kSha1AuthLen));
+  w.u8(key_id);
+  w.u8(0);  // reserved
+  w.u32(seq);
+  w.zeros(kSignedLen - kDigestOffset);  // digest: over the packet with the key in its place
+  w.put_bytes_at(kDigestOffset, keyed_sha1(w.view(), key));
+  return std::move(w).take();
 }
 
 DecodeResult decode(std::span<const uint8_t> bytes, const KeyRing* keys) {
   if (bytes.size() < kHeaderLen) return Reject::Truncated;
+  ByteReader r(bytes);
   ControlPacket p;
-  p.version = bytes[0] >> kVersionShift;
-  p.diag = static_cast<Diag>(bytes[0] & kDiagMask);
-  p.state = static_cast<State>(bytes[1] >> kStateShift);
-  p.poll = bytes[1] & kPoll;
-  p.final = bytes[1] & kFinal;
-  p.cpi = bytes[1] & kCpi;
-  p.auth_present = bytes[1] & kAuth;
-  p.demand = bytes[1] & kDemand;
-  p.multipoint = bytes[1] & kMultipoint;
-  p.detect_mult = bytes[2];
-  size_t len = bytes[3];
-  p.my_disc = get32(bytes, 4);
-  p.your_disc = get32(bytes, 8);
-  p.desired_min_tx_us = get32(bytes, 12);
-  p.required_min_rx_us = get32(bytes, 16);
-  p.required_min_echo_rx_us = get32(bytes, 20);
+  uint8_t vers_diag = r.u8();
+  uint8_t flags = r.u8();
+  p.version = vers_diag >> kVersionShift;
+  p.diag = static_cast<Diag>(vers_diag & kDiagMask);
+  p.state = static_cast<State>(flags >> kStateShift);
+  p.poll = flags & kPoll;
+  p.final = flags & kFinal;
+  p.cpi = flags & kCpi;
+  p.auth_present = flags & kAuth;
+  p.demand = flags & kDemand;
+  p.multipoint = flags & kMultipoint;
+  p.detect_mult = r.u8();
+  size_t len = r.u8();
+  p.my_disc = r.u32();
+  p.your_disc = r.u32();
+  p.desired_min_tx_us = r.u32();
+  p.required_min_rx_us = r.u32();
+  p.required_min_echo_rx_us = r.u32();
 
   if (p.version != 1) return Reject::BadVersion;
   if (len < (p.auth_present ? kMinAuthLen : kHeaderLen) || len > bytes.size())
@@ -194,15 +192,20 @@ DecodeResult decode(std::span<const uint8_t> bytes, const KeyRing* keys) {
   if (!p.auth_present && keys != nullptr && keys->required) return Reject::AuthMismatch;
   if (!p.auth_present) return p;
 
+  // The checks above leave at least Auth Type and Auth Len in `bytes`, and all 52 bytes once
+  // the length is kSignedLen.
   Auth a;
-  a.type = bytes[kHeaderLen];
+  a.type = r.u8();
   if (a.type != static_cast<uint8_t>(AuthType::KeyedSha1) &&
       a.type != static_cast<uint8_t>(AuthType::MeticulousKeyedSha1))
     return Reject::BadAuthType;
-  if (bytes[kHeaderLen + 1] != kSha1AuthLen || len != kSignedLen) return Reject::BadAuthLength;
-  a.key_id = bytes[kHeaderLen + 2];  // byte 27 is reserved: ignored on receipt (§4.4)
-  a.seq = get32(bytes, kHeaderLen + 4);
-  std::copy_n(bytes.begin() + kDigestOffset, a.digest.size(), a.digest.begin());
+  if (r.u8() != kSha1AuthLen || len != kSignedLen) return Reject::BadAuthLength;
+  a.key_id = r.u8();
+  r.skip(1);  // reserved: ignored on receipt (§4.4)
+  a.seq = r.u32();
+  std::span<const uint8_t> digest = r.bytes(a.digest.size());
+  if (!r.ok()) return Reject::BadAuthLength;  // cannot happen after the length checks
+  std::copy(digest.begin(), digest.end(), a.digest.begin());
   auto key = keys->keys.find(a.key_id);
   if (key == keys->keys.end()) return Reject::KeyId;
   auto md = keyed_sha1(bytes.first(kSignedLen), key->second);

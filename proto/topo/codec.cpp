@@ -9,8 +9,13 @@
 #include <set>
 #include <utility>
 
+#include "proto/common/bytes.h"
+
 namespace mlink::topo {
 namespace {
+
+using proto::ByteReader;
+using proto::ByteWriter;
 
 constexpr std::array<uint8_t, 4> kMagic = {'M', 'L', 'N', 'K'};
 constexpr uint8_t kLinkBackup = 0x01;  // LINK TLV flags
@@ -18,14 +23,7 @@ constexpr uint8_t kLinkDrain = 0x02;
 constexpr uint8_t kFamily4 = 4;  // address family codes on the wire (not AF_*)
 constexpr uint8_t kFamily6 = 6;
 
-// Header field offsets (docs/PROTOCOL.md, "Header").
-constexpr size_t kOffVersion = 4;
-constexpr size_t kOffType = 5;
-constexpr size_t kOffFlags = 6;
-constexpr size_t kOffLength = 8;
-constexpr size_t kOffKeyId = 10;
-constexpr size_t kOffSeq = 12;
-constexpr size_t kOffNodeId = 20;
+constexpr size_t kOffLength = 8;  // of the total length field in the header (docs/PROTOCOL.md)
 
 // libsodium must be initialised before use; once per process is enough.
 void ensure_sodium() {
@@ -34,83 +32,6 @@ void ensure_sodium() {
     std::fputs("mlink: sodium_init() failed\n", stderr);
     std::abort();
   }
-}
-
-// Appends big-endian fields; the packet is built front to back.
-class Writer {
- public:
-  void u8(uint8_t v) { out_.push_back(v); }
-  void u16(uint16_t v) {
-    u8(static_cast<uint8_t>(v >> 8));
-    u8(static_cast<uint8_t>(v));
-  }
-  void u32(uint32_t v) {
-    u16(static_cast<uint16_t>(v >> 16));
-    u16(static_cast<uint16_t>(v));
-  }
-  void u64(uint64_t v) {
-    u32(static_cast<uint32_t>(v >> 32));
-    u32(static_cast<uint32_t>(v));
-  }
-  void bytes(std::span<const uint8_t> b) { out_.insert(out_.end(), b.begin(), b.end()); }
-  void put_u16_at(size_t at, uint16_t v) {
-    out_[at] = static_cast<uint8_t>(v >> 8);
-    out_[at + 1] = static_cast<uint8_t>(v);
-  }
-  size_t size() const { return out_.size(); }
-  std::vector<uint8_t>& data() { return out_; }
-
- private:
-  std::vector<uint8_t> out_;
-};
-
-// Reads big-endian fields with bounds checks: a read past the end fails and
-// leaves the reader where it was.
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> in) : in_(in) {}
-  size_t left() const { return in_.size() - pos_; }
-  bool u8(uint8_t& v) {
-    if (left() < 1) return false;
-    v = in_[pos_++];
-    return true;
-  }
-  bool u16(uint16_t& v) {
-    if (left() < 2) return false;
-    v = static_cast<uint16_t>(in_[pos_] << 8 | in_[pos_ + 1]);
-    pos_ += 2;
-    return true;
-  }
-  bool u32(uint32_t& v) {
-    uint16_t hi, lo;
-    if (left() < 4) return false;
-    u16(hi);
-    u16(lo);
-    v = uint32_t{hi} << 16 | lo;
-    return true;
-  }
-  bool u64(uint64_t& v) {
-    uint32_t hi, lo;
-    if (left() < 8) return false;
-    u32(hi);
-    u32(lo);
-    v = uint64_t{hi} << 32 | lo;
-    return true;
-  }
-  bool bytes(size_t n, std::span<const uint8_t>& v) {
-    if (left() < n) return false;
-    v = in_.subspan(pos_, n);
-    pos_ += n;
-    return true;
-  }
-
- private:
-  std::span<const uint8_t> in_;
-  size_t pos_ = 0;
-};
-
-uint16_t get_u16(std::span<const uint8_t> p, size_t at) {
-  return static_cast<uint16_t>(p[at] << 8 | p[at + 1]);
 }
 
 std::string hex16(uint16_t v) {
@@ -152,7 +73,7 @@ size_t max_len(const IpAddr& a) {
 bool usable_unicast(const IpAddr& a) {
   const auto& b = a.bytes;
   if (a.is_v4()) {
-    uint32_t v = uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+    uint32_t v = ByteReader(b).u32();
     return v != 0 && b[0] != 127 && (b[0] & 0xf0) != 0xe0 && v != 0xffffffff;
   }
   static constexpr std::array<uint8_t, 16> kZero{};
@@ -195,20 +116,21 @@ TlvResult parse_host_prefix(std::span<const uint8_t> v, const char* what, Prefix
 // LINK value: weight (u8), flags (u8), then subnets as family (u8), length
 // (u8) and 4 or 16 address bytes.
 TlvResult parse_link(std::span<const uint8_t> v, LinkInfo& out) {
-  Reader r(v);
-  uint8_t flags = 0;
-  if (!r.u8(out.weight) || !r.u8(flags)) return reject(Reason::BadTlv, "LINK: shorter than 2");
+  ByteReader r(v);
+  out.weight = r.u8();
+  uint8_t flags = r.u8();
+  if (!r.ok()) return reject(Reason::BadTlv, "LINK: shorter than 2");
   if (out.weight == 0) return reject(Reason::BadTlv, "LINK: weight 0");
   out.backup = flags & kLinkBackup;
   out.drain = flags & kLinkDrain;
   while (r.left() > 0) {
-    uint8_t family = 0, len = 0;
-    std::span<const uint8_t> raw;
-    if (!r.u8(family) || !r.u8(len)) return reject(Reason::BadTlv, "LINK: truncated subnet");
+    uint8_t family = r.u8();
+    uint8_t len = r.u8();
+    if (!r.ok()) return reject(Reason::BadTlv, "LINK: truncated subnet");
     if (family != kFamily4 && family != kFamily6)
       return reject(Reason::BadAddress, "LINK: family " + std::to_string(family));
-    if (!r.bytes(family == kFamily4 ? 4 : 16, raw))
-      return reject(Reason::BadTlv, "LINK: truncated subnet");
+    std::span<const uint8_t> raw = r.bytes(family == kFamily4 ? 4 : 16);
+    if (!r.ok()) return reject(Reason::BadTlv, "LINK: truncated subnet");
     if (out.subnets.size() == kMaxSubnets)
       return reject(Reason::BadTlv, "LINK: more than " + std::to_string(kMaxSubnets) + " subnets");
     Prefix p{make_addr(raw), len};
@@ -248,9 +170,9 @@ TlvResult hello_tlv(uint16_t type, std::span<const uint8_t> v, Hello& h, bool& h
       return std::nullopt;
     }
     case TlvType::HoldTime: {
-      Reader r(v);
-      if (v.size() != 4 || !r.u32(h.hold_ms))
+      if (v.size() != 4)
         return reject(Reason::BadTlv, "HOLD_TIME: length " + std::to_string(v.size()));
+      h.hold_ms = ByteReader(v).u32();
       if (have_hold) return reject(Reason::BadTlv, "HOLD_TIME twice");
       if (h.hold_ms == 0) return reject(Reason::BadTlv, "HOLD_TIME: 0");
       have_hold = true;
@@ -294,13 +216,14 @@ TlvResult finish(const Links& l) {
 // Walks the TLVs of the body; unknown types are skipped unless critical.
 template <class OnTlv>
 TlvResult walk_tlvs(std::span<const uint8_t> body, OnTlv on_tlv) {
-  Reader r(body);
+  ByteReader r(body);
   size_t count = 0;
   while (r.left() > 0) {
-    uint16_t type = 0, len = 0;
-    std::span<const uint8_t> value;
-    if (!r.u16(type) || !r.u16(len)) return reject(Reason::BadTlv, "truncated TLV header");
-    if (!r.bytes(len, value))
+    uint16_t type = r.u16();
+    uint16_t len = r.u16();
+    if (!r.ok()) return reject(Reason::BadTlv, "truncated TLV header");
+    std::span<const uint8_t> value = r.bytes(len);
+    if (!r.ok())
       return reject(Reason::BadTlv, "TLV " + hex16(type) + ": length " + std::to_string(len) +
                                         " runs past the body");
     if (++count > kMaxTlvs) return reject(Reason::BadTlv, "more than 64 TLVs");
@@ -334,29 +257,29 @@ std::variant<Hello, Links, Reject> decode_body(uint8_t type, std::span<const uin
 
 // ---- encode -----------------------------------------------------------------------
 
-void put_tlv_header(Writer& w, TlvType type, size_t len) {
+void put_tlv_header(ByteWriter& w, TlvType type, size_t len) {
   w.u16(static_cast<uint16_t>(type));
   w.u16(static_cast<uint16_t>(len));
 }
 
-void put_host_prefix(Writer& w, TlvType type, const Prefix& p) {
+void put_host_prefix(ByteWriter& w, TlvType type, const Prefix& p) {
   put_tlv_header(w, type, 1 + p.addr.size());
   w.u8(p.len);
   w.bytes(addr_bytes(p.addr));
 }
 
-void put_body(Writer& w, const Hello& h) {
+void put_body(ByteWriter& w, const Hello& h) {
   for (const auto& p : h.ml_addrs) put_host_prefix(w, TlvType::MlAddr, p);
   for (const auto& p : h.link_addrs) put_host_prefix(w, TlvType::LinkAddr, p);
   put_tlv_header(w, TlvType::HoldTime, 4);
   w.u32(h.hold_ms);
   for (const auto& id : h.seen) {
     put_tlv_header(w, TlvType::Seen, id.size());
-    w.bytes(std::span(reinterpret_cast<const uint8_t*>(id.data()), id.size()));
+    w.bytes(id);
   }
 }
 
-void put_body(Writer& w, const Links& l) {
+void put_body(ByteWriter& w, const Links& l) {
   for (const auto& link : l.links) {
     size_t len = 2;
     for (const auto& s : link.subnets) len += 2 + s.addr.size();
@@ -406,7 +329,7 @@ std::string_view reason_name(Reason r) {
 Result<std::vector<uint8_t>> encode(const Message& m, const Key& key) {
   ensure_sodium();
   if (auto err = check_encodable(m)) return Error{"topo encode: " + *err};
-  Writer w;
+  ByteWriter w;
   w.bytes(kMagic);
   w.u8(kVersion);
   w.u8(static_cast<uint8_t>(m.body.index() == 0 ? MsgType::Hello : MsgType::Links));
@@ -423,14 +346,14 @@ Result<std::vector<uint8_t>> encode(const Message& m, const Key& key) {
                  std::to_string(kMaxPacket)};
   w.put_u16_at(kOffLength, static_cast<uint16_t>(w.size() + kMacSize));
   std::array<uint8_t, kMacSize> mac;
-  crypto_auth(mac.data(), w.data().data(), w.size(), key.bytes.data());
+  crypto_auth(mac.data(), w.view().data(), w.size(), key.bytes.data());
   w.bytes(mac);
   // Whatever we send must pass our own receiver (e.g. addresses).
-  auto back = decode(w.data(), KeyRing{{key.id, key.bytes}});
+  auto back = decode(w.view(), KeyRing{{key.id, key.bytes}});
   if (const auto* r = std::get_if<Reject>(&back))
     return Error{"topo encode: would be rejected: " + std::string(reason_name(r->reason)) + ": " +
                  r->detail};
-  return std::move(w.data());
+  return std::move(w).take();
 }
 
 std::variant<Message, Reject> decode(std::span<const uint8_t> p, const KeyRing& keys) {
@@ -438,14 +361,23 @@ std::variant<Message, Reject> decode(std::span<const uint8_t> p, const KeyRing& 
   if (p.size() < kMinPacket)
     return reject(Reason::Truncated,
                   std::to_string(p.size()) + " bytes, need " + std::to_string(kMinPacket));
-  if (!std::equal(kMagic.begin(), kMagic.end(), p.begin())) return reject(Reason::BadMagic, "");
-  if (p[kOffVersion] != kVersion)
-    return reject(Reason::BadVersion, "version " + std::to_string(p[kOffVersion]));
+  // The fixed header (docs/PROTOCOL.md, "Header"); kMinPacket bytes are there.
+  ByteReader hdr(p);
+  std::span<const uint8_t> magic = hdr.bytes(kMagic.size());
+  uint8_t version = hdr.u8();
+  uint8_t type = hdr.u8();
+  uint16_t flags = hdr.u16();
+  uint16_t length = hdr.u16();
+  KeyId key_id = hdr.u16();
+  uint64_t seq = hdr.u64();
+  std::span<const uint8_t> node_id = hdr.bytes(kNodeIdSize);
+
+  if (!std::equal(kMagic.begin(), kMagic.end(), magic.begin())) return reject(Reason::BadMagic, "");
+  if (version != kVersion) return reject(Reason::BadVersion, "version " + std::to_string(version));
   if (p.size() > kMaxPacket) return reject(Reason::Oversized, std::to_string(p.size()) + " bytes");
-  if (get_u16(p, kOffLength) != p.size())
-    return reject(Reason::BadLength, "length field " + std::to_string(get_u16(p, kOffLength)) +
-                                         ", datagram " + std::to_string(p.size()));
-  KeyId key_id = get_u16(p, kOffKeyId);
+  if (length != p.size())
+    return reject(Reason::BadLength, "length field " + std::to_string(length) + ", datagram " +
+                                         std::to_string(p.size()));
   auto key = keys.find(key_id);
   if (key == keys.end()) return reject(Reason::UnknownKey, "key id " + std::to_string(key_id));
   size_t signed_len = p.size() - kMacSize;
@@ -453,15 +385,13 @@ std::variant<Message, Reject> decode(std::span<const uint8_t> p, const KeyRing& 
     return reject(Reason::BadMac, "key id " + std::to_string(key_id));
 
   // Authenticated from here on.
-  uint8_t type = p[kOffType];
   if (type != static_cast<uint8_t>(MsgType::Hello) && type != static_cast<uint8_t>(MsgType::Links))
     return reject(Reason::UnknownType, "type " + std::to_string(type));
   Message m;
-  m.flags = get_u16(p, kOffFlags);
+  m.flags = flags;
   m.key_id = key_id;
-  Reader seq(p.subspan(kOffSeq, 8));
-  seq.u64(m.seq);
-  auto id = parse_node_id_field(p.subspan(kOffNodeId, kNodeIdSize));
+  m.seq = seq;
+  auto id = parse_node_id_field(node_id);
   if (!id) return reject(Reason::BadNodeId, "sender node id");
   m.node_id = std::move(*id);
   auto body = decode_body(type, p.subspan(kHeaderSize, signed_len - kHeaderSize));

@@ -13,36 +13,14 @@
 #include "datapath/bpf_datapath.h"
 #include "lib/jhash.h"  // the mixing function itself is shared; the l34 recipe is the oracle
 #include "mlink.skel.h"
+#include "proto/common/bytes.h"
 
 namespace mlink::bpftest {
 namespace {
 
 constexpr uint32_t kFragData = 64;  // data bytes per fragment (a multiple of 8)
 
-// Big-endian writer over a growing byte vector.
-class Writer {
- public:
-  explicit Writer(std::vector<uint8_t>& buf) : buf_(buf) {}
-  void u8(uint8_t v) { buf_.push_back(v); }
-  void u16(uint16_t v) {
-    u8(static_cast<uint8_t>(v >> 8));
-    u8(static_cast<uint8_t>(v));
-  }
-  void u32(uint32_t v) {
-    u16(static_cast<uint16_t>(v >> 16));
-    u16(static_cast<uint16_t>(v));
-  }
-  void bytes(const uint8_t* p, size_t n) { buf_.insert(buf_.end(), p, p + n); }
-  void zeros(size_t n) { buf_.insert(buf_.end(), n, 0); }
-  size_t pos() const { return buf_.size(); }
-  void put16_at(size_t at, uint16_t v) {
-    buf_[at] = static_cast<uint8_t>(v >> 8);
-    buf_[at + 1] = static_cast<uint8_t>(v);
-  }
-
- private:
-  std::vector<uint8_t>& buf_;
-};
+using proto::ByteWriter;
 
 bool first_fragment(const PacketSpec& s) {
   return !s.frag || s.frag->offset == 0;
@@ -57,11 +35,11 @@ size_t l4_len(const PacketSpec& s) {
   return (first_fragment(s) ? l4_header_len(s.proto) : 0) + s.payload;
 }
 
-void write_eth(Writer& w, uint16_t ethertype,
+void write_eth(ByteWriter& w, uint16_t ethertype,
                const std::array<uint8_t, 6>& dst = {0x02, 0, 0, 0, 0, 0x02}) {
-  const uint8_t src[6] = {0x02, 0, 0, 0, 0, 0x01};
-  w.bytes(dst.data(), 6);
-  w.bytes(src, 6);
+  const std::array<uint8_t, 6> src = {0x02, 0, 0, 0, 0, 0x01};
+  w.bytes(dst);
+  w.bytes(src);
   w.u16(ethertype);
 }
 
@@ -81,10 +59,10 @@ uint16_t ipv4_checksum(const uint8_t* hdr, size_t len) {
   return fold_not(sum16(hdr, len));
 }
 
-void write_ipv4(Writer& w, std::vector<uint8_t>& buf, const PacketSpec& s) {
+void write_ipv4(ByteWriter& w, const PacketSpec& s) {
   if (s.ip_options % 4 != 0 || s.ip_options > 40)
     throw std::invalid_argument("IPv4 options: a multiple of 4, at most 40 bytes");
-  size_t start = w.pos();
+  size_t start = w.size();
   size_t hlen = 20 + s.ip_options;
   uint16_t frag_off = 0;
   if (s.frag) frag_off = static_cast<uint16_t>((s.frag->offset / 8) | (s.frag->more ? 0x2000 : 0));
@@ -96,19 +74,19 @@ void write_ipv4(Writer& w, std::vector<uint8_t>& buf, const PacketSpec& s) {
   w.u8(s.ttl);
   w.u8(s.proto);
   w.u16(0);
-  w.bytes(s.src.bytes.data(), 4);
-  w.bytes(s.dst.bytes.data(), 4);
+  w.bytes(std::span(s.src.bytes).first(4));
+  w.bytes(std::span(s.dst.bytes).first(4));
   for (size_t i = 0; i < s.ip_options; i++) w.u8(1);  // NOP
-  w.put16_at(start + 10, ipv4_checksum(&buf[start], hlen));
+  w.put_u16_at(start + 10, ipv4_checksum(&w.view()[start], hlen));
 }
 
-void write_ipv6(Writer& w, const PacketSpec& s) {
+void write_ipv6(ByteWriter& w, const PacketSpec& s) {
   w.u32(0x60000000);
   w.u16(static_cast<uint16_t>(l4_len(s) + (s.frag ? 8 : 0)));
   w.u8(s.frag ? uint8_t{IPPROTO_FRAGMENT} : s.proto);
   w.u8(s.ttl);
-  w.bytes(s.src.bytes.data(), 16);
-  w.bytes(s.dst.bytes.data(), 16);
+  w.bytes(s.src.bytes);
+  w.bytes(s.dst.bytes);
   if (s.frag) {
     w.u8(s.proto);
     w.u8(0);
@@ -117,7 +95,7 @@ void write_ipv6(Writer& w, const PacketSpec& s) {
   }
 }
 
-void write_l4(Writer& w, const PacketSpec& s) {
+void write_l4(ByteWriter& w, const PacketSpec& s) {
   switch (s.proto) {
     case IPPROTO_TCP:
       w.u16(s.sport);
@@ -218,32 +196,31 @@ PacketSpec PacketSpec::reply() const {
 }
 
 std::vector<uint8_t> build(const PacketSpec& s) {
-  std::vector<uint8_t> buf;
-  Writer w(buf);
+  ByteWriter w;
   bool v4 = s.src.family == AF_INET;
   if (s.eth) write_eth(w, v4 ? ETH_P_IP : ETH_P_IPV6, s.eth_dst);
   if (v4)
-    write_ipv4(w, buf, s);
+    write_ipv4(w, s);
   else
     write_ipv6(w, s);
-  size_t l4 = w.pos();
+  size_t l4 = w.size();
   if (first_fragment(s)) write_l4(w, s);
   for (size_t i = 0; i < s.payload; i++) w.u8(static_cast<uint8_t>(i));
   if (s.udp_csum && s.proto == IPPROTO_UDP && !s.frag) {
     // Pseudo-header (addresses, protocol, UDP length) + UDP header + payload.
-    size_t n = buf.size() - l4;
+    size_t n = w.size() - l4;
     uint32_t sum = sum16(s.src.bytes.data(), s.src.size());
     sum = sum16(s.dst.bytes.data(), s.dst.size(), sum);
     sum += IPPROTO_UDP + static_cast<uint32_t>(n);
-    uint16_t c = fold_not(sum16(&buf[l4], n, sum));
-    w.put16_at(l4 + 6, c == 0 ? 0xffff : c);
+    uint16_t c = fold_not(sum16(&w.view()[l4], n, sum));
+    w.put_u16_at(l4 + 6, c == 0 ? 0xffff : c);
   }
-  return buf;
+  return std::move(w).take();
 }
 
 std::vector<uint8_t> build_arp() {
-  std::vector<uint8_t> buf;
-  Writer w(buf);
+  const Ip sender = local4(), target = peer4();
+  ByteWriter w;
   write_eth(w, ETH_P_ARP);
   w.u16(1);  // Ethernet
   w.u16(ETH_P_IP);
@@ -251,11 +228,11 @@ std::vector<uint8_t> build_arp() {
   w.u8(4);
   w.u16(1);  // request
   w.zeros(6);
-  w.bytes(local4().bytes.data(), 4);
+  w.bytes(std::span(sender.bytes).first(4));
   w.zeros(6);
-  w.bytes(peer4().bytes.data(), 4);
+  w.bytes(std::span(target.bytes).first(4));
   w.zeros(18);  // pad to the 60-byte minimum
-  return buf;
+  return std::move(w).take();
 }
 
 std::vector<PacketSpec> fragments(const PacketSpec& spec, uint32_t id, int count) {
@@ -406,7 +383,7 @@ ml_counter percpu_sum(const bpf_map* map, uint32_t key) {
   return sum;
 }
 
-Datapath::Datapath(Rodata ro) {
+ProgHarness::ProgHarness(Rodata ro) {
   skel_ = mlink_bpf::open();
   if (!skel_) fail("open mlink skeleton", errno);
   skel_->rodata->ml_l2_len = ro.l2_len;
@@ -417,63 +394,63 @@ Datapath::Datapath(Rodata ro) {
   }
 }
 
-Datapath::~Datapath() {
+ProgHarness::~ProgHarness() {
   mlink_bpf::destroy(skel_);
 }
 
-int Datapath::egress_fd() const {
+int ProgHarness::egress_fd() const {
   return bpf_program__fd(skel_->progs.ml_egress);
 }
-int Datapath::ingress_fd() const {
+int ProgHarness::ingress_fd() const {
   return bpf_program__fd(skel_->progs.ml_ingress);
 }
 
-void Datapath::put_peer(const Ip& addr, const ml_peer& peer) {
+void ProgHarness::put_peer(const Ip& addr, const ml_peer& peer) {
   ml_addr key = addr.key();
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_peers), &key, &peer, BPF_ANY) != 0)
     fail("update ml_peers", errno);
 }
 
-void Datapath::put_local(const Ip& addr) {
+void ProgHarness::put_local(const Ip& addr) {
   ml_addr key = addr.key();
   uint32_t one = 1;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_locals), &key, &one, BPF_ANY) != 0)
     fail("update ml_locals", errno);
 }
 
-RunResult Datapath::egress(std::span<const uint8_t> pkt, uint32_t repeat) const {
+RunResult ProgHarness::egress(std::span<const uint8_t> pkt, uint32_t repeat) const {
   return test_run(egress_fd(), pkt, repeat);
 }
 
-RunResult Datapath::ingress(std::span<const uint8_t> pkt, uint32_t repeat) const {
+RunResult ProgHarness::ingress(std::span<const uint8_t> pkt, uint32_t repeat) const {
   return test_run(ingress_fd(), pkt, repeat);
 }
 
-ml_peer_stats Datapath::peer_stats(uint32_t peer_id) const {
+ml_peer_stats ProgHarness::peer_stats(uint32_t peer_id) const {
   auto st = mlink::datapath::peer_stats_sum(bpf_map__fd(skel_->maps.ml_peer_stats), peer_id);
   if (!st) throw std::runtime_error(st.error().message);
   return *st;
 }
 
-ml_counter Datapath::slot_counter(uint32_t peer_id, uint32_t slot) const {
+ml_counter ProgHarness::slot_counter(uint32_t peer_id, uint32_t slot) const {
   return peer_stats(peer_id).slots[slot];
 }
 
-std::array<ml_counter, ML_MAX_SLOTS> Datapath::slot_counters(uint32_t peer_id) const {
+std::array<ml_counter, ML_MAX_SLOTS> ProgHarness::slot_counters(uint32_t peer_id) const {
   std::array<ml_counter, ML_MAX_SLOTS> out{};
   for (uint32_t s = 0; s < ML_MAX_SLOTS; s++) out[s] = slot_counter(peer_id, s);
   return out;
 }
 
-ml_counter Datapath::drop_counter(uint32_t reason) const {
+ml_counter ProgHarness::drop_counter(uint32_t reason) const {
   return percpu_sum(skel_->maps.ml_drops, reason);
 }
 
-ml_counter Datapath::ingress_counter(uint32_t which) const {
+ml_counter ProgHarness::ingress_counter(uint32_t which) const {
   return percpu_sum(skel_->maps.ml_ingress_stats, which);
 }
 
-int Datapath::egress_slot(uint32_t peer_id, std::span<const uint8_t> pkt) const {
+int ProgHarness::egress_slot(uint32_t peer_id, std::span<const uint8_t> pkt) const {
   auto before = slot_counters(peer_id);
   RunResult r = egress(pkt);
   if (r.err) fail("test run of ml_egress", r.err);

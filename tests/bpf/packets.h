@@ -158,14 +158,15 @@ RunResult test_run(int prog_fd, std::span<const uint8_t> pkt, uint32_t repeat = 
 // Sum over all possible CPUs of a per-CPU array entry of struct ml_counter.
 ml_counter percpu_sum(const bpf_map* map, uint32_t key);
 
-// The mlink skeleton, opened with `ro` and loaded; destroyed with the object. Throws
-// std::runtime_error when it cannot load.
-class Datapath {
+// The mlink skeleton, opened with `ro` and loaded, whose programs it runs by BPF_PROG_TEST_RUN
+// and whose maps it fills and reads; destroyed with the object. Throws std::runtime_error when it
+// cannot load. (Not the agent's mlink::datapath::Datapath: nothing here attaches to a device.)
+class ProgHarness {
  public:
-  explicit Datapath(Rodata ro = {});
-  ~Datapath();
-  Datapath(const Datapath&) = delete;
-  Datapath& operator=(const Datapath&) = delete;
+  explicit ProgHarness(Rodata ro = {});
+  ~ProgHarness();
+  ProgHarness(const ProgHarness&) = delete;
+  ProgHarness& operator=(const ProgHarness&) = delete;
 
   mlink_bpf* skel() const { return skel_; }
   int egress_fd() const;

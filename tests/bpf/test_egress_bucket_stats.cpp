@@ -8,7 +8,7 @@ using namespace mlink::bpftest;
 
 TEST_CASE("each forwarded packet bumps exactly its own bucket's activity counter") {
   constexpr uint32_t kPeerId = 5;
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p = make_peer(kPeerId, AF_INET, 3);
   spread_buckets(p, 3);
   dp.put_peer(peer4(), p);
@@ -29,7 +29,7 @@ TEST_CASE("each forwarded packet bumps exactly its own bucket's activity counter
 
 TEST_CASE("a dropped packet counts in no bucket") {
   constexpr uint32_t kPeerId = 6;
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p = make_peer(kPeerId, AF_INET, 1);  // every bucket ML_SLOT_NONE
   dp.put_peer(peer4(), p);
   auto before = dp.peer_stats(kPeerId);

@@ -16,7 +16,7 @@ constexpr uint32_t kPeerId = 21;
 TEST_CASE("egress decision: the bucket and slot each flow was sent by") {
   for (uint32_t l2 : {14u, 0u}) {
     CAPTURE(l2);
-    Datapath dp(Rodata{.l2_len = l2});
+    ProgHarness dp(Rodata{.l2_len = l2});
     for (uint8_t family : {AF_INET, AF_INET6}) {
       CAPTURE(int(family));
       ml_peer p = make_peer(kPeerId, family, 8);
@@ -42,7 +42,7 @@ TEST_CASE("egress decision: the bucket and slot each flow was sent by") {
 }
 
 TEST_CASE("egress decision: reported for a dropped packet too; nothing for a non-peer") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p = make_peer(kPeerId, AF_INET, 2);  // every bucket ML_SLOT_NONE
   dp.put_peer(peer4(), p);
   RunResult r = dp.egress(build(tcp(AF_INET)));

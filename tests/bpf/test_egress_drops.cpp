@@ -13,7 +13,7 @@ constexpr uint32_t kPeerId = 4;
 
 // Sends every fixture and checks each is dropped, counted once under `reason` with its length,
 // and under no other reason and no slot.
-void check_dropped(const Datapath& dp, uint32_t reason) {
+void check_dropped(const ProgHarness& dp, uint32_t reason) {
   for (const Fixture& fx : unicast_fixtures()) {
     CAPTURE(fx.name);
     auto pkt = build(fx.spec);
@@ -34,7 +34,7 @@ void check_dropped(const Datapath& dp, uint32_t reason) {
   }
 }
 
-void put_both(Datapath& dp, ml_peer p4, ml_peer p6) {
+void put_both(ProgHarness& dp, ml_peer p4, ml_peer p6) {
   dp.put_peer(peer4(), p4);
   dp.put_peer(peer6(), p6);
 }
@@ -42,14 +42,14 @@ void put_both(Datapath& dp, ml_peer p4, ml_peer p6) {
 }  // namespace
 
 TEST_CASE("egress: a peer whose buckets name no slot drops with no_link") {
-  Datapath dp;
+  ProgHarness dp;
   // make_peer leaves every bucket ML_SLOT_NONE.
   put_both(dp, make_peer(kPeerId, AF_INET, 3), make_peer(kPeerId, AF_INET6, 3));
   check_dropped(dp, ML_DROP_NO_LINK);
 }
 
 TEST_CASE("egress: a bucket value past the last slot drops with no_link") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p4 = make_peer(kPeerId, AF_INET, 8), p6 = make_peer(kPeerId, AF_INET6, 8);
   fill_buckets(p4, ML_MAX_SLOTS);  // 8: out of range but not ML_SLOT_NONE
   fill_buckets(p6, 0x80);
@@ -58,7 +58,7 @@ TEST_CASE("egress: a bucket value past the last slot drops with no_link") {
 }
 
 TEST_CASE("egress: a bucket naming a DOWN slot drops with slot_down") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p4 = make_peer(kPeerId, AF_INET, 3), p6 = make_peer(kPeerId, AF_INET6, 3);
   fill_buckets(p4, 2);
   fill_buckets(p6, 2);
@@ -69,7 +69,7 @@ TEST_CASE("egress: a bucket naming a DOWN slot drops with slot_down") {
 }
 
 TEST_CASE("egress: a bucket naming an unused slot drops with slot_down") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p4 = make_peer(kPeerId, AF_INET, 3), p6 = make_peer(kPeerId, AF_INET6, 3);
   fill_buckets(p4, 5);  // slots 3..7 are ML_SLOT_UNUSED
   fill_buckets(p6, 5);

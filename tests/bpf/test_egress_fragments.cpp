@@ -22,7 +22,7 @@ Ip source(uint8_t family, int k) {
 }
 
 // Sends all fragments of each datagram and returns the slots the datagrams went to.
-std::set<int> check_datagrams(const Datapath& dp, uint8_t family) {
+std::set<int> check_datagrams(const ProgHarness& dp, uint8_t family) {
   std::set<int> used;
   for (int k = 1; k <= 24; k++) {
     PacketSpec spec = k % 2 ? tcp(family, static_cast<uint16_t>(1000 + k)) : udp(family);
@@ -42,7 +42,7 @@ std::set<int> check_datagrams(const Datapath& dp, uint8_t family) {
 }  // namespace
 
 TEST_CASE("egress: all fragments of an IPv4 datagram take one slot") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p = make_peer(kPeerId, AF_INET, kSlots);
   spread_buckets(p, kSlots);
   dp.put_peer(peer4(), p);
@@ -50,7 +50,7 @@ TEST_CASE("egress: all fragments of an IPv4 datagram take one slot") {
 }
 
 TEST_CASE("egress: all fragments of an IPv6 datagram take one slot") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p = make_peer(kPeerId, AF_INET6, kSlots);
   spread_buckets(p, kSlots);
   dp.put_peer(peer6(), p);

@@ -2,7 +2,8 @@
 // header is at skb->data). Test-run always parses data_in as an Ethernet frame, so these
 // packets are built without one but with an IP header that also reads as an Ethernet header of
 // the right EtherType (see l2less_tcp). This covers the bpf_skb_change_head placeholder that
-// bpf_redirect_neigh needs on an L3 device (findings, gotcha 1).
+// bpf_redirect_neigh needs on an L3 device (docs/FINDINGS.md, "bpf_redirect_neigh drops
+// packets from L3 devices").
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -12,7 +13,7 @@
 using namespace mlink::bpftest;
 
 TEST_CASE("egress (l2_len 0): redirected with a zeroed 14-byte placeholder in front") {
-  Datapath dp(Rodata{.l2_len = 0});
+  ProgHarness dp(Rodata{.l2_len = 0});
   constexpr uint32_t kPeerId = 12;
   for (uint8_t family : {AF_INET, AF_INET6}) {
     CAPTURE(int(family));
@@ -34,7 +35,7 @@ TEST_CASE("egress (l2_len 0): redirected with a zeroed 14-byte placeholder in fr
 }
 
 TEST_CASE("egress (l2_len 0): the slot is the l34 bucket's, as with l2_len 14") {
-  Datapath dp(Rodata{.l2_len = 0});
+  ProgHarness dp(Rodata{.l2_len = 0});
   constexpr uint32_t kPeerId = 13;
   ml_peer p = make_peer(kPeerId, AF_INET, 8);
   spread_buckets(p, 8);
@@ -47,7 +48,7 @@ TEST_CASE("egress (l2_len 0): the slot is the l34 bucket's, as with l2_len 14") 
 }
 
 TEST_CASE("egress (l2_len 0): non-peer passes unchanged") {
-  Datapath dp(Rodata{.l2_len = 0});
+  ProgHarness dp(Rodata{.l2_len = 0});
   auto pkt = build(l2less_tcp(AF_INET));
   RunResult r = dp.egress(pkt);
   REQUIRE(r.err == 0);

@@ -14,14 +14,14 @@ namespace {
 
 constexpr uint32_t kPeerId = 9;
 
-void write_table(Datapath& dp, ml_peer p, const std::vector<mlink::linkset::Member>& m) {
+void write_table(ProgHarness& dp, ml_peer p, const std::vector<mlink::linkset::Member>& m) {
   auto t = mlink::linkset::build(m);
   std::copy(t.begin(), t.end(), p.buckets);
   for (const auto& x : m) p.slots[x.slot].state = x.usable ? ML_SLOT_UP : ML_SLOT_DOWN;
   dp.put_peer(peer4(), p);
 }
 
-std::vector<int> slots_of(const Datapath& dp, int flows) {
+std::vector<int> slots_of(const ProgHarness& dp, int flows) {
   std::vector<int> out;
   for (int f = 0; f < flows; f++)
     out.push_back(dp.egress_slot(kPeerId, build(tcp(AF_INET, static_cast<uint16_t>(30000 + f)))));
@@ -31,7 +31,7 @@ std::vector<int> slots_of(const Datapath& dp, int flows) {
 }  // namespace
 
 TEST_CASE("a link's removal moves only its own flows; its return moves them back") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p = make_peer(kPeerId, AF_INET, 3);
   std::vector<mlink::linkset::Member> m{
       {0, 0x10, 1, false, true}, {1, 0x11, 1, false, true}, {2, 0x12, 1, false, true}};

@@ -14,7 +14,7 @@ constexpr uint32_t kPeerId = 3;
 
 // A datapath with both peer addresses known, every bucket to slot 0.
 struct PeeredDatapath {
-  Datapath dp;
+  ProgHarness dp;
   PeeredDatapath() {
     ml_peer p4 = make_peer(kPeerId, AF_INET, 1);
     ml_peer p6 = make_peer(kPeerId, AF_INET6, 1);

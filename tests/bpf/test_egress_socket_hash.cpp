@@ -15,7 +15,7 @@ namespace {
 constexpr uint32_t kPeer4Id = 5;
 constexpr uint32_t kPeer6Id = 6;
 
-Datapath& with_socket_peers(Datapath& dp) {
+ProgHarness& with_socket_peers(ProgHarness& dp) {
   ml_peer p4 = make_peer(kPeer4Id, AF_INET, 8, ML_HASH_SOCKET);
   ml_peer p6 = make_peer(kPeer6Id, AF_INET6, 8, ML_HASH_SOCKET);
   spread_buckets(p4, 8);
@@ -30,7 +30,7 @@ uint32_t peer_id_for(const PacketSpec& s) {
 }
 
 // Packets and bytes over all slots of a peer.
-ml_counter peer_total(const Datapath& dp, uint32_t peer_id) {
+ml_counter peer_total(const ProgHarness& dp, uint32_t peer_id) {
   ml_counter sum{};
   for (const ml_counter& c : dp.slot_counters(peer_id)) {
     sum.packets += c.packets;
@@ -42,7 +42,7 @@ ml_counter peer_total(const Datapath& dp, uint32_t peer_id) {
 }  // namespace
 
 TEST_CASE("egress: socket policy redirects and counts every protocol") {
-  Datapath dp;
+  ProgHarness dp;
   with_socket_peers(dp);
   for (const Fixture& fx : unicast_fixtures()) {
     CAPTURE(fx.name);
@@ -58,7 +58,7 @@ TEST_CASE("egress: socket policy redirects and counts every protocol") {
 }
 
 TEST_CASE("egress: socket policy is stable per flow, spreads flows, and is not l34") {
-  Datapath dp;
+  ProgHarness dp;
   with_socket_peers(dp);
   std::set<int> used;
   int differs_from_l34 = 0;

@@ -49,7 +49,7 @@ std::vector<Flow> random_flows(std::mt19937& rng) {
 
 // Both ends of every flow become peers with the round-k bit table (identical tables: the
 // reply's destination is A).
-void put_bit_tables(Datapath& dp, const std::vector<Flow>& flows, int k) {
+void put_bit_tables(ProgHarness& dp, const std::vector<Flow>& flows, int k) {
   for (uint8_t family : {AF_INET, AF_INET6}) {
     ml_peer p = make_peer(kPeerId, family, 2);
     for (int b = 0; b < ML_BUCKETS; b++) p.buckets[b] = static_cast<uint8_t>((b >> k) & 1);
@@ -61,7 +61,7 @@ void put_bit_tables(Datapath& dp, const std::vector<Flow>& flows, int k) {
   }
 }
 
-uint32_t read_bit(const Datapath& dp, const PacketSpec& spec) {
+uint32_t read_bit(const ProgHarness& dp, const PacketSpec& spec) {
   int slot = dp.egress_slot(kPeerId, build(spec));
   REQUIRE(slot >= 0);
   return static_cast<uint32_t>(slot);
@@ -70,7 +70,7 @@ uint32_t read_bit(const Datapath& dp, const PacketSpec& spec) {
 }  // namespace
 
 TEST_CASE("egress: l34 sends a flow and its reply through the same bucket") {
-  Datapath dp;
+  ProgHarness dp;
   std::mt19937 rng(20240601);
   std::vector<Flow> flows = random_flows(rng);
   for (int k = 0; k < 8; k++) {

@@ -14,7 +14,7 @@ constexpr uint32_t kPeer4Id = 1;
 constexpr uint32_t kPeer6Id = 2;
 
 // A peer per family, v4 with IPv4 next hops and v6 with IPv6 ones.
-void put_peers(Datapath& dp, ml_peer p4, ml_peer p6) {
+void put_peers(ProgHarness& dp, ml_peer p4, ml_peer p6) {
   dp.put_peer(peer4(), p4);
   dp.put_peer(peer6(), p6);
 }
@@ -24,7 +24,7 @@ uint32_t peer_id_for(const PacketSpec& s) {
 }
 
 // Runs pkt, checks it was redirected unchanged and counted on `slot` only; nothing dropped.
-void check_counted_on(const Datapath& dp, const PacketSpec& spec, int slot) {
+void check_counted_on(const ProgHarness& dp, const PacketSpec& spec, int slot) {
   auto pkt = build(spec);
   uint32_t id = peer_id_for(spec);
   auto before = dp.slot_counters(id);
@@ -45,7 +45,7 @@ void check_counted_on(const Datapath& dp, const PacketSpec& spec, int slot) {
 }  // namespace
 
 TEST_CASE("egress: each protocol to a peer goes to the one slot all buckets name") {
-  Datapath dp;
+  ProgHarness dp;
   for (uint8_t slot : {0, 3, 7}) {
     ml_peer p4 = make_peer(kPeer4Id, AF_INET, 8);
     ml_peer p6 = make_peer(kPeer6Id, AF_INET6, 8);
@@ -61,7 +61,7 @@ TEST_CASE("egress: each protocol to a peer goes to the one slot all buckets name
 }
 
 TEST_CASE("egress: with a spread table the slot is the one of the flow's l34 bucket") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p4 = make_peer(kPeer4Id, AF_INET, 8);
   ml_peer p6 = make_peer(kPeer6Id, AF_INET6, 8);
   spread_buckets(p4, 8);  // bucket b -> slot b % 8
@@ -85,7 +85,7 @@ TEST_CASE("egress: with a spread table the slot is the one of the flow's l34 buc
 }
 
 TEST_CASE("egress: counters accumulate per (peer, slot)") {
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p4 = make_peer(kPeer4Id, AF_INET, 2);
   fill_buckets(p4, 1);
   dp.put_peer(peer4(), p4);
@@ -100,7 +100,7 @@ TEST_CASE("egress: counters accumulate per (peer, slot)") {
 TEST_CASE("egress: a packet cut before its ports hashes with ports 0") {
   // The ports are read only if they are inside the packet; otherwise the flow hashes as if
   // portless rather than reading past the end.
-  Datapath dp;
+  ProgHarness dp;
   ml_peer p4 = make_peer(kPeer4Id, AF_INET, 8);
   spread_buckets(p4, 8);
   dp.put_peer(peer4(), p4);

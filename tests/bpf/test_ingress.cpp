@@ -8,7 +8,7 @@ using namespace mlink::bpftest;
 
 namespace {
 
-Datapath& with_locals(Datapath& dp) {
+ProgHarness& with_locals(ProgHarness& dp) {
   dp.put_local(local4());
   dp.put_local(local6());
   return dp;
@@ -17,7 +17,7 @@ Datapath& with_locals(Datapath& dp) {
 }  // namespace
 
 TEST_CASE("ingress: traffic to a local ML address is delivered and counted") {
-  Datapath dp(Rodata{.ifindex = 1});
+  ProgHarness dp(Rodata{.ifindex = 1});
   with_locals(dp);
   uint64_t packets = 0, bytes = 0;
   for (const Fixture& fx : unicast_fixtures()) {
@@ -35,7 +35,7 @@ TEST_CASE("ingress: traffic to a local ML address is delivered and counted") {
 }
 
 TEST_CASE("ingress: fragments to a local address are delivered too") {
-  Datapath dp;
+  ProgHarness dp;
   with_locals(dp);
   for (uint8_t family : {AF_INET, AF_INET6}) {
     for (const PacketSpec& f : fragments(udp(family).reply(), 77, 3))
@@ -45,7 +45,7 @@ TEST_CASE("ingress: fragments to a local address are delivered too") {
 }
 
 TEST_CASE("ingress: other destinations and non-IP pass") {
-  Datapath dp;
+  ProgHarness dp;
   with_locals(dp);
   for (const Fixture& fx : unicast_fixtures()) {
     CAPTURE(fx.name);

@@ -70,7 +70,7 @@ Fields fields(const std::vector<uint8_t>& f) {
                 f[l3 + (v4 ? 8 : 7)]};
 }
 
-void check_reflected(Datapath& dp, const PacketSpec& spec) {
+void check_reflected(ProgHarness& dp, const PacketSpec& spec) {
   auto pkt = build(spec);
   if (spec.src.family == AF_INET) REQUIRE(ipv4_header_ok(pkt));
   REQUIRE(udp_ok(pkt));
@@ -90,7 +90,7 @@ void check_reflected(Datapath& dp, const PacketSpec& spec) {
   CHECK(r.out == build(spec.reply()));
 }
 
-void check_passed(Datapath& dp, const std::vector<uint8_t>& pkt) {
+void check_passed(ProgHarness& dp, const std::vector<uint8_t>& pkt) {
   RunResult r = dp.ingress(pkt);
   REQUIRE(r.err == 0);
   CHECK(r.retval == TC_ACT_OK);
@@ -117,7 +117,7 @@ TEST_CASE("echo: the checksum oracle agrees with the builder and catches a flipp
 }
 
 TEST_CASE("echo: IPv4 and IPv6 echoes are reflected with valid checksums, and counted") {
-  Datapath dp;
+  ProgHarness dp;
   uint64_t bytes = 0;
   for (uint8_t family : {AF_INET, AF_INET6}) {
     CAPTURE(name(family));
@@ -131,7 +131,7 @@ TEST_CASE("echo: IPv4 and IPv6 echoes are reflected with valid checksums, and co
 }
 
 TEST_CASE("echo: IPv4 with options (IHL > 5) finds the ports after them") {
-  Datapath dp;
+  ProgHarness dp;
   for (size_t opts : {4u, 12u, 40u}) {
     CAPTURE(opts);
     PacketSpec spec = bfd_echo(AF_INET);
@@ -142,7 +142,7 @@ TEST_CASE("echo: IPv4 with options (IHL > 5) finds the ports after them") {
 }
 
 TEST_CASE("echo: larger payloads and any source port but 3785 are reflected") {
-  Datapath dp;
+  ProgHarness dp;
   for (uint8_t family : {AF_INET, AF_INET6}) {
     CAPTURE(name(family));
     PacketSpec spec = bfd_echo(family);
@@ -156,7 +156,7 @@ TEST_CASE("echo: larger payloads and any source port but 3785 are reflected") {
 }
 
 TEST_CASE("echo: look-alikes pass untouched and are not counted") {
-  Datapath dp;
+  ProgHarness dp;
   for (uint8_t family : {AF_INET, AF_INET6}) {
     CAPTURE(name(family));
     const PacketSpec echo = bfd_echo(family);
@@ -222,7 +222,7 @@ TEST_CASE("echo: look-alikes pass untouched and are not counted") {
 }
 
 TEST_CASE("echo: an IPv6 echo behind an extension header is not reflected") {
-  Datapath dp;
+  ProgHarness dp;
   // The builder writes extension headers only as a Fragment header; an atomic fragment
   // (offset 0, no M flag) is a whole datagram whose next header is not UDP.
   PacketSpec spec = bfd_echo(AF_INET6);
@@ -232,7 +232,7 @@ TEST_CASE("echo: an IPv6 echo behind an extension header is not reflected") {
 }
 
 TEST_CASE("echo: reflection comes before local delivery; other traffic is still delivered") {
-  Datapath dp;
+  ProgHarness dp;
   PacketSpec echo = bfd_echo(AF_INET);
   dp.put_local(echo.dst);  // even if the link address were a local ML address
   check_reflected(dp, echo);
