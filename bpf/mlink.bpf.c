@@ -74,7 +74,8 @@ int ml_egress(struct __sk_buff *skb)
 	skb->cb[4] = slot;
 	if (slot >= ML_MAX_SLOTS)
 		return ml_drop(ML_DROP_NO_LINK, len);
-	/* The masks keep the verifier sure of the bounds (findings, gotcha 5). */
+	/* The masks keep the verifier sure of the bounds (docs/FINDINGS.md,
+	 * "Clang drops bounds checks the verifier needs"). */
 	slot &= ML_MAX_SLOTS - 1;
 	s = &peer->slots[slot];
 	if (s->state != ML_SLOT_UP)
@@ -89,7 +90,8 @@ int ml_egress(struct __sk_buff *skb)
 		st->bucket_packets[bucket]++;
 	}
 
-	/* redirect_neigh needs mac_header < network_header (gotcha 1): give an L3
+	/* redirect_neigh needs mac_header < network_header (docs/FINDINGS.md,
+	 * "bpf_redirect_neigh drops packets from L3 devices"): give an L3
 	 * device's packet a zeroed placeholder the helper then overwrites. */
 	if (ml_l2_len == 0 && bpf_skb_change_head(skb, ETH_HLEN, 0))
 		return ml_drop(ML_DROP_NO_HEADROOM, len);
@@ -131,7 +133,8 @@ int ml_egress(struct __sk_buff *skb)
  * reflected. l2 must also be ETH_HLEN or 0: bpf_redirect_neigh strips exactly
  * an Ethernet-sized header (skb_pull(sizeof(struct ethhdr)) in
  * __bpf_redirect_neigh) and needs mac_header < network_header; an L3 link (l2
- * 0) gets the same zeroed placeholder the egress pushes (findings, gotcha 1).
+ * 0) gets the same zeroed placeholder the egress pushes (docs/FINDINGS.md,
+ * "bpf_redirect_neigh drops packets from L3 devices").
  * A link with any other L2 length (e.g. IPoIB's pseudo header) cannot be
  * reflected by this helper: the echo passes to the stack, unanswered.
  *

@@ -89,7 +89,8 @@ struct ml_counter {
  * Value of ml_peer_stats (per-CPU array indexed by peer_id): one lookup per
  * packet updates both. bucket_packets tells the agent which buckets carry
  * flows, so it can move active buckets off a crowded link onto an idle one
- * (with few flows, hashing alone leaves a link idle: findings, "hash luck").
+ * (with few flows, hashing alone leaves a link idle: docs/FINDINGS.md,
+ * "Hash luck: few flows leave a link idle").
  */
 struct ml_peer_stats {
 	struct ml_counter slots[ML_MAX_SLOTS];

@@ -1,8 +1,9 @@
 // bpf_datapath.h - the datapath as loaded into the kernel: one libbpf skeleton
 // (both programs, shared maps), loaded once and attached to the ML device and
 // every link (attaching with `tc ... obj` would give each attachment its own
-// maps: findings, gotcha 6). Maps are pinned under <bpffs>/mlink/<node id>/
-// for bpftool and mlinkctl. The destructor detaches and unpins everything.
+// maps: docs/FINDINGS.md, "Each tc attachment of an object file gets its own
+// maps"). Maps are pinned under <bpffs>/mlink/<node id>/ for bpftool and
+// mlinkctl. The destructor detaches and unpins everything.
 #pragma once
 
 #include <memory>

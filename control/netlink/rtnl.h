@@ -64,7 +64,8 @@ class Rtnl {
 
   // A managed neighbour entry (NTF_EXT_MANAGED, kernel >= 5.16): the kernel
   // resolves it at once and keeps it resolved, so a next hop in a peer's link
-  // set never sits INCOMPLETE with packets queued (findings, gotcha 2).
+  // set never sits INCOMPLETE with packets queued (docs/FINDINGS.md,
+  // "Managed neighbour entries").
   Status neigh_add_managed(int ifindex, const IpAddr& addr);
   Status neigh_del(int ifindex, const IpAddr& addr);
   Result<std::optional<NeighInfo>> neigh_get(int ifindex, const IpAddr& addr);
