@@ -1,31 +1,29 @@
-// agent.h - mlinkd: applies a validated config to the system, learns peers
-// (static [[peer]]s and discovery), keeps every peer's link set in the
-// datapath in step with discovery, BFD, link and neighbour state, and
-// removes everything it made when it stops.
+// agent.h - mlinkd: applies a validated config to the system (ML device,
+// sysctls, datapath, sockets), runs the event loop, and removes everything
+// it made when it stops.
 //
-// Peers, next-hop neighbours and BFD sessions are reconciled as desired
-// state: sync_peers() computes what should exist from the config and the
-// discovery table and adds or removes the difference.
+// What the agent decides about peers lives in LinkSetController
+// (controller.h) and its parts; this class owns the system resources, wires
+// events from netlink, BFD, discovery and the control socket to it, and
+// answers operators (api.cpp, metrics.cpp).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <string>
-#include <utility>
 #include <vector>
 
+#include "agent/controller.h"
 #include "agent/liveness.h"
+#include "agent/neighbours.h"
 #include "agent/topology.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "ctl/server.h"
 #include "datapath/bpf_datapath.h"
 #include "discovery/discovery.h"
-#include "linkset/damping.h"
-#include "linkset/link_counters.h"
-#include "linkset/rebalance.h"
 #include "metrics/exporter.h"
 #include "netlink/events.h"
 #include "netlink/rtnl.h"
@@ -49,13 +47,8 @@ class Agent {
   Status run();    // event loop until SIGTERM/SIGINT
 
  private:
-  struct NeighKey {
-    int ifindex;
-    IpAddr addr;
-    auto operator<=>(const NeighKey&) const = default;
-  };
-
   Agent(config::Config cfg, nl::Rtnl rtnl);
+  const Links& links() const { return controller_ ? controller_->links() : links_; }
   Status read_links();
   // A link as the kernel has it now (ifindex, flags, addresses); policy from the caller.
   Result<LocalLink> read_link(const std::string& device);
@@ -63,44 +56,19 @@ class Agent {
   // ingress program, discovery), so a failure changes nothing; then every
   // peer is replanned and what left is taken down (BFD says AdminDown first).
   Status apply_links(Links want, const char* why);
-  discovery::LocalLink discovery_link(const LocalLink& l) const;
+  discovery::ProtocolLink discovery_link(const LocalLink& l) const;
   Status set_link_sysctls(size_t id, const LocalLink& l);
   void fit_ml_mtu();
   Status apply_sysctls();
   Status create_ml_device();
   Status load_datapath();
-  struct TargetKey {  // one BFD session: a peer over one link
-    std::string peer;
-    size_t link;
-    IpAddr remote;
-    auto operator<=>(const TargetKey&) const = default;
-  };
-
   Status start_liveness();
   Status start_discovery();
   void sync_peers(const char* why);
-  std::map<std::string, PeerPlan> wanted_peers() const;
-  void drop_peer(const PeerPlan& plan);
-  void sync_neighbours();
-  void sync_targets();
-  void on_liveness(Liveness::Id target, const bfd::Transition& t);
-  void on_loss(Liveness::Id target, bool lossy, unsigned lost);
-  std::string note_health(const TargetKey& key, bool failed);
-  bool proven(const PeerPlan& plan, size_t slot) const;
-  void refresh_all_peers(const char* why);
-  void refresh_peer(const PeerPlan& plan, const char* why);
-  ml_peer build_entry(const PeerPlan& plan, const IpAddr& ml_addr);
-  std::vector<linkset::Member> members(const PeerPlan& plan, const IpAddr& ml_addr) const;
-  void rebalance_all();
-  void track_slot_owners();
-  static linkset::SlotCounters slot_counters(const ml_peer_stats& st);
-  bool link_up(size_t link) const;
-  bool neigh_ok(int ifindex, const IpAddr& nh) const;
-  void on_event(const nl::Event& ev);
   void resync();
-  void renew_neighbours(int ifindex, bool unresolved_v6);
-  void drain_tun();
-  void log_protocol_counters() const;
+  void discard_tun_packets();
+  std::string config_error(int line, const std::string& key, const std::string& msg) const;
+
   // The control socket (api.cpp): requests, and events to `mlinkctl monitor`.
   Status start_control();
   nlohmann::json handle_request(const nlohmann::json& req);
@@ -120,7 +88,9 @@ class Agent {
   // Prometheus (metrics.cpp): families rebuilt every second on the loop.
   Status start_metrics();
   void refresh_metrics();
-  std::string config_error(int line, const std::string& key, const std::string& msg) const;
+  // Protocol drops by reason label, both protocols (for logs and /metrics).
+  std::vector<std::pair<std::string, uint64_t>> protocol_drops(const char* protocol) const;
+  void log_protocol_drops() const;
 
   static int on_signal(::sd_event_source*, const ::signalfd_siginfo*, void*);
   static int on_netlink(::sd_event_source*, int, uint32_t, void*);
@@ -132,45 +102,33 @@ class Agent {
 
   config::Config cfg_;
   nl::Rtnl rtnl_;
-  Links links_;
+  Links links_;  // until the controller exists (apply), which then owns them
   size_t next_link_id_ = 0;
-  std::set<int> carrier_lost_;             // ifindexes, between a netlink event and its handling
-  std::set<int> link_local_ready_;         // likewise: an IPv6 link-local address left DAD
-  std::vector<PeerPlan> static_plans_;     // from [[peer]], peer_id unset
-  std::map<std::string, PeerPlan> peers_;  // by PeerPlan::key, with their peer_id
-  std::vector<uint32_t> free_ids_;         // peer ids released by departed peers
-  uint32_t next_id_ = 0;
+  std::vector<PeerPlan> static_plans_;  // from [[peer]], until the controller exists
+  std::map<IpAddr, ml_peer> adopted_;   // likewise: entries of an agent that died
 
-  // Owned system state, destroyed in reverse order of declaration.
+  // Owned system state, destroyed in reverse order of declaration (the
+  // destructor ends the controller first: its neighbour entries go first).
   std::vector<mlink::SysctlGuard> sysctls_;
   std::map<size_t, std::vector<mlink::SysctlGuard>> link_sysctls_;  // by link id
   std::optional<nl::TunDevice> ml_dev_;
   std::unique_ptr<datapath::BpfDatapath> dp_;
   std::optional<nl::EventSocket> events_;
   std::unique_ptr<Liveness> liveness_;
+  RtnlNeighbours neighbour_ops_{rtnl_};
+  std::unique_ptr<LinkSetController> controller_;
   std::unique_ptr<discovery::Discovery> discovery_;
-  std::map<TargetKey, Liveness::Id> targets_;
-  std::map<Liveness::Id, TargetKey> target_key_;
-  mutable std::map<TargetKey, linkset::Damping> damping_;  // hold-down of repaired links
-
-  std::map<NeighKey, uint16_t> nud_;   // managed entries we added (deleted on exit), NUD state
-  std::map<IpAddr, ml_peer> written_;  // last value written per ML address
-  std::map<IpAddr, linkset::Overrides> overrides_;  // load-aware moves per ML address
-  std::map<uint32_t, std::array<uint64_t, ML_BUCKETS>> bucket_seen_;  // per peer_id
-  linkset::LinkCounters link_counters_;  // per-link totals across slot renumbering
   uint64_t tun_discarded_ = 0;
   // Restart: the ML device and pins of an agent that died are taken over.
   // Its peer entries stay as they are until relearned, or until the grace
   // period (longer than discovery's hold time) ends.
   static constexpr uint64_t kAdoptGraceUsec = 10'000'000;
   bool adopting_ = false;
-  std::map<IpAddr, ml_peer> adopted_;
   sd_event* loop_ = nullptr;
   std::string control_path_;
   std::unique_ptr<ctl::Server> ctl_;  // after loop_: it holds sources of the loop
   uint64_t started_us_ = 0;
   std::unique_ptr<metrics::Exporter> exporter_;
-  std::map<TargetKey, uint64_t> state_changes_;  // BFD transitions per session, for /metrics
 };
 
 }  // namespace mlink::agent

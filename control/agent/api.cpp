@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "agent/agent.h"
+#include "agent/reload_plan.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "datapath/bpf_datapath.h"
@@ -80,8 +81,8 @@ json Agent::show_node() const {
                                           {"echo", cfg_.bfd.echo},
                                           {"authenticated", !cfg_.bfd.keys.empty()}}
                                    : json(nullptr)},
-          {"links", links_.size()},
-          {"peers", peers_.size()},
+          {"links", links().size()},
+          {"peers", controller_->registry().peers().size()},
           {"config", cfg_.path}};
 }
 
@@ -90,79 +91,56 @@ json Agent::show_node() const {
 // counters of the peer's first ML address; `entries` has every address).
 json Agent::show_peers() {
   json out = json::array();
-  for (const auto& [key, plan] : peers_) {
-    auto stats = dp_->peer_stats(plan.peer_id);
+  for (const auto& ps : controller_->status()) {
+    const PeerPlan& plan = *ps.plan;
     json entries = json::array();
-    std::vector<std::array<unsigned, ML_MAX_SLOTS>> shares;
-    for (const auto& a : plan.ml_addresses) {
-      auto it = written_.find(a);
-      std::array<unsigned, ML_MAX_SLOTS> share{};
-      if (it != written_.end()) {
-        linkset::BucketTable t;
-        std::copy(std::begin(it->second.buckets), std::end(it->second.buckets), t.begin());
-        auto s = linkset::share(t);
-        std::copy(s.begin(), s.begin() + ML_MAX_SLOTS, share.begin());
-      }
-      shares.push_back(share);
+    for (const auto& e : ps.entries) {
       json links = json::array();
-      for (size_t s = 0; s < plan.links.size(); s++) {
-        auto nh = next_hop_for(plan.links[s], a);
-        bool up = it != written_.end() && it->second.slots[s].state == ML_SLOT_UP;
-        links.push_back({{"link", links_.at(plan.links[s].link).device},
-                         {"next_hop", nh ? nh->str() : ""},
-                         {"state", up ? "up" : "down"},
-                         {"buckets", share[s]}});
-      }
-      entries.push_back({{"ml_address", a.str()}, {"links", links}});
+      for (const auto& s : e.slots)
+        links.push_back({{"link", s.device},
+                         {"next_hop", s.next_hop ? s.next_hop->str() : ""},
+                         {"state", s.up ? "up" : "down"},
+                         {"buckets", s.buckets}});
+      entries.push_back({{"ml_address", e.ml_address.str()}, {"links", links}});
     }
     json links = json::array();
-    for (size_t s = 0; s < plan.links.size(); s++) {
-      const auto& pl = plan.links[s];
+    for (const auto& ls : ps.links) {
+      const PeerLink& pl = *ls.plan;
       json nhs = json::array();
       for (const auto& nh : {pl.nh4, pl.nh6})
         if (nh) nhs.push_back(nh->str());
-      ml_counter counted =
-          stats ? link_counters_.total(plan.peer_id, s, slot_counters(*stats)) : ml_counter{};
-      json l = {{"link", links_.at(pl.link).device},
+      json l = {{"link", ls.device},
                 {"subnet", pl.subnet.str()},
                 {"next_hops", nhs},
                 {"weight", pl.weight},
                 {"role", pl.backup ? "backup" : "primary"},
                 {"drain", pl.drain},
-                {"carrier", link_up(pl.link)},
-                {"state", "down"},
-                {"buckets", shares.empty() ? 0 : shares.front()[s]},
-                {"packets", counted.packets},
-                {"bytes", counted.bytes}};
-      if (auto w = written_.find(plan.ml_addresses.front());
-          w != written_.end() && w->second.slots[s].state == ML_SLOT_UP)
-        l["state"] = "up";
-      if (liveness_) {
-        TargetKey tk{plan.key, pl.link, pl.nh4 ? *pl.nh4 : *pl.nh6};
-        if (auto t = targets_.find(tk); t != targets_.end()) {
-          const auto& sess = liveness_->session(t->second);
-          l["session"] = bfd::to_string(sess.state());
-          l["diag"] = bfd::to_string(sess.local_diag());
-          l["echo"] = liveness_->echo_active(t->second) ? "active" : "off";
-          l["rtt_us"] = liveness_->echo_rtt_us(t->second);
-          l["echo_lost"] = liveness_->echo_lost(t->second);
-          l["lossy"] = liveness_->lossy(t->second);
-          l["hold_down_ms"] = damping_[tk].hold_down_us(monotonic_us()) / 1000;
-        }
+                {"carrier", ls.carrier},
+                {"state", ls.up ? "up" : "down"},
+                {"buckets", ls.buckets},
+                {"packets", ls.counted.packets},
+                {"bytes", ls.counted.bytes}};
+      if (const auto& si = ls.session) {
+        l["session"] = bfd::to_string(si->state);
+        l["diag"] = bfd::to_string(si->diag);
+        l["echo"] = si->echo_active ? "active" : "off";
+        l["rtt_us"] = si->echo_rtt_us;
+        l["echo_lost"] = si->echo_lost;
+        l["lossy"] = si->lossy;
+        l["hold_down_ms"] = ls.hold_down_ms;
       }
       links.push_back(std::move(l));
     }
-    json p = {{"peer", key},
-              {"peer_id", plan.peer_id},
-              {"ml_address", plan.ml_addresses.front().str()},
-              {"hash", plan.hash == config::HashPolicy::Socket ? "socket" : "l34"},
-              {"links", links},
-              {"entries", entries},
-              {"unshared_links", unshared_links(plan)}};
     json ml = json::array();
     for (const auto& a : plan.ml_addresses) ml.push_back(a.str());
-    p["ml_addresses"] = ml;
-    out.push_back(std::move(p));
+    out.push_back({{"peer", plan.key.str()},
+                   {"peer_id", plan.peer_id},
+                   {"ml_address", plan.ml_addresses.front().str()},
+                   {"hash", config::to_string(plan.hash)},
+                   {"links", links},
+                   {"entries", entries},
+                   {"unshared_links", unshared_links(plan)},
+                   {"ml_addresses", ml}});
   }
   return out;
 }
@@ -172,13 +150,13 @@ json Agent::show_peers() {
 // address), since mlink can only use the links both ends share.
 json Agent::unshared_links(const PeerPlan& plan) const {
   json out = json::array();
-  if (!discovery_ || plan.key.rfind("node:", 0) != 0) return out;
-  auto node = discovery_->table().nodes().find(plan.key.substr(5));
+  if (!discovery_ || !plan.key.is_node()) return out;
+  auto node = discovery_->table().nodes().find(plan.key.id);
   if (node == discovery_->table().nodes().end() || !node->second.policy) return out;
   for (const auto& li : node->second.policy->links) {
     bool shared = false;
     for (const auto& sn : li.subnets)
-      for (const auto& [id, l] : links_)
+      for (const auto& [id, l] : links())
         for (const auto& a : l.addresses)
           shared = shared || (a.network() == sn.network() && a.len == sn.len);
     if (!shared)
@@ -191,9 +169,9 @@ json Agent::unshared_links(const PeerPlan& plan) const {
 
 json Agent::show_links() const {
   json out = json::array();
-  for (const auto& [i, l] : links_) {
+  for (const auto& [i, l] : links()) {
     json peers = json::array();
-    for (const auto& [key, plan] : peers_)
+    for (const auto& [key, plan] : controller_->registry().peers())
       for (const auto& pl : plan.links)
         if (pl.link == i) peers.push_back(plan.ml_addresses.front().str());
     unsigned f = l.flags;
@@ -240,10 +218,6 @@ std::optional<std::string> parse_policy(const json& req, LocalLink& l) {
   return std::nullopt;
 }
 
-json policy_json(const LocalLink& l) {
-  return {{"weight", l.weight}, {"backup", l.backup}, {"drain", l.drain}};
-}
-
 }  // namespace
 
 // Run-time policy of one link: weight, backup, drain. Applied at once: the
@@ -252,10 +226,10 @@ json policy_json(const LocalLink& l) {
 // backup or drain: if either end says so). Not written to the config.
 json Agent::link_set(const json& req) {
   std::string dev = req.value("link", "");
-  auto it = std::find_if(links_.begin(), links_.end(),
+  auto it = std::find_if(links().begin(), links().end(),
                          [&](const auto& kv) { return kv.second.device == dev; });
-  if (it == links_.end()) return error("link set: '" + dev + "' is not one of this node's links");
-  Links want = links_;
+  if (it == links().end()) return error("link set: '" + dev + "' is not one of this node's links");
+  Links want = links();
   LocalLink& l = want.at(it->first);
   if (auto e = parse_policy(req, l)) return error("link set: " + *e);
   json before = policy_json(it->second), after = policy_json(l);
@@ -273,7 +247,7 @@ json Agent::link_set(const json& req) {
 json Agent::link_add(const json& req) {
   std::string dev = req.value("link", "");
   if (dev.empty()) return error("link add: which device?");
-  if (std::any_of(links_.begin(), links_.end(),
+  if (std::any_of(links().begin(), links().end(),
                   [&](const auto& kv) { return kv.second.device == dev; }))
     return error("link add: '" + dev + "' is already one of this node's links");
   if (dev == cfg_.node.ml_device) return error("link add: '" + dev + "' is the ML device");
@@ -285,7 +259,7 @@ json Agent::link_add(const json& req) {
     return error("link add: " + dev +
                  " has no address to reach peers at (mlink reads a link's addresses when it "
                  "is added)");
-  Links want = links_;
+  Links want = links();
   size_t id = next_link_id_;
   want.emplace(id, *l);
   if (auto s = apply_links(std::move(want), "mlinkctl"); !s)
@@ -302,12 +276,12 @@ json Agent::link_add(const json& req) {
 // ingress program, group membership, sysctls and neighbours go.
 json Agent::link_del(const json& req) {
   std::string dev = req.value("link", "");
-  auto it = std::find_if(links_.begin(), links_.end(),
+  auto it = std::find_if(links().begin(), links().end(),
                          [&](const auto& kv) { return kv.second.device == dev; });
-  if (it == links_.end()) return error("link del: '" + dev + "' is not one of this node's links");
-  if (links_.size() == 1)
+  if (it == links().end()) return error("link del: '" + dev + "' is not one of this node's links");
+  if (links().size() == 1)
     return error("link del: '" + dev + "' is this node's only link (stop mlinkd instead)");
-  Links want = links_;
+  Links want = links();
   want.erase(it->first);
   if (auto s = apply_links(std::move(want), "mlinkctl"); !s)
     return error("link del: " + s.error().message);
@@ -324,55 +298,15 @@ json Agent::reload(const char* who) {
   if (loaded.error) return fail(loaded.error->str());
   config::Config next = std::move(*loaded.config);
   auto exists = [this](const std::string& d) { return static_cast<bool>(rtnl_.link_get(d)); };
-  if (auto e = config::check_devices(next, exists)) return fail(e->str());
-  if (auto e = config::restart_only_change(cfg_, next)) return fail(e->str());
-  // The file decides which links run and their weight and role; a link that
-  // stays keeps its id, addresses and drain (drain is maintenance, not config).
-  Links want;
-  json changes = json::array();
-  size_t id = next_link_id_;
-  for (size_t i = 0; i < next.links.size(); i++) {
-    const auto& cl = next.links[i];
-    auto cur = std::find_if(links_.begin(), links_.end(),
-                            [&](const auto& kv) { return kv.second.device == cl.device; });
-    if (cur != links_.end()) {
-      LocalLink l = cur->second;
-      l.weight = cl.weight;
-      l.backup = cl.backup;
-      if (l.weight != cur->second.weight || l.backup != cur->second.backup)
-        changes.push_back({{"link", cl.device},
-                           {"change", "policy"},
-                           {"from", policy_json(cur->second)},
-                           {"to", policy_json(l)}});
-      want.emplace(cur->first, std::move(l));
-      continue;
-    }
-    auto l = read_link(cl.device);
-    if (!l)
-      return fail(config::ConfigError{next.path, cl.line, 0,
-                                      "link[" + std::to_string(i) + "].device", l.error().message}
-                      .str());
-    l->weight = cl.weight;
-    l->backup = cl.backup;
-    changes.push_back({{"link", cl.device}, {"change", "added"}});
-    want.emplace(id++, std::move(*l));
-  }
-  for (const auto& [lid, l] : links_)
-    if (!want.count(lid)) changes.push_back({{"link", l.device}, {"change", "removed"}});
-  if (auto plans = plan_peers(next, want); auto* e = std::get_if<PlanError>(&plans))
-    return fail(config::ConfigError{next.path, e->line, 0, e->key, e->message}.str());
-  std::set<std::string> before, after;
-  for (const auto& p : static_plans_) before.insert(p.key.substr(7));
-  for (const auto& p : next.peers) after.insert(p.ml_address.front().str());
-  for (const auto& a : after)
-    if (!before.count(a)) changes.push_back({{"peer", a}, {"change", "added"}});
-  for (const auto& b : before)
-    if (!after.count(b)) changes.push_back({{"peer", b}, {"change", "removed"}});
-  if (next.node.hash != cfg_.node.hash)
-    changes.push_back({{"node", "hash"}, {"change", config::to_string(next.node.hash)}});
+  auto read = [this](const std::string& d) { return read_link(d); };
+  auto planned = plan_reload(cfg_, links(), next_link_id_, next, read, exists);
+  if (auto* e = std::get_if<config::ConfigError>(&planned)) return fail(e->str());
+  auto& [want, changes] = std::get<ReloadPlan>(planned);
   config::Config prev = std::exchange(cfg_, std::move(next));
+  controller_->set_hash(cfg_.node.hash);
   if (auto s = apply_links(std::move(want), "reload"); !s) {
     cfg_ = std::move(prev);
+    controller_->set_hash(cfg_.node.hash);
     return fail(s.error().message);
   }
   log::info("reload ({}): {} applied: {}", who, cfg_.path, changes.dump());
@@ -426,32 +360,27 @@ json Agent::flow_get(const json& req) {
   out["verdict"] = pr->verdict == TC_ACT_REDIRECT ? "redirect"
                    : pr->verdict == TC_ACT_SHOT   ? "drop"
                                                   : "pass";
-  auto w = written_.find(f.dst);
-  const PeerPlan* plan = nullptr;
-  for (const auto& [key, p] : peers_)
-    if (std::find(p.ml_addresses.begin(), p.ml_addresses.end(), f.dst) != p.ml_addresses.end())
-      plan = &p;
+  const PeerPlan* plan = controller_->registry().owner_of(f.dst);
   if (d.slot >= ML_MAX_SLOTS || !plan || d.slot >= plan->links.size()) {
     out["why"] = fmt::format("bucket {} of {} has no link: no link to this peer is up", d.bucket,
                              ML_BUCKETS);
     return ok(out);
   }
   const auto& pl = plan->links[d.slot];
+  const std::string& dev = links().at(pl.link).device;
   auto nh = next_hop_for(pl, f.dst);
-  bool up = w != written_.end() && w->second.slots[d.slot].state == ML_SLOT_UP;
-  bool moved = false;
-  if (auto o = overrides_.find(f.dst); o != overrides_.end())
-    moved = o->second.slot[d.bucket % ML_BUCKETS] != ML_SLOT_NONE;
+  const ml_peer* w = controller_->entries().written(f.dst);
+  bool up = w && w->slots[d.slot].state == ML_SLOT_UP;
+  bool moved = controller_->entries().overridden(f.dst, d.bucket);
   out["slot"] = d.slot;
-  out["link"] = links_.at(pl.link).device;
+  out["link"] = dev;
   out["next_hop"] = nh ? nh->str() : "";
   out["link_state"] = up ? "up" : "down";
-  out["why"] =
-      fmt::format("{} hash {:#010x} -> bucket {} of {} -> slot {} ({}, {} weight {}{}){}",
-                  plan->hash == config::HashPolicy::Socket ? "socket" : "l34", d.hash, d.bucket,
-                  ML_BUCKETS, d.slot, links_.at(pl.link).device, pl.backup ? "backup" : "primary",
-                  pl.weight, up ? "" : ", down: the packet is dropped",
-                  moved ? "; the rebalancer placed this bucket there (load)" : "");
+  out["why"] = fmt::format("{} hash {:#010x} -> bucket {} of {} -> slot {} ({}, {} weight {}{}){}",
+                           config::to_string(plan->hash), d.hash, d.bucket, ML_BUCKETS, d.slot, dev,
+                           pl.backup ? "backup" : "primary", pl.weight,
+                           up ? "" : ", down: the packet is dropped",
+                           moved ? "; the rebalancer placed this bucket there (load)" : "");
   return ok(out);
 }
 

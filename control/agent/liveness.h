@@ -33,6 +33,7 @@
 #include <tuple>
 #include <vector>
 
+#include "agent/sessions.h"
 #include "bfd/echo_loss.h"
 #include "bfd/session.h"
 #include "bfd/transport.h"
@@ -45,15 +46,9 @@ struct sd_event_source;
 
 namespace mlink::agent {
 
-class Liveness {
+class Liveness final : public SessionDriver {
  public:
-  struct Target {  // one (peer, link) pair
-    std::string device;
-    IpAddr local;      // this host's address on the link
-    IpAddr remote;     // the peer's address on the link
-    std::string name;  // for logs, e.g. "10.88.0.2 via eth1"
-  };
-  using Id = uint64_t;
+  using Target = SessionTarget;  // one (peer, link) pair
   using OnChange = std::function<void(Id target, const bfd::Transition&)>;
   // An Up session became lossy (or clean again); lost: of the last kWindow echoes.
   using OnLoss = std::function<void(Id target, bool lossy, unsigned lost)>;
@@ -64,12 +59,18 @@ class Liveness {
     std::string state_path;  // where sessions are kept across a restart; empty: nowhere
   };
   static std::unique_ptr<Liveness> create(Options opts, OnChange on_change, OnLoss on_loss = {});
-  ~Liveness();
+  ~Liveness() override;
 
   Status attach(sd_event* loop);  // runs the sessions on the loop
   // Sessions come and go with discovery; a socket, once open, stays.
-  Result<Id> add(const Target& t);
-  void remove(Id target);  // tells the peer (AdminDown) when the session is not Down
+  Result<Id> add(const Target& t) override;
+  void remove(Id target) override;  // tells the peer (AdminDown) when the session is not Down
+  SessionInfo info(Id target) const override {
+    if (!entries_.count(target)) return {};
+    const auto& s = session(target);
+    return {up(target),          lossy(target),       s.state(),        s.local_diag(),
+            echo_active(target), echo_rtt_us(target), echo_lost(target)};
+  }
   bool up(Id target) const;
   const bfd::Session& session(Id target) const { return entries_.at(target).session; }
   // Dropped packets by bfd::Reject, and at kBadHopLimit those that did not
@@ -77,6 +78,9 @@ class Liveness {
   static constexpr size_t kBadHopLimit = static_cast<size_t>(bfd::Reject::Replay) + 1;
   static constexpr size_t kRejects = kBadHopLimit + 1;
   std::array<uint64_t, kRejects> rejected() const;
+  static const char* reject_name(size_t i) {  // the label of rejected()[i]
+    return i == kBadHopLimit ? "bad_hop_limit" : bfd::to_string(static_cast<bfd::Reject>(i));
+  }
   uint64_t rx_unmatched() const { return rx_unmatched_; }
   bool echo_active(Id target) const;
   bool lossy(Id target) const;            // Up, but losing echoes (only while echo runs)

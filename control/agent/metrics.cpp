@@ -37,7 +37,7 @@ void Agent::refresh_metrics() {
   Family uptime("mlink_agent_uptime_seconds", "Time since the agent started.", MetricType::Gauge);
   uptime.add({}, static_cast<double>(monotonic_us() - started_us_) / 1e6);
   Family peers("mlink_peers", "Peers known (static and discovered).", MetricType::Gauge);
-  peers.add({}, static_cast<double>(peers_.size()));
+  peers.add({}, static_cast<double>(controller_->registry().peers().size()));
 
   Family packets("mlink_link_packets_total", "Packets the datapath sent to a peer over a link.",
                  MetricType::Counter);
@@ -55,34 +55,19 @@ void Agent::refresh_metrics() {
               MetricType::Gauge);
   Family changes("mlink_bfd_state_changes_total", "BFD session state changes of (peer, link).",
                  MetricType::Counter);
-  for (const auto& [key, plan] : peers_) {
-    auto st = dp_->peer_stats(plan.peer_id);
-    auto w = written_.find(plan.ml_addresses.front());
-    std::array<unsigned, ML_BUCKETS + 1> shares{};
-    if (w != written_.end()) {
-      linkset::BucketTable t;
-      std::copy(std::begin(w->second.buckets), std::end(w->second.buckets), t.begin());
-      auto s = linkset::share(t);
-      std::copy(s.begin(), s.end(), shares.begin());
-    }
-    std::string peer = plan.ml_addresses.front().str();
-    for (size_t s = 0; s < plan.links.size(); s++) {
-      const auto& pl = plan.links[s];
-      std::vector<prometheus::ClientMetric::Label> l = {{"peer", peer},
-                                                        {"link", links_.at(pl.link).device}};
-      ml_counter c = st ? link_counters_.total(plan.peer_id, s, slot_counters(*st)) : ml_counter{};
-      packets.add(l, static_cast<double>(c.packets));
-      bytes.add(l, static_cast<double>(c.bytes));
-      up.add(l, w != written_.end() && w->second.slots[s].state == ML_SLOT_UP ? 1 : 0);
-      share.add(l, shares[s]);
-      if (!liveness_) continue;
-      TargetKey tk{plan.key, pl.link, pl.nh4 ? *pl.nh4 : *pl.nh6};
-      auto t = targets_.find(tk);
-      if (t == targets_.end()) continue;
-      session.add(l, liveness_->up(t->second) ? 1 : 0);
-      rtt.add(l, static_cast<double>(liveness_->echo_rtt_us(t->second)) / 1e6);
-      loss.add(l, liveness_->echo_lost(t->second) / double(bfd::EchoLoss::kWindow));
-      changes.add(l, static_cast<double>(state_changes_[tk]));
+  for (const auto& ps : controller_->status()) {
+    std::string peer = ps.plan->ml_addresses.front().str();
+    for (const auto& ls : ps.links) {
+      std::vector<prometheus::ClientMetric::Label> l = {{"peer", peer}, {"link", ls.device}};
+      packets.add(l, static_cast<double>(ls.counted.packets));
+      bytes.add(l, static_cast<double>(ls.counted.bytes));
+      up.add(l, ls.up ? 1 : 0);
+      share.add(l, ls.buckets);
+      if (!ls.session) continue;
+      session.add(l, ls.session->up ? 1 : 0);
+      rtt.add(l, static_cast<double>(ls.session->echo_rtt_us) / 1e6);
+      loss.add(l, ls.session->echo_lost / double(bfd::EchoLoss::kWindow));
+      changes.add(l, static_cast<double>(ls.state_changes));
     }
   }
 
@@ -94,25 +79,9 @@ void Agent::refresh_metrics() {
 
   Family proto("mlink_protocol_dropped_packets_total",
                "Protocol packets dropped on receipt, by protocol and reason.", MetricType::Counter);
-  if (discovery_) {
-    auto c = discovery_->counters();
-    for (size_t r = 0; r < c.rejected.size(); r++)
-      proto.add({{"protocol", "topo"},
-                 {"reason", std::string(topo::reason_name(static_cast<topo::Reason>(r)))}},
-                static_cast<double>(c.rejected[r]));
-    proto.add({{"protocol", "topo"}, {"reason", "bad_hop_limit"}},
-              static_cast<double>(c.bad_hop_limit));
-    proto.add({{"protocol", "topo"}, {"reason", "not_a_link"}}, static_cast<double>(c.not_a_link));
-  }
-  if (liveness_) {
-    auto r = liveness_->rejected();
-    for (size_t i = 0; i < r.size(); i++)
-      proto.add(
-          {{"protocol", "bfd"},
-           {"reason", i == Liveness::kBadHopLimit ? "bad_hop_limit"
-                                                  : bfd::to_string(static_cast<bfd::Reject>(i))}},
-          static_cast<double>(r[i]));
-  }
+  for (const char* protocol : {"topo", "bfd"})
+    for (const auto& [reason, n] : protocol_drops(protocol))
+      proto.add({{"protocol", protocol}, {"reason", reason}}, static_cast<double>(n));
   Family clients("mlink_control_clients_dropped_total",
                  "Control socket clients cut off for falling behind.", MetricType::Counter);
   clients.add({}, ctl_ ? static_cast<double>(ctl_->clients_dropped()) : 0);
@@ -122,6 +91,37 @@ void Agent::refresh_metrics() {
                     &changes, &dp_drops, &proto, &clients})
     if (auto fam = f->take(); !fam.metric.empty()) out.push_back(std::move(fam));
   exporter_->update(std::move(out));
+}
+
+}  // namespace mlink::agent
+
+namespace mlink::agent {
+
+// Every reason of the protocol, counted or not (a metric that appears only
+// once it is nonzero cannot be rated); discovery's are topo, sessions' bfd.
+std::vector<std::pair<std::string, uint64_t>> Agent::protocol_drops(const char* protocol) const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  if (std::string(protocol) == "topo" && discovery_) {
+    auto c = discovery_->counters();
+    for (size_t r = 0; r < c.rejected.size(); r++)
+      out.emplace_back(topo::reason_name(static_cast<topo::Reason>(r)), c.rejected[r]);
+    out.emplace_back("bad_hop_limit", c.bad_hop_limit);
+    out.emplace_back("not_a_link", c.not_a_link);
+  }
+  if (std::string(protocol) == "bfd" && liveness_) {
+    auto r = liveness_->rejected();
+    for (size_t i = 0; i < r.size(); i++) out.emplace_back(Liveness::reject_name(i), r[i]);
+  }
+  return out;
+}
+
+// A stop reports what both protocols dropped, by reason, for the log.
+void Agent::log_protocol_drops() const {
+  std::string out;
+  for (const char* protocol : {"topo", "bfd"})
+    for (const auto& [reason, n] : protocol_drops(protocol))
+      if (n) out += fmt::format(" {}.{}={}", protocol, reason, n);
+  log::info("protocol packets dropped:{}", out.empty() ? " none" : out);
 }
 
 }  // namespace mlink::agent

@@ -72,7 +72,7 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
     PeerPlan plan;
     // Keyed by address, not position: a reload that adds or removes another
     // [[peer]] leaves this one (and its peer id and entries) untouched.
-    plan.key = "static:" + peer.ml_address.front().str();
+    plan.key = PeerKey::of_static(peer.ml_address.front());
     plan.peer_id = static_cast<uint32_t>(p);
     plan.ml_addresses = peer.ml_address;
     plan.hash = peer.hash.value_or(cfg.node.hash);
@@ -97,7 +97,7 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
 std::optional<PeerPlan> plan_discovered(const discovery::Node& node, const Links& links,
                                         config::HashPolicy hash) {
   PeerPlan plan;
-  plan.key = "node:" + node.id;
+  plan.key = PeerKey::of_node(node.id);
   plan.hash = hash;
   for (const auto& p : node.ml_addrs) plan.ml_addresses.push_back(p.addr);
   for (const auto& [li, heard] : node.links) {

@@ -43,8 +43,24 @@ struct PeerLink {
   bool drain = false;  // either end drains it
 };
 
+// Who a peer is: a [[peer]] by its first ML address (so a reload that adds or
+// removes another [[peer]] leaves it alone), or a discovered node by its id.
+struct PeerKey {
+  enum class Kind : uint8_t { Static, Node };
+  Kind kind = Kind::Static;
+  std::string id;  // the first ML address, or the node id
+
+  static PeerKey of_static(const IpAddr& first_ml_address) {
+    return {Kind::Static, first_ml_address.str()};
+  }
+  static PeerKey of_node(std::string node_id) { return {Kind::Node, std::move(node_id)}; }
+  bool is_node() const { return kind == Kind::Node; }
+  std::string str() const { return (kind == Kind::Static ? "static:" : "node:") + id; }
+  auto operator<=>(const PeerKey&) const = default;
+};
+
 struct PeerPlan {
-  std::string key;  // "static:<first ML address>" or "node:<node id>": who this peer is
+  PeerKey key;
   uint32_t peer_id = 0;
   std::vector<IpAddr> ml_addresses;
   std::vector<PeerLink> links;  // canonical order; position = datapath slot

@@ -281,26 +281,28 @@ Result<ml_peer_stats> BpfDatapath::peer_stats(uint32_t peer_id) {
   return peer_stats_sum(bpf_map__fd(skel_->maps.ml_peer_stats), peer_id);
 }
 
-Result<std::array<ml_counter, ML_DROP_MAX>> BpfDatapath::drops() {
-  std::array<ml_counter, ML_DROP_MAX> out{};
-  int fd = bpf_map__fd(skel_->maps.ml_drops);
-  for (uint32_t r = 0; r < ML_DROP_MAX; r++) {
-    auto c = percpu_sum(fd, r);
-    if (!c) return c.error();
-    out[r] = *c;
-  }
-  return out;
-}
+namespace {
 
-Result<std::array<ml_counter, ML_IN_MAX>> BpfDatapath::ingress_stats() {
-  std::array<ml_counter, ML_IN_MAX> out{};
-  int fd = bpf_map__fd(skel_->maps.ml_ingress_stats);
-  for (uint32_t i = 0; i < ML_IN_MAX; i++) {
+// Every entry of a per-CPU counter array, summed over CPUs.
+template <size_t N>
+Result<std::array<ml_counter, N>> percpu_all(int fd) {
+  std::array<ml_counter, N> out{};
+  for (uint32_t i = 0; i < N; i++) {
     auto c = percpu_sum(fd, i);
     if (!c) return c.error();
     out[i] = *c;
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::array<ml_counter, ML_DROP_MAX>> BpfDatapath::drops() {
+  return percpu_all<ML_DROP_MAX>(bpf_map__fd(skel_->maps.ml_drops));
+}
+
+Result<std::array<ml_counter, ML_IN_MAX>> BpfDatapath::ingress_stats() {
+  return percpu_all<ML_IN_MAX>(bpf_map__fd(skel_->maps.ml_ingress_stats));
 }
 
 }  // namespace mlink::datapath

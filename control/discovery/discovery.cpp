@@ -52,7 +52,7 @@ Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_c
   return d;
 }
 
-Status Discovery::membership(const LocalLink& l, bool join) {
+Status Discovery::membership(const ProtocolLink& l, bool join) {
   for (auto& s : sockets_) {
     const IpAddr& group = s.family() == AF_INET ? opts_.cfg.group4 : opts_.cfg.group6;
     if (auto st = join ? s.join(l.ifindex, group) : s.leave(l.ifindex, group); !st) return st;
@@ -126,7 +126,7 @@ void Discovery::deliver(const Received& r, uint64_t now) {
     return;
   }
   size_t li = it->first;
-  const LocalLink* link = &it->second;
+  const ProtocolLink* link = &it->second;
   auto decoded = topo::decode(r.bytes, keys_);
   if (const auto* rej = std::get_if<topo::Reject>(&decoded)) {
     counters_.rejected[static_cast<size_t>(rej->reason)]++;
@@ -175,7 +175,7 @@ void Discovery::tick(uint64_t now) {
   if (links_all) next_links_us_ = now + kLinksIntervalUsec;
 }
 
-Status Discovery::set_link(size_t link, LocalLink l) {
+Status Discovery::set_link(size_t link, ProtocolLink l) {
   std::erase_if(l.addresses, [](const Prefix& p) { return p.addr.is_link_local_v6(); });
   auto it = opts_.links.find(link);
   if (it == opts_.links.end() || it->second.ifindex != l.ifindex) {

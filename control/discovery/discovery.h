@@ -31,7 +31,8 @@ struct sd_event_source;
 
 namespace mlink::discovery {
 
-struct LocalLink {
+// A link as the topology protocol speaks on it (HELLO, LINKS).
+struct ProtocolLink {
   std::string device;
   int ifindex = 0;
   std::vector<Prefix> addresses;  // link-local ones are left out of the protocol
@@ -45,7 +46,7 @@ struct Options {
   config::Discovery cfg;
   std::string node_id;
   std::vector<Prefix> ml_addrs;
-  std::map<size_t, LocalLink> links;  // by the agent's link id
+  std::map<size_t, ProtocolLink> links;  // by the agent's link id
 };
 
 struct Counters {
@@ -66,7 +67,7 @@ class Discovery {
   // A link was added or changed (policy, addresses, static peers on it): a
   // new one joins the groups and says HELLO at once; every peer hears the
   // link set at once (LINKS on every link).
-  Status set_link(size_t link, LocalLink l);
+  Status set_link(size_t link, ProtocolLink l);
   // A link was taken out: it leaves the groups, what was heard on it is
   // forgotten, and the peers hear the smaller link set at once. The caller
   // replans (no OnChange from here).
@@ -83,7 +84,7 @@ class Discovery {
   void send_hello(size_t link);
   void send_links(size_t link);
   void send_links_everywhere();
-  Status membership(const LocalLink& l, bool join);
+  Status membership(const ProtocolLink& l, bool join);
   void send(size_t link, const topo::Message& m);
   void rearm();
   uint64_t now_us() const;

@@ -118,4 +118,10 @@ std::array<unsigned, ML_MAX_SLOTS> share(const BucketTable& table) {
   return n;
 }
 
+std::array<unsigned, ML_MAX_SLOTS> share(const ml_peer& entry) {
+  BucketTable t;
+  std::copy(std::begin(entry.buckets), std::end(entry.buckets), t.begin());
+  return share(t);
+}
+
 }  // namespace mlink::linkset

@@ -39,5 +39,7 @@ BucketTable build(const std::vector<Member>& members);
 
 // Buckets per slot, for reports and tests.
 std::array<unsigned, ML_MAX_SLOTS> share(const BucketTable& table);
+// The same for a datapath entry: what show, flow get and /metrics report.
+std::array<unsigned, ML_MAX_SLOTS> share(const ml_peer& entry);
 
 }  // namespace mlink::linkset

@@ -18,7 +18,7 @@ namespace {
 
 constexpr size_t kReceiveSize = 32768;
 // Room for bursts (every neighbour of a busy link changing at once) before
-// the kernel drops events and drain() has to report ENOBUFS.
+// the kernel drops events and read_all() has to report ENOBUFS.
 constexpr int kReceiveBuffer = 1 << 20;
 
 const nlattr* find_attr(const nlmsghdr* nlh, size_t header_size, uint16_t type) {
@@ -115,7 +115,7 @@ Result<EventSocket> EventSocket::open() {
       return os_error("join rtnetlink group " + std::to_string(group), errno);
   }
   // FORCE lifts the rmem_max cap (we are privileged); fall back to the capped
-  // size otherwise. Best effort either way: drain() reports any loss.
+  // size otherwise. Best effort either way: read_all() reports any loss.
   int size = kReceiveBuffer;
   int fd = mnl_socket_get_fd(sock);
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
@@ -144,7 +144,7 @@ int EventSocket::fd() const {
   return mnl_socket_get_fd(sock_);
 }
 
-Status EventSocket::drain(const std::function<void(const Event&)>& on_event) {
+Status EventSocket::read_all(const std::function<void(const Event&)>& on_event) {
   std::vector<char> buf(kReceiveSize);
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(sock_, buf.data(), buf.size());

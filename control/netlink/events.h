@@ -40,7 +40,7 @@ using Event = std::variant<LinkEvent, NeighEvent, Addr6Event>;
 
 // Non-blocking socket subscribed to RTNLGRP_LINK, RTNLGRP_NEIGH,
 // RTNLGRP_IPV6_IFADDR. Put fd() in
-// the event loop; on readability call drain().
+// the event loop; on readability call read_all().
 class EventSocket {
  public:
   static Result<EventSocket> open();
@@ -52,7 +52,7 @@ class EventSocket {
   // Reads every queued message and calls on_event for each event.
   // On ENOBUFS (events lost) returns an error: the caller must resync by
   // querying the state it depends on.
-  Status drain(const std::function<void(const Event&)>& on_event);
+  Status read_all(const std::function<void(const Event&)>& on_event);
 
  private:
   explicit EventSocket(mnl_socket* sock);

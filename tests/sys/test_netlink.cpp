@@ -43,7 +43,7 @@ bool wait_event(EventSocket& events, const std::function<bool(const Event&)>& ma
     int n = ::poll(&pfd, 1, static_cast<int>(left.count()));
     REQUIRE(n >= 0);
     if (n == 0) return false;
-    Status st = events.drain([&](const Event& ev) { found = found || match(ev); });
+    Status st = events.read_all([&](const Event& ev) { found = found || match(ev); });
     REQUIRE_MESSAGE(st.ok(), st.error().message);
   }
   return true;
@@ -337,7 +337,7 @@ TEST_CASE("events: link down and managed neighbour") {
   auto events = EventSocket::open();
   REQUIRE_MESSAGE(events.ok(), events.error().message);
   CHECK((::fcntl(events->fd(), F_GETFL) & O_NONBLOCK));
-  REQUIRE(events->drain([](const Event&) {}).ok());  // nothing queued: returns at once
+  REQUIRE(events->read_all([](const Event&) {}).ok());  // nothing queued: returns at once
 
   const IpAddr peer4 = ip("10.77.0.2");
   REQUIRE(rtnl.neigh_add_managed(link.va, peer4).ok());
@@ -396,10 +396,10 @@ TEST_CASE("events: overflow is reported, then reading resumes") {
   REQUIRE(::setsockopt(events->fd(), SOL_SOCKET, SO_RCVBUFFORCE, &tiny, sizeof(tiny)) == 0);
   for (int i = 0; i < 20; i++) REQUIRE(rtnl.link_set_up(va, i % 2 == 0).ok());
 
-  Status st = events->drain([](const Event&) {});
+  Status st = events->read_all([](const Event&) {});
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().err == ENOBUFS);
-  CHECK(events->drain([](const Event&) {}).ok());
+  CHECK(events->read_all([](const Event&) {}).ok());
 }
 
 TEST_CASE("sysctl read/write and SysctlGuard") {

@@ -110,7 +110,7 @@ class Udp {
             static_cast<ssize_t>(b.size()));
   }
   // Everything queued now.
-  std::vector<Bytes> drain() {
+  std::vector<Bytes> receive_all() {
     std::vector<Bytes> out;
     for (;;) {
       Bytes b(2048);
@@ -242,7 +242,7 @@ struct TopoBed {
     o.cfg.keys = {{1, std::vector<uint8_t>(kTopoKey.bytes.begin(), kTopoKey.bytes.end())}};
     o.node_id = "a";
     o.ml_addrs = {*Prefix::parse("10.88.0.1/16")};
-    discovery::LocalLink l;
+    discovery::ProtocolLink l;
     l.device = "rj0";
     l.ifindex = bed.ifindex;
     l.addresses = {*Prefix::parse(std::string(kLocal4) + "/24"),
@@ -451,7 +451,7 @@ TEST_CASE("BFD: every rejection on the wire is counted by reason, the session do
   // What the agent sent to B since the last call, decoded (all of it must verify).
   auto sent_to_b = [&] {
     std::vector<bfd::ControlPacket> out;
-    for (const auto& b : rx->drain()) {
+    for (const auto& b : rx->receive_all()) {
       auto r = bfd::decode(b, &ring);
       REQUIRE(std::holds_alternative<bfd::ControlPacket>(r));
       out.push_back(std::get<bfd::ControlPacket>(r));

@@ -85,7 +85,7 @@ TEST_CASE("plan of a discovered node: shared two-way links, canonical order, agr
   n.links[3] = {{pfx("10.8.0.2/24")}, true, 0};   // not in our subnet of that link
   auto plan = agent::plan_discovered(n, links, config::HashPolicy::L34);
   REQUIRE(plan);
-  CHECK(plan->key == "node:b");
+  CHECK(plan->key.str() == "node:b");
   CHECK(plan->ml_addresses ==
         std::vector<IpAddr>{*IpAddr::parse("10.88.0.2"), *IpAddr::parse("fd88::2")});
   REQUIRE(plan->links.size() == 2);
@@ -132,7 +132,7 @@ TEST_CASE("static plans: keyed by ML address; a via whose link is out is left ou
   REQUIRE(std::holds_alternative<std::vector<agent::PeerPlan>>(plans));
   auto& p = std::get<std::vector<agent::PeerPlan>>(plans);
   REQUIRE(p.size() == 1);
-  CHECK(p[0].key == "static:10.88.0.3");
+  CHECK(p[0].key.str() == "static:10.88.0.3");
   REQUIRE(p[0].links.size() == 2);
   CHECK(p[0].links[1].link == 7);  // link ids, not positions
   CHECK(p[0].links[1].weight == 2);

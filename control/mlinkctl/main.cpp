@@ -22,180 +22,20 @@
 #include "datapath/bpf_datapath.h"
 #include "datapath/datapath.h"
 #include "linkset/buckets.h"
+#include "pinned_maps.h"
+#include "text_output.h"
+
+using namespace mlinkctl;
 
 namespace {
 
 using nlohmann::json;
 
-struct Pins {
-  int peers = -1, peer_stats = -1, drops = -1;
-};
-
-int open_pin(const std::string& dir, const char* name) {
-  std::string path = dir + "/" + name;
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0)
-    throw std::runtime_error(
-        fmt::format("open {}: {} (is mlinkd running for this node?)", path, std::strerror(errno)));
-  return fd;
-}
-
-json slot_json(const ml_slot& s, unsigned buckets, const ml_counter& c) {
-  mlink::IpAddr nh;
-  nh.family = s.nh_family;
-  std::memcpy(nh.bytes.data(), s.nh, nh.family == AF_INET ? 4 : 16);
-  char buf[IF_NAMESIZE] = "?";
-  std::string ifname = if_indextoname(s.ifindex, buf) ? buf : std::to_string(s.ifindex);
-  return {{"link", ifname},       {"ifindex", s.ifindex},
-          {"next_hop", nh.str()}, {"state", s.state == ML_SLOT_UP ? "up" : "down"},
-          {"buckets", buckets},   {"packets", c.packets},
-          {"bytes", c.bytes}};
-}
-
-json peers_json(const Pins& p) {
-  json out = json::array();
-  ml_addr key{}, next{};
-  ml_addr* cur = nullptr;
-  while (bpf_map_get_next_key(p.peers, cur, &next) == 0) {
-    key = next;
-    cur = &key;
-    ml_peer v{};
-    if (bpf_map_lookup_elem(p.peers, &key, &v) != 0) continue;
-    mlink::linkset::BucketTable t;
-    std::copy(std::begin(v.buckets), std::end(v.buckets), t.begin());
-    auto share = mlink::linkset::share(t);
-    auto st = mlink::datapath::peer_stats_sum(p.peer_stats, v.peer_id);
-    json links = json::array();
-    for (unsigned s = 0; s < v.nslots && s < ML_MAX_SLOTS; s++)
-      links.push_back(slot_json(v.slots[s], share[s], st ? st->slots[s] : ml_counter{}));
-    out.push_back({{"ml_address", mlink::datapath::from_key(key).str()},
-                   {"peer_id", v.peer_id},
-                   {"hash", v.hash_policy == ML_HASH_SOCKET ? "socket" : "l34"},
-                   {"links", links}});
-  }
-  return out;
-}
-
-json drops_json(const Pins& p) {
-  json out = json::object();
-  for (unsigned r = 0; r < ML_DROP_MAX; r++) {
-    auto c = mlink::datapath::percpu_sum(p.drops, r);
-    out[mlink::datapath::drop_label(r)] = {{"packets", c ? c->packets : 0},
-                                           {"bytes", c ? c->bytes : 0}};
-  }
-  return out;
-}
-
-void print_maps(const json& entries) {
-  for (const auto& peer : entries) {
-    fmt::print("entry {} peer_id {} hash {}\n", peer["ml_address"].get<std::string>(),
-               peer["peer_id"].get<unsigned>(), peer["hash"].get<std::string>());
-    for (const auto& l : peer["links"])
-      fmt::print("    {:<10} via {:<24} {:<5} buckets {:>3}  packets {:>10}  bytes {:>14}\n",
-                 l["link"].get<std::string>(), l["next_hop"].get<std::string>(),
-                 l["state"].get<std::string>(), l["buckets"].get<unsigned>(),
-                 l["packets"].get<uint64_t>(), l["bytes"].get<uint64_t>());
-  }
-}
-
-void print_drops(const json& drops) {
-  for (auto& [k, v] : drops.items())
-    fmt::print("{:<12} packets {:>10}  bytes {:>14}\n", k, v["packets"].get<uint64_t>(),
-               v["bytes"].get<uint64_t>());
-}
-
-std::string join(const json& arr) {
-  std::string out;
-  for (const auto& v : arr) out += (out.empty() ? "" : " ") + v.get<std::string>();
-  return out;
-}
-
-void print_node(const json& n) {
-  for (auto& [k, v] : n.items()) {
-    std::string val = v.is_string() ? v.get<std::string>() : v.is_array() ? join(v) : v.dump();
-    if (v.is_object()) {
-      val.clear();
-      for (auto& [ik, iv] : v.items()) val += (val.empty() ? "" : " ") + ik + " " + iv.dump();
-    }
-    fmt::print("{:<13} {}\n", k, val);
-  }
-}
-
-void print_peers(const json& peers) {
-  for (const auto& p : peers) {
-    fmt::print("peer {} ({}) peer_id {} hash {}  addresses {}\n",
-               p["ml_address"].get<std::string>(), p["peer"].get<std::string>(),
-               p["peer_id"].get<unsigned>(), p["hash"].get<std::string>(), join(p["ml_addresses"]));
-    for (const auto& l : p["links"]) {
-      std::string bfd = "bfd off";
-      if (l.contains("session"))
-        bfd = fmt::format("bfd {:<5} echo {:<6} rtt {:>5}us lost {:>2}/32{}",
-                          l["session"].get<std::string>(), l["echo"].get<std::string>(),
-                          l["rtt_us"].get<uint64_t>(), l["echo_lost"].get<unsigned>(),
-                          l["lossy"].get<bool>() ? " LOSSY" : "");
-      fmt::print(
-          "    {:<8} {:<4} via {:<30} {}  weight {} {:<7} buckets {:>3}  packets {:>10}  bytes "
-          "{:>13}\n",
-          l["link"].get<std::string>(), l["state"].get<std::string>(), join(l["next_hops"]), bfd,
-          l["weight"].get<unsigned>(), l["role"].get<std::string>(), l["buckets"].get<unsigned>(),
-          l["packets"].get<uint64_t>(), l["bytes"].get<uint64_t>());
-    }
-    for (const auto& u : p["unshared_links"])
-      fmt::print("    not shared: the peer has a link in {} (weight {} {}) and this host none\n",
-                 join(u["subnets"]), u["weight"].get<unsigned>(), u["role"].get<std::string>());
-  }
-}
-
-void print_links(const json& links) {
-  for (const auto& l : links)
-    fmt::print("{:<8} ifindex {:<3} admin {:<4} carrier {:<3} weight {} {:<7} {}  peers {}\n",
-               l["link"].get<std::string>(), l["ifindex"].get<int>(), l["admin"].get<std::string>(),
-               l["carrier"].get<bool>() ? "yes" : "no", l["weight"].get<unsigned>(),
-               l["role"].get<std::string>(), join(l["addresses"]), join(l["peers"]));
-}
-
-// One event of `monitor`, as a line an operator reads.
-void print_event(const json& e) {
-  std::string type = e.value("type", "?");
-  std::string what;
-  if (type == "link")
-    what =
-        fmt::format("peer {} link {} {} ({} buckets, {})", e.value("peer", ""), e.value("link", ""),
-                    e.value("state", ""), e.value("buckets", 0), e.value("reason", ""));
-  else if (type == "session")
-    what =
-        fmt::format("peer {} link {} BFD {} -> {} ({})", e.value("peer", ""), e.value("link", ""),
-                    e.value("from", ""), e.value("to", ""), e.value("diag", ""));
-  else if (type == "loss")
-    what = fmt::format("peer {} link {} {} ({} of {} echoes lost)", e.value("peer", ""),
-                       e.value("link", ""), e.value("lossy", false) ? "lossy" : "clean",
-                       e.value("echo_lost", 0), e.value("window", 0));
-  else if (type == "device")
-    what = fmt::format("device {} {} (admin {}, carrier {})", e.value("link", ""),
-                       e.value("state", ""), e.value("admin", ""),
-                       e.value("carrier", false) ? "yes" : "no");
-  else if (type == "peer")
-    what = fmt::format("peer {} ({}) {} ({})", e.value("peer", ""), e.value("key", ""),
-                       e.value("state", ""), e.value("reason", ""));
-  else if (type == "policy")
-    what = fmt::format("link {} {} -> {}", e.value("link", ""), e.value("from", json()).dump(),
-                       e.value("to", json()).dump());
-  else if (type == "config" && e.value("action", "") == "reload")
-    what = e.value("ok", false)
-               ? fmt::format("reload applied: {}", e.value("changes", json::array()).dump())
-               : fmt::format("reload refused: {}", e.value("error", ""));
-  else if (type == "config")
-    what = fmt::format("{} {} ({})", e.value("action", ""), e.value("link", ""),
-                       e.value("reason", ""));
-  else
-    what = e.dump();
-  fmt::print("{} {:<7} {}\n", e.value("time", ""), type, what);
-}
-
-// The agent's control socket: one JSON request per line, one reply line each.
-class Agent {
+// A client of the agent's control socket: one JSON request per line, one reply
+// line each.
+class ControlClient {
  public:
-  explicit Agent(const std::string& path) : path_(path) {
+  explicit ControlClient(const std::string& path) : path_(path) {
     fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
@@ -206,9 +46,9 @@ class Agent {
       throw std::runtime_error(
           fmt::format("no running agent: connect {}: {}", path, std::strerror(errno)));
   }
-  ~Agent() { close(fd_); }
-  Agent(const Agent&) = delete;
-  Agent& operator=(const Agent&) = delete;
+  ~ControlClient() { close(fd_); }
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
 
   json call(const json& req) {
     std::string line = req.dump() + "\n";
@@ -312,22 +152,6 @@ json flow_request(const std::vector<std::string>& args) {
   return req;
 }
 
-void print_flow(const json& f) {
-  unsigned proto = f["proto"].get<unsigned>();
-  std::string name = proto == 6    ? "tcp"
-                     : proto == 17 ? "udp"
-                     : proto == 1  ? "icmp"
-                     : proto == 58 ? "ipv6-icmp"
-                                   : std::to_string(proto);
-  fmt::print("{} {}:{} -> {}:{}  {}\n", name, f["src"].get<std::string>(),
-             f["sport"].get<unsigned>(), f["dst"].get<std::string>(), f["dport"].get<unsigned>(),
-             f["verdict"].get<std::string>());
-  if (!f["link"].is_null())
-    fmt::print("    link {} via {} ({})\n", f["link"].get<std::string>(),
-               f["next_hop"].get<std::string>(), f["link_state"].get<std::string>());
-  fmt::print("    {}\n", f["why"].get<std::string>());
-}
-
 // -n is optional when exactly one agent runs on this host.
 std::string find_node(const std::string& run_dir) {
   std::vector<std::string> found;
@@ -356,6 +180,13 @@ int main(int argc, char** argv) {
   app.add_option("--run-dir", run_dir, "where agents put their control sockets");
   app.add_flag("-j,--json", as_json, "print JSON (monitor: one object per line)");
   app.require_subcommand(1);
+  // Set before the subcommands are added: they inherit the footer.
+  app.footer(
+      "Exit status: 0 ok; 1 on any error, usage errors included (`flow get` also exits 1 when "
+      "DST is no peer's ML address). Errors go to stderr.");
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    return "mlinkctl: " + CLI::FailureMessage::simple(a, e);
+  });
   auto* show = app.add_subcommand("show", "show state");
   std::string what = "node";
   show->add_option("what", what,
@@ -384,7 +215,17 @@ int main(int argc, char** argv) {
   std::vector<std::string> flow_args;
   flow_get->add_option("args", flow_args, "[SRC] DST [proto tcp|udp|icmp|N] [sport S] [dport D]")
       ->required();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints the help to stdout (exit 0); a usage error prints CLI11's
+    // message to stderr and, like every other error, exits 1. CLI11 asks for
+    // a missing subcommand before it rejects an unexpected argument: for
+    // `mlinkctl frobnicate`, name the argument instead.
+    auto extra = app.remaining(true);
+    bool unexpected = e.get_name() == "RequiredError" && !extra.empty();
+    return (unexpected ? app.exit(CLI::ExtrasError(extra)) : app.exit(e)) == 0 ? 0 : 1;
+  }
 
   try {
     if (node.empty()) node = find_node(run_dir);
@@ -400,12 +241,12 @@ int main(int argc, char** argv) {
         print_drops(out);
       return 0;
     }
-    Agent agent(run_dir + "/" + node + ".sock");
+    ControlClient client(run_dir + "/" + node + ".sock");
     if (monitor->parsed()) {
-      agent.call({{"cmd", "monitor"}});
+      client.call({{"cmd", "monitor"}});
       std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one event per line, as it comes
       for (;;) {
-        json line = json::parse(agent.next_line());
+        json line = json::parse(client.next_line());
         if (as_json)
           fmt::print("{}\n", line["event"].dump());
         else
@@ -414,7 +255,7 @@ int main(int argc, char** argv) {
       }
     }
     if (link_set->parsed()) {
-      json out = agent.call(link_request("set", link_args));
+      json out = client.call(link_request("set", link_args));
       if (as_json)
         fmt::print("{}\n", out.dump());
       else
@@ -423,7 +264,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (link_add->parsed()) {
-      json out = agent.call(link_request("add", link_args));
+      json out = client.call(link_request("add", link_args));
       if (as_json)
         fmt::print("{}\n", out.dump());
       else
@@ -434,7 +275,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (link_del->parsed()) {
-      json out = agent.call({{"cmd", "link del"}, {"link", del_dev}});
+      json out = client.call({{"cmd", "link del"}, {"link", del_dev}});
       if (as_json)
         fmt::print("{}\n", out.dump());
       else
@@ -442,7 +283,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (reload->parsed()) {
-      json out = agent.call({{"cmd", "reload"}});
+      json out = client.call({{"cmd", "reload"}});
       if (as_json) {
         fmt::print("{}\n", out.dump());
         return 0;
@@ -466,14 +307,14 @@ int main(int argc, char** argv) {
     }
     if (flow_get->parsed()) {
       json req = flow_request(flow_args);
-      json out = agent.call(req);
+      json out = client.call(req);
       if (as_json)
         fmt::print("{}\n", out.dump());
       else
         print_flow(out);
       return out["peer"].is_null() ? 1 : 0;  // like `ip route get`: no peer is an error
     }
-    json out = agent.call({{"cmd", what == "node" ? std::string("show") : "show " + what}});
+    json out = client.call({{"cmd", what == "node" ? std::string("show") : "show " + what}});
     if (as_json)
       fmt::print("{}\n", out.dump());
     else if (what == "node")

@@ -1,6 +1,7 @@
 // mlinkd - the mlink agent. Static mode: runs in the foreground from a TOML
 // config; --check validates the config against this host and exits.
-// Exit codes: 0 ok, 1 runtime failure, 2 configuration error.
+// Exit codes (docs/OPERATIONS.md, "Exit status"): 0 clean stop or a valid
+// --check, 1 runtime failure, 2 configuration or usage error.
 #include <net/if.h>
 
 #include <CLI/CLI.hpp>
@@ -48,7 +49,21 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "debug, info, warning or error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   app.set_version_flag("--version", MLINK_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  app.footer(
+      "Exit status: 0 stopped cleanly (SIGTERM/SIGINT) or --check found the configuration "
+      "valid; 1 runtime failure (setting up or running; what was applied is undone); 2 "
+      "configuration or usage error (bad command line, or a configuration that does not load "
+      "or does not fit this host; nothing is changed). Errors go to stderr.");
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    return "mlinkd: " + CLI::FailureMessage::simple(a, e);
+  });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version print to stdout (exit 0); a usage error prints
+    // CLI11's message to stderr and exits 2, as a configuration error does.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   mlink::log::set_level(parse_level(level));
   auto cfg = load_checked(config_path);

@@ -1,0 +1,145 @@
+// controller.h - keeps every peer's link set in the datapath in step with
+// discovery, BFD, link and neighbour state.
+//
+// The agent's decisions, with no socket, loop or device of its own: it is fed
+// events (netlink, BFD transitions and loss, discovery, run-time link
+// changes) and acts through three interfaces: the Datapath (entries), the
+// neighbour table (managed entries), a SessionDriver (BFD). Unit tests drive
+// it with fakes of all three and check every map write.
+//
+// An event rewrites only the peers it touches: a link's carrier or a
+// neighbour entry, the peers that use that link; a session, its peer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/neighbours.h"
+#include "agent/peer_entries.h"
+#include "agent/peer_registry.h"
+#include "agent/sessions.h"
+#include "agent/topology.h"
+#include "datapath/datapath.h"
+#include "discovery/neighbors.h"
+#include "linkset/link_counters.h"
+#include "netlink/events.h"
+
+namespace mlink::agent {
+
+struct ControllerDeps {
+  datapath::Datapath& dp;
+  NeighbourOps& neighbours;
+  SessionDriver* sessions = nullptr;                                    // null: BFD disabled
+  std::function<void(nlohmann::json)> publish = [](nlohmann::json) {};  // to `mlinkctl monitor`
+  SessionTable::Clock now;  // monotonic microseconds; default monotonic_us
+  uint32_t max_peers = ML_MAX_PEERS;
+};
+
+// What show peers and /metrics report of one (peer, link).
+struct PeerLinkStatus {
+  const PeerLink* plan = nullptr;
+  std::string device;
+  bool carrier = false;
+  bool up = false;       // the first ML address's entry uses it
+  unsigned buckets = 0;  // of the first ML address's entry
+  ml_counter counted{};  // what the datapath sent over this link, across slot renumbering
+  std::optional<SessionInfo> session;
+  uint64_t hold_down_ms = 0;
+  uint64_t state_changes = 0;
+};
+
+// One entry (ML address) of a peer: per slot, its state and share.
+struct EntryStatus {
+  IpAddr ml_address;
+  struct Slot {
+    std::string device;
+    std::optional<IpAddr> next_hop;
+    bool up = false;
+    unsigned buckets = 0;
+  };
+  std::vector<Slot> slots;
+};
+
+struct PeerStatus {
+  const PeerPlan* plan = nullptr;
+  std::vector<PeerLinkStatus> links;
+  std::vector<EntryStatus> entries;
+};
+
+class LinkSetController {
+ public:
+  LinkSetController(ControllerDeps deps, std::vector<Prefix> own_ml, config::HashPolicy hash);
+
+  // Inputs that change the plans; each caller then calls sync().
+  void set_links(Links links) { links_ = std::move(links); }
+  void set_static_plans(std::vector<PeerPlan> plans) { statics_ = std::move(plans); }
+  void set_hash(config::HashPolicy h) { hash_ = h; }
+  // The plans of the nodes discovery heard, over the current links.
+  std::vector<PeerPlan> plan_nodes(const std::map<std::string, discovery::Node>& nodes) const;
+
+  // Reconciles the peers with statics and `discovered`: ids, entries,
+  // neighbours, sessions; then writes what changed.
+  void sync(const std::vector<PeerPlan>& discovered, const char* why);
+
+  // Netlink: state is taken at once, entries are written by after_netlink().
+  void on_netlink(const nl::Event& ev);
+  void after_netlink(const char* why);
+  // Link flags and neighbour states as read again (events may have been lost).
+  void resync(const std::map<size_t, unsigned>& link_flags);
+  void on_transition(SessionDriver::Id id, const bfd::Transition& t);
+  void on_loss(SessionDriver::Id id, bool lossy, unsigned lost);
+  void rebalance();
+  void refresh_all(const char* why);
+
+  // Restart: entries an agent that died left behind (PeerEntries).
+  void adopt(std::map<IpAddr, ml_peer> inherited) { entries_.adopt(std::move(inherited)); }
+  void end_adoption();
+
+  const Links& links() const { return links_; }
+  const PeerRegistry& registry() const { return registry_; }
+  const PeerEntries& entries() const { return entries_; }
+  const ManagedNeighbours& neighbours() const { return neighbours_; }
+  bool link_up(size_t link) const;
+  std::vector<PeerStatus> status();
+
+ private:
+  bool slot_usable(const PeerPlan& plan, size_t slot, const IpAddr& next_hop);
+  void refresh(const PeerPlan& plan, const char* why);
+  void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why);
+  void sync_neighbours();
+  void sync_sessions();
+  void track_slot_owners();
+  struct SessionEvent {  // whose session an event is about, named for logs and monitor
+    SessionKey key;
+    const PeerPlan* peer;
+    std::string addr;
+    std::string device;
+  };
+  std::optional<SessionEvent> session_event(SessionDriver::Id id) const;
+  std::optional<size_t> link_of(int ifindex) const;
+
+  ControllerDeps deps_;
+  std::vector<Prefix> own_ml_;
+  config::HashPolicy hash_;
+  Links links_;
+  std::vector<PeerPlan> statics_;  // from [[peer]], peer_id unset
+  // Declared in this order so that entries and sessions go before the
+  // neighbour entries they use.
+  ManagedNeighbours neighbours_;
+  PeerRegistry registry_;
+  SessionTable sessions_;
+  PeerEntries entries_;
+  linkset::LinkCounters link_counters_;  // per-link totals across slot renumbering
+  std::set<size_t> touched_;             // links whose state changed since after_netlink()
+  std::set<int> carrier_lost_;           // ifindexes, likewise
+  std::set<int> link_local_ready_;       // likewise: an IPv6 link-local address left DAD
+};
+
+}  // namespace mlink::agent

@@ -1,0 +1,89 @@
+#include "agent/peer_registry.h"
+
+#include <algorithm>
+
+namespace mlink::agent {
+
+WantedPeers want_peers(const std::vector<Prefix>& own_ml, const std::vector<PeerPlan>& statics,
+                       const std::vector<PeerPlan>& discovered) {
+  WantedPeers out;
+  std::set<IpAddr> claimed;
+  for (const auto& p : own_ml) claimed.insert(p.addr);
+  for (const auto& p : statics) {
+    out.peers.emplace(p.key, p);
+    claimed.insert(p.ml_addresses.begin(), p.ml_addresses.end());
+  }
+  for (const auto& plan : discovered) {
+    bool clash = std::any_of(plan.ml_addresses.begin(), plan.ml_addresses.end(),
+                             [&](const IpAddr& a) { return claimed.count(a) > 0; });
+    if (clash) {
+      out.clashing.push_back(plan.key);
+      continue;
+    }
+    claimed.insert(plan.ml_addresses.begin(), plan.ml_addresses.end());
+    out.peers.emplace(plan.key, plan);
+  }
+  return out;
+}
+
+bool same_links(const PeerPlan& a, const PeerPlan& b) {
+  return std::equal(a.links.begin(), a.links.end(), b.links.begin(), b.links.end(),
+                    [](const PeerLink& x, const PeerLink& y) {
+                      return x.link == y.link && x.nh4 == y.nh4 && x.nh6 == y.nh6 &&
+                             x.weight == y.weight && x.backup == y.backup && x.drain == y.drain;
+                    });
+}
+
+PeerRegistry::PeerRegistry(uint32_t max_peers) : max_peers_(max_peers) {}
+
+PeerDiff PeerRegistry::update(std::map<PeerKey, PeerPlan> want) {
+  PeerDiff diff;
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    auto w = want.find(it->first);
+    if (w == want.end()) {
+      free_ids_.push_back(it->second.peer_id);
+      diff.removed.push_back(std::move(it->second));
+      it = peers_.erase(it);
+      continue;
+    }
+    w->second.peer_id = it->second.peer_id;
+    if (it->second.ml_addresses != w->second.ml_addresses || !same_links(it->second, w->second) ||
+        it->second.hash != w->second.hash)
+      diff.changed.emplace_back(it->second, w->second);
+    it->second = std::move(w->second);
+    want.erase(w);
+    ++it;
+  }
+  for (auto it = refused_.begin(); it != refused_.end();)
+    it = want.count(*it) ? std::next(it) : refused_.erase(it);
+  for (auto& [key, plan] : want) {  // only new peers are left
+    if (free_ids_.empty() && next_id_ >= max_peers_) {
+      if (refused_.insert(key).second) diff.refused.push_back(key);
+      continue;
+    }
+    refused_.erase(key);
+    if (!free_ids_.empty()) {
+      plan.peer_id = free_ids_.back();
+      free_ids_.pop_back();
+    } else {
+      plan.peer_id = next_id_++;
+    }
+    diff.added.push_back(plan);
+    peers_.emplace(key, std::move(plan));
+  }
+  return diff;
+}
+
+const PeerPlan* PeerRegistry::find(const PeerKey& key) const {
+  auto it = peers_.find(key);
+  return it == peers_.end() ? nullptr : &it->second;
+}
+
+const PeerPlan* PeerRegistry::owner_of(const IpAddr& ml_address) const {
+  for (const auto& [key, p] : peers_)
+    if (std::find(p.ml_addresses.begin(), p.ml_addresses.end(), ml_address) != p.ml_addresses.end())
+      return &p;
+  return nullptr;
+}
+
+}  // namespace mlink::agent

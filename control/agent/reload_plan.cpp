@@ -1,0 +1,64 @@
+#include "agent/reload_plan.h"
+
+#include <algorithm>
+#include <set>
+
+namespace mlink::agent {
+
+using nlohmann::json;
+
+json policy_json(const LocalLink& l) {
+  return {{"weight", l.weight}, {"backup", l.backup}, {"drain", l.drain}};
+}
+
+std::variant<ReloadPlan, config::ConfigError> plan_reload(const config::Config& running,
+                                                          const Links& links, size_t next_link_id,
+                                                          const config::Config& next,
+                                                          const ReadLink& read_link,
+                                                          const config::DeviceExists& exists) {
+  if (auto e = config::check_devices(next, exists)) return *e;
+  if (auto e = config::restart_only_change(running, next)) return *e;
+  ReloadPlan plan;
+  size_t id = next_link_id;
+  for (size_t i = 0; i < next.links.size(); i++) {
+    const auto& cl = next.links[i];
+    auto cur = std::find_if(links.begin(), links.end(),
+                            [&](const auto& kv) { return kv.second.device == cl.device; });
+    if (cur != links.end()) {
+      LocalLink l = cur->second;
+      l.weight = cl.weight;
+      l.backup = cl.backup;
+      if (l.weight != cur->second.weight || l.backup != cur->second.backup)
+        plan.changes.push_back({{"link", cl.device},
+                                {"change", "policy"},
+                                {"from", policy_json(cur->second)},
+                                {"to", policy_json(l)}});
+      plan.links.emplace(cur->first, std::move(l));
+      continue;
+    }
+    auto l = read_link(cl.device);
+    if (!l)
+      return config::ConfigError{next.path, cl.line, 0, "link[" + std::to_string(i) + "].device",
+                                 l.error().message};
+    l->weight = cl.weight;
+    l->backup = cl.backup;
+    plan.changes.push_back({{"link", cl.device}, {"change", "added"}});
+    plan.links.emplace(id++, std::move(*l));
+  }
+  for (const auto& [lid, l] : links)
+    if (!plan.links.count(lid)) plan.changes.push_back({{"link", l.device}, {"change", "removed"}});
+  if (auto plans = plan_peers(next, plan.links); auto* e = std::get_if<PlanError>(&plans))
+    return config::ConfigError{next.path, e->line, 0, e->key, e->message};
+  std::set<std::string> before, after;
+  for (const auto& p : running.peers) before.insert(p.ml_address.front().str());
+  for (const auto& p : next.peers) after.insert(p.ml_address.front().str());
+  for (const auto& a : after)
+    if (!before.count(a)) plan.changes.push_back({{"peer", a}, {"change", "added"}});
+  for (const auto& b : before)
+    if (!after.count(b)) plan.changes.push_back({{"peer", b}, {"change", "removed"}});
+  if (next.node.hash != running.node.hash)
+    plan.changes.push_back({{"node", "hash"}, {"change", config::to_string(next.node.hash)}});
+  return plan;
+}
+
+}  // namespace mlink::agent
