@@ -48,8 +48,18 @@ for link in sorted(b0):
           f"diff {pkt_err:.4%} pkts {byte_err:.4%} bytes")
     if bp == 0:
         print(f"  {link} carried no ML traffic"); bad = True
-    if pkt_err > 0.01 or byte_err > 0.01:
-        print(f"  {link}: counters disagree by more than 1 %"); bad = True
+    # The device also sends the agents' own packets (BFD control and echo,
+    # reflected echoes, HELLO, ARP/ND): a few hundred small ones per run,
+    # which can pass 1 % of the packets when a slow (sanitizer) build carries
+    # less data. So: bytes agree within 1 %, and what the device sent beyond
+    # the datapath's count is small packets, never ML data (GSO skbs of tens
+    # of kB here).
+    extra_pkts, extra_bytes = dp - bp, db - (bb + 14 * bp)
+    if byte_err > 0.01:
+        print(f"  {link}: byte counters disagree by more than 1 %"); bad = True
+    if extra_pkts < 0 or extra_bytes < 0 or extra_bytes > 600 * extra_pkts:
+        print(f"  {link}: device sent {extra_pkts} packets / {extra_bytes} B beyond the "
+              "datapath's count: not only control packets"); bad = True
 sys.exit(1 if bad else 0)
 PY
 }
