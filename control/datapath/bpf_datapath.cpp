@@ -43,25 +43,35 @@ Status ensure_bpffs(const std::string& path) {
   return {};
 }
 
-Result<ml_counter> percpu_sum(int map_fd, uint32_t key) {
+namespace {
+
+// One entry of a per-CPU map: a value per possible CPU.
+template <typename T>
+Result<std::vector<T>> percpu_lookup(int map_fd, uint32_t key, const std::string& what) {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return os_error("count possible CPUs", ncpu);
-  std::vector<ml_counter> per_cpu(static_cast<size_t>(ncpu));
+  std::vector<T> per_cpu(static_cast<size_t>(ncpu));
   if (bpf_map_lookup_elem(map_fd, &key, per_cpu.data()) != 0)
-    return os_error("read per-CPU counter " + std::to_string(key), errno);
+    return os_error("read " + what, errno);
+  return per_cpu;
+}
+
+}  // namespace
+
+Result<ml_counter> percpu_sum(int map_fd, uint32_t key) {
+  auto per_cpu = percpu_lookup<ml_counter>(map_fd, key, "per-CPU counter " + std::to_string(key));
+  if (!per_cpu) return per_cpu.error();
   ml_counter sum{};
-  for (const auto& c : per_cpu) sum.packets += c.packets, sum.bytes += c.bytes;
+  for (const auto& c : *per_cpu) sum.packets += c.packets, sum.bytes += c.bytes;
   return sum;
 }
 
 Result<ml_peer_stats> peer_stats_sum(int map_fd, uint32_t peer_id) {
-  int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return os_error("count possible CPUs", ncpu);
-  std::vector<ml_peer_stats> per_cpu(static_cast<size_t>(ncpu));
-  if (bpf_map_lookup_elem(map_fd, &peer_id, per_cpu.data()) != 0)
-    return os_error("read counters of peer " + std::to_string(peer_id), errno);
+  auto per_cpu =
+      percpu_lookup<ml_peer_stats>(map_fd, peer_id, "counters of peer " + std::to_string(peer_id));
+  if (!per_cpu) return per_cpu.error();
   ml_peer_stats sum{};
-  for (const auto& c : per_cpu) {
+  for (const auto& c : *per_cpu) {
     for (size_t s = 0; s < ML_MAX_SLOTS; s++) {
       sum.slots[s].packets += c.slots[s].packets;
       sum.slots[s].bytes += c.slots[s].bytes;
