@@ -112,6 +112,8 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
   auto saved = saved_.find({t.device, t.local, t.remote});
   if (saved != saved_.end()) sc.my_disc = saved->second.snap.my_disc;  // the peer knows this one
   auto [it, added] = entries_.emplace(id, Entry{t, bfd::Session(sc), *socket, {}});
+  by_remote_.emplace(std::pair{*socket, t.remote}, id);  // a second one over the same pair waits
+  by_disc_[sc.my_disc] = id;
   if (saved != saved_.end()) {
     Entry& e = it->second;
     e.remote_echo_rx_us = saved->second.remote_echo_rx_us;
@@ -121,6 +123,7 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
     }
     saved_.erase(saved);
   }
+  touch(id);
   if (loop_) rearm();
   return id;
 }
@@ -136,7 +139,32 @@ void Liveness::remove(Id target) {
     it->second.session.set_admin_down(true, t);
     send_due(target, t);
   }
+  timers_.erase({it->second.due_us, target});
+  by_disc_.erase(it->second.session.my_disc());
+  auto key = std::pair{it->second.socket, it->second.target.remote};
   entries_.erase(it);
+  if (auto r = by_remote_.find(key); r != by_remote_.end() && r->second == target) {
+    by_remote_.erase(r);
+    for (const auto& [id, e] : entries_)  // rare: another session over the same pair
+      if (e.socket == key.first && e.target.remote == key.second) {
+        by_remote_.emplace(key, id);
+        break;
+      }
+  }
+}
+
+void Liveness::touch(Id id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  timers_.erase({e.due_us, id});
+  e.due_us = std::min(e.session.next_deadline_us(), next_echo_deadline(e));
+  if (e.due_us != std::numeric_limits<uint64_t>::max()) timers_.emplace(e.due_us, id);
+}
+
+Liveness::Entry* Liveness::find_by_remote(size_t socket, const IpAddr& remote) {
+  auto it = by_remote_.find({socket, remote});
+  return it == by_remote_.end() ? nullptr : &entries_.at(it->second);
 }
 
 bool Liveness::up(Id target) const {
@@ -200,24 +228,27 @@ void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
   auto decoded = bfd::decode(d.bytes, &keys_);
   if (const auto* r = std::get_if<bfd::Reject>(&decoded)) return reject(*r, d.src);
   const auto& p = std::get<bfd::ControlPacket>(decoded);
-  for (auto& [id, e] : entries_) {
-    if (e.socket != socket || e.target.remote != d.src) continue;
-    // Meticulous Keyed SHA1 (§6.7.3): every packet's number is above the last.
-    if (p.auth) {
-      if (p.auth->type != static_cast<uint8_t>(bfd::AuthType::MeticulousKeyedSha1))
-        return reject(bfd::Reject::BadAuthType, d.src);
-      if (e.rx_seq && static_cast<int32_t>(p.auth->seq - *e.rx_seq) <= 0)
-        return reject(bfd::Reject::Replay, d.src);
-      e.rx_seq = p.auth->seq;
-    }
-    e.remote_echo_rx_us = p.required_min_echo_rx_us;
-    if (!e.remote_echo_rx_us && e.echo != Echo::Off) stop_echo(e);  // it stopped reflecting
-    auto tr = e.session.on_packet(p, t);
-    send_due(id, t);
-    if (tr) changed(id, *tr);
+  auto r = by_remote_.find({socket, d.src});
+  if (r == by_remote_.end()) {
+    rx_unmatched_++;
     return;
   }
-  rx_unmatched_++;
+  Id id = r->second;
+  Entry& e = entries_.at(id);
+  // Meticulous Keyed SHA1 (§6.7.3): every packet's number is above the last.
+  if (p.auth) {
+    if (p.auth->type != static_cast<uint8_t>(bfd::AuthType::MeticulousKeyedSha1))
+      return reject(bfd::Reject::BadAuthType, d.src);
+    if (e.rx_seq && static_cast<int32_t>(p.auth->seq - *e.rx_seq) <= 0)
+      return reject(bfd::Reject::Replay, d.src);
+    e.rx_seq = p.auth->seq;
+  }
+  e.remote_echo_rx_us = p.required_min_echo_rx_us;
+  if (!e.remote_echo_rx_us && e.echo != Echo::Off) stop_echo(e);  // it stopped reflecting
+  auto tr = e.session.on_packet(p, t);
+  send_due(id, t);
+  if (tr) changed(id, *tr);
+  touch(id);
 }
 
 // §6.7.3: once a session is down, the peer's sequence is no longer known (a
@@ -296,32 +327,33 @@ void Liveness::receive_echo(size_t socket) {
     if (!echo) continue;  // not one of ours
     uint32_t disc = echo->my_disc;
     uint64_t sent = echo->sent_us;
-    for (auto& [id, e] : entries_) {
-      if (e.socket != socket || e.session.my_disc() != disc || e.target.remote != d->src) continue;
-      if (e.echo != Echo::Probing && e.echo != Echo::Active) break;
-      e.echo_last_rx_us = t;
-      e.echo_rtt_us = t >= sent ? t - sent : 0;
-      e.loss.received(echo->seq);
-      if (e.echo == Echo::Probing) {
-        e.echo = Echo::Active;
-        e.session.set_timers(std::max(kEchoControlTxUs, cfg_.interval_ms * 1000),
-                             cfg_.interval_ms * 1000);
-        log::info(
-            "BFD {}: echo reflected by the peer's datapath (rtt {} us); it proves the "
-            "link, control packets slow to 1 s",
-            e.target.name, e.echo_rtt_us);
-        save_state();
-      }
-      break;
+    auto b = by_disc_.find(disc);
+    if (b == by_disc_.end()) continue;
+    Entry& e = entries_.at(b->second);
+    if (e.socket != socket || e.target.remote != d->src) continue;
+    if (e.echo != Echo::Probing && e.echo != Echo::Active) continue;
+    e.echo_last_rx_us = t;
+    e.echo_rtt_us = t >= sent ? t - sent : 0;
+    e.loss.received(echo->seq);
+    if (e.echo == Echo::Probing) {
+      e.echo = Echo::Active;
+      e.session.set_timers(std::max(kEchoControlTxUs, cfg_.interval_ms * 1000),
+                           cfg_.interval_ms * 1000);
+      log::info(
+          "BFD {}: echo reflected by the peer's datapath (rtt {} us); it proves the "
+          "link, control packets slow to 1 s",
+          e.target.name, e.echo_rtt_us);
+      save_state();
     }
+    touch(b->second);
   }
 }
 
 void Liveness::run_due(uint64_t t) {
-  // on_change_ may add or remove sessions: walk a copy of the ids.
+  // on_change_ may add or remove sessions: take the due ids first.
   std::vector<Id> due;
-  for (const auto& [id, e] : entries_)
-    if (e.session.next_deadline_us() <= t || next_echo_deadline(e) <= t) due.push_back(id);
+  for (auto it = timers_.begin(); it != timers_.end() && it->first <= t; ++it)
+    due.push_back(it->second);
   for (Id id : due) {
     auto it = entries_.find(id);
     if (it == entries_.end()) continue;
@@ -332,6 +364,7 @@ void Liveness::run_due(uint64_t t) {
     }
     it = entries_.find(id);
     if (it != entries_.end() && next_echo_deadline(it->second) <= t) run_echo(id, t);
+    touch(id);
   }
 }
 
@@ -354,14 +387,11 @@ void Liveness::send_due(Id id, uint64_t t) {
 
 void Liveness::rearm() {
   if (!timer_) return;
-  uint64_t next = std::numeric_limits<uint64_t>::max();
-  for (const auto& [id, e] : entries_)
-    next = std::min({next, e.session.next_deadline_us(), next_echo_deadline(e)});
-  if (next == std::numeric_limits<uint64_t>::max()) {
+  if (timers_.empty()) {
     sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
     return;
   }
-  sd_event_source_set_time(timer_, next);
+  sd_event_source_set_time(timer_, timers_.begin()->first);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
 }
 

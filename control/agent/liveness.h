@@ -6,7 +6,9 @@
 // so a one-way silent failure takes the link out on both ends within the
 // detection time (30 ms × 3 by default), before TCP's 200 ms minimum RTO.
 // Everything runs on the agent's event loop: one io source per socket and
-// one timer armed at the earliest session or echo deadline.
+// one timer armed at the earliest session or echo deadline. A packet finds
+// its session by index and the timer takes only the sessions that are due,
+// so the work per event does not grow with the number of sessions.
 //
 // Echo (RFC 5880 §6.4): when the peer advertises a Required Min Echo RX
 // Interval, an Up session also sends echo packets that the peer's datapath
@@ -26,9 +28,11 @@
 
 #include <array>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -106,6 +110,7 @@ class Liveness final : public SessionDriver {
     uint64_t echo_rtt_us = 0;
     uint32_t echo_seq = 0;
     bfd::EchoLoss loss;
+    uint64_t due_us = std::numeric_limits<uint64_t>::max();  // its key in timers_
   };
   struct Saved {
     bfd::Session::Snapshot snap;
@@ -133,6 +138,9 @@ class Liveness final : public SessionDriver {
   void save_state();
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
+  // The entry's next deadline (session or echo) changed: re-file it in timers_.
+  void touch(Id id);
+  Entry* find_by_remote(size_t socket, const IpAddr& remote);
   void rearm();
   uint64_t now() const;
 
@@ -142,6 +150,11 @@ class Liveness final : public SessionDriver {
   OnChange on_change_;
   OnLoss on_loss_;
   std::map<Id, Entry> entries_;
+  // Indexes, so that a packet or a timer costs O(log n) in the number of
+  // sessions, not a scan of all of them.
+  std::set<std::pair<uint64_t, Id>> timers_;           // (due_us, id)
+  std::map<std::pair<size_t, IpAddr>, Id> by_remote_;  // (socket, peer address)
+  std::map<uint32_t, Id> by_disc_;                     // my discriminator (echo)
   Id next_id_ = 0;
   uint32_t disc_base_ = 0;
   std::vector<bfd::LinkSocket> sockets_;

@@ -1,0 +1,120 @@
+// Many BFD sessions over one link, two Liveness instances in two namespaces:
+// every packet must reach its own session (packets are matched by an index
+// of (socket, peer address) and timers are kept in a deadline-ordered set),
+// and ending one session on one side takes exactly that one down on the other.
+#include <doctest/doctest.h>
+#include <systemd/sd-event.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/liveness.h"
+#include "sys/netns.h"
+
+using namespace mlink;
+using namespace mlink::testing;
+
+namespace {
+
+constexpr int kSessions = 48;
+
+std::string far_addr(int i) {
+  return "10.77.0." + std::to_string(2 + i);
+}
+
+struct Loop {
+  sd_event* e = nullptr;
+  Loop() { REQUIRE(sd_event_new(&e) >= 0); }
+  ~Loop() { sd_event_unref(e); }
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+  bool run_until(const std::function<bool()>& done, milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (!done()) {
+      if (Clock::now() > deadline) return false;
+      REQUIRE(sd_event_run(e, 20'000) >= 0);
+    }
+    return true;
+  }
+  void run_for(milliseconds d) {
+    auto deadline = Clock::now() + d;
+    while (Clock::now() < deadline) REQUIRE(sd_event_run(e, 10'000) >= 0);
+  }
+};
+
+struct Side {
+  std::unique_ptr<agent::Liveness> l;
+  std::vector<agent::Liveness::Id> ids;  // by far address index
+  std::map<agent::Liveness::Id, std::vector<bfd::Transition>> changes;
+
+  Side() {
+    agent::Liveness::Options o;
+    o.cfg.echo = false;  // no datapath here to reflect them
+    l = agent::Liveness::create(
+        o, [this](agent::Liveness::Id id, const bfd::Transition& t) { changes[id].push_back(t); });
+  }
+  size_t up() const {
+    size_t n = 0;
+    for (auto id : ids) n += l->up(id);
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("BFD: 48 sessions over one link, each packet to its own session") {
+  PrivateNetns a;
+  PeerNetns b;
+  sh("ip link add bl0 type veth peer name bl0 netns " + b.name());
+  sh("ip link set lo up");
+  sh("ip addr add 10.77.0.1/24 dev bl0");
+  sh("ip link set bl0 up");
+  for (int i = 0; i < kSessions; i++) b.run("addr add " + far_addr(i) + "/24 dev bl0");
+  b.run("link set bl0 up");
+  sh("ip netns exec " + b.name() + " ping -c 1 -W 5 10.77.0.1");
+
+  Loop loop;
+  Side near, far;
+  for (int i = 0; i < kSessions; i++) {
+    auto id = near.l->add({"bl0", *IpAddr::parse("10.77.0.1"), *IpAddr::parse(far_addr(i)),
+                           "far " + std::to_string(i)});
+    REQUIRE_MESSAGE(id.ok(), id.error().message);
+    near.ids.push_back(*id);
+    auto fid = in_netns(b.name(), [&] {
+      return far.l->add({"bl0", *IpAddr::parse(far_addr(i)), *IpAddr::parse("10.77.0.1"),
+                         "near from " + std::to_string(i)});
+    });
+    REQUIRE_MESSAGE(fid.ok(), fid.error().message);
+    far.ids.push_back(*fid);
+  }
+  REQUIRE(near.l->attach(loop.e).ok());
+  REQUIRE(far.l->attach(loop.e).ok());
+
+  // Down -> Init -> Up at 1 s control packets while not Up (RFC 5880 §6.8.3).
+  REQUIRE(loop.run_until([&] { return near.up() == kSessions && far.up() == kSessions; },
+                         milliseconds(8000)));
+  CHECK(near.l->rx_unmatched() == 0);
+  CHECK(far.l->rx_unmatched() == 0);
+  for (auto& [id, c] : near.changes) c.clear();
+
+  // The far end ends session 7 (AdminDown): exactly the near session to that
+  // address goes down, the 47 others stay Up for many detection times (90 ms).
+  far.l->remove(far.ids[7]);
+  REQUIRE(loop.run_until([&] { return !near.l->up(near.ids[7]); }, milliseconds(2000)));
+  loop.run_for(milliseconds(300));
+  CHECK(near.up() == kSessions - 1);
+  for (int i = 0; i < kSessions; i++) {
+    INFO("session " << i);
+    const auto& c = near.changes[near.ids[i]];
+    if (i == 7) {
+      REQUIRE(c.size() == 1);
+      CHECK(c[0].from == bfd::State::Up);
+      CHECK(c[0].to == bfd::State::Down);
+      CHECK(c[0].diag == bfd::Diag::NeighborDown);
+    } else {
+      CHECK(c.empty());
+    }
+  }
+}
