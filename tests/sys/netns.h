@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -103,5 +104,31 @@ auto in_netns(const std::string& name, Fn&& fn) {
   } back{saved, target};
   return fn();
 }
+
+// An sd-event loop for tests that run the agent's parts on one.
+struct EventLoop {
+  sd_event* e = nullptr;
+  EventLoop() { REQUIRE(sd_event_new(&e) >= 0); }
+  ~EventLoop() { sd_event_unref(e); }
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  // Runs the loop until done() holds, at most timeout.
+  bool run_until(const std::function<bool()>& done, milliseconds timeout = milliseconds(3000)) {
+    auto deadline = Clock::now() + timeout;
+    while (!done()) {
+      if (Clock::now() > deadline) return false;
+      REQUIRE(sd_event_run(e, 20'000) >= 0);
+    }
+    return true;
+  }
+  // Runs the loop for a while: what a late datagram would do, it has done by then.
+  void run_for(milliseconds t) {
+    run_until([] { return false; }, t);
+  }
+  // A few iterations of at most 2 ms each.
+  void spin(int rounds = 5) {
+    for (int i = 0; i < rounds; i++) REQUIRE(sd_event_run(e, 2'000) >= 0);
+  }
+};
 
 }  // namespace mlink::testing

@@ -24,25 +24,7 @@ std::string far_addr(int i) {
   return "10.77.0." + std::to_string(2 + i);
 }
 
-struct Loop {
-  sd_event* e = nullptr;
-  Loop() { REQUIRE(sd_event_new(&e) >= 0); }
-  ~Loop() { sd_event_unref(e); }
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-  bool run_until(const std::function<bool()>& done, milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      REQUIRE(sd_event_run(e, 20'000) >= 0);
-    }
-    return true;
-  }
-  void run_for(milliseconds d) {
-    auto deadline = Clock::now() + d;
-    while (Clock::now() < deadline) REQUIRE(sd_event_run(e, 10'000) >= 0);
-  }
-};
+using Loop = EventLoop;
 
 struct Side {
   std::unique_ptr<agent::Liveness> l;

@@ -17,20 +17,14 @@
 #include <string>
 
 #include "ctl/server.h"
+#include "sys/netns.h"
 
 namespace {
 
 using mlink::ctl::Server;
 using nlohmann::json;
 
-struct Loop {
-  sd_event* e = nullptr;
-  Loop() { REQUIRE(sd_event_new(&e) >= 0); }
-  ~Loop() { sd_event_unref(e); }
-  void spin(int rounds = 5) {
-    for (int i = 0; i < rounds; i++) REQUIRE(sd_event_run(e, 2'000) >= 0);
-  }
-};
+using Loop = mlink::testing::EventLoop;
 
 std::string temp_path() {
   char dir[] = "/tmp/mlctl.XXXXXX";

@@ -45,26 +45,7 @@ const char* const kLocal6 = "fd79::1";
 const char* const kPeer6 = "fd79::2";
 constexpr uint16_t kBfdSourcePort = 49999;  // RFC 5881 §4: 49152..65535
 
-struct Loop {
-  sd_event* e = nullptr;
-  Loop() { REQUIRE(sd_event_new(&e) >= 0); }
-  ~Loop() { sd_event_unref(e); }
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-  // Runs the loop until done() holds, at most timeout.
-  bool run_until(const std::function<bool()>& done, milliseconds timeout = milliseconds(3000)) {
-    auto deadline = Clock::now() + timeout;
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      REQUIRE(sd_event_run(e, 20'000) >= 0);
-    }
-    return true;
-  }
-  // Runs the loop for a while: what a late datagram would do, it has done by then.
-  void run_for(milliseconds t) {
-    run_until([] { return false; }, t);
-  }
-};
+using Loop = EventLoop;
 
 sockaddr_storage sockaddr_of(const std::string& addr, uint16_t port, socklen_t& len) {
   sockaddr_storage ss{};
