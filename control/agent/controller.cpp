@@ -293,7 +293,7 @@ void LinkSetController::rebalance() {
     return slot_usable(p, s, nh);
   };
   for (const auto& [key, plan] : registry_.peers()) {
-    if (unsigned moved = entries_.rebalance(plan, links_, usable))
+    if (unsigned moved = entries_.rebalance(plan, usable))
       log::debug("peer {}: moved {} active buckets", plan.peer_id, moved);
     refresh(plan, "rebalance");
   }

@@ -98,7 +98,7 @@ void PeerEntries::start_counting(uint32_t peer_id) {
 
 // Which buckets carried packets since the last look decides where active
 // buckets go (rebalance.h).
-unsigned PeerEntries::rebalance(const PeerPlan& plan, const Links&, const SlotUsable& usable) {
+unsigned PeerEntries::rebalance(const PeerPlan& plan, const SlotUsable& usable) {
   auto st = dp_.peer_stats(plan.peer_id);
   if (!st) return 0;
   auto& seen = bucket_seen_[plan.peer_id];
