@@ -140,7 +140,9 @@ void Liveness::remove(Id target) {
     send_due(target, t);
   }
   timers_.erase({it->second.due_us, target});
-  by_disc_.erase(it->second.session.my_disc());
+  if (auto d = by_disc_.find(it->second.session.my_disc());
+      d != by_disc_.end() && d->second == target)
+    by_disc_.erase(d);
   auto key = std::pair{it->second.socket, it->second.target.remote};
   entries_.erase(it);
   if (auto r = by_remote_.find(key); r != by_remote_.end() && r->second == target) {
@@ -160,11 +162,6 @@ void Liveness::touch(Id id) {
   timers_.erase({e.due_us, id});
   e.due_us = std::min(e.session.next_deadline_us(), next_echo_deadline(e));
   if (e.due_us != std::numeric_limits<uint64_t>::max()) timers_.emplace(e.due_us, id);
-}
-
-Liveness::Entry* Liveness::find_by_remote(size_t socket, const IpAddr& remote) {
-  auto it = by_remote_.find({socket, remote});
-  return it == by_remote_.end() ? nullptr : &entries_.at(it->second);
 }
 
 bool Liveness::up(Id target) const {

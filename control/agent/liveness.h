@@ -140,7 +140,6 @@ class Liveness final : public SessionDriver {
   void send_due(Id target, uint64_t now);
   // The entry's next deadline (session or echo) changed: re-file it in timers_.
   void touch(Id id);
-  Entry* find_by_remote(size_t socket, const IpAddr& remote);
   void rearm();
   uint64_t now() const;
 

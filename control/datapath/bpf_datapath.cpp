@@ -45,21 +45,23 @@ Status ensure_bpffs(const std::string& path) {
 
 namespace {
 
-// One entry of a per-CPU map: a value per possible CPU.
+// One entry of a per-CPU map: a value per possible CPU. `what` names the
+// entry in an error ("<what> <key>"), built only when there is one: the agent
+// reads every peer's counters ten times a second.
 template <typename T>
-Result<std::vector<T>> percpu_lookup(int map_fd, uint32_t key, const std::string& what) {
+Result<std::vector<T>> percpu_lookup(int map_fd, uint32_t key, const char* what) {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return os_error("count possible CPUs", ncpu);
   std::vector<T> per_cpu(static_cast<size_t>(ncpu));
   if (bpf_map_lookup_elem(map_fd, &key, per_cpu.data()) != 0)
-    return os_error("read " + what, errno);
+    return os_error(std::string("read ") + what + " " + std::to_string(key), errno);
   return per_cpu;
 }
 
 }  // namespace
 
 Result<ml_counter> percpu_sum(int map_fd, uint32_t key) {
-  auto per_cpu = percpu_lookup<ml_counter>(map_fd, key, "per-CPU counter " + std::to_string(key));
+  auto per_cpu = percpu_lookup<ml_counter>(map_fd, key, "per-CPU counter");
   if (!per_cpu) return per_cpu.error();
   ml_counter sum{};
   for (const auto& c : *per_cpu) sum.packets += c.packets, sum.bytes += c.bytes;
@@ -67,8 +69,7 @@ Result<ml_counter> percpu_sum(int map_fd, uint32_t key) {
 }
 
 Result<ml_peer_stats> peer_stats_sum(int map_fd, uint32_t peer_id) {
-  auto per_cpu =
-      percpu_lookup<ml_peer_stats>(map_fd, peer_id, "counters of peer " + std::to_string(peer_id));
+  auto per_cpu = percpu_lookup<ml_peer_stats>(map_fd, peer_id, "counters of peer");
   if (!per_cpu) return per_cpu.error();
   ml_peer_stats sum{};
   for (const auto& c : *per_cpu) {
