@@ -137,7 +137,9 @@ Status Agent::start_discovery() {
   if (!cfg_.discovery.enabled) return {};
   discovery::Options o{cfg_.discovery, cfg_.node.id, cfg_.node.ml_address, {}};
   for (const auto& [id, l] : links()) o.links.emplace(id, discovery_link(l));
-  auto d = discovery::Discovery::create(std::move(o), [this] { sync_peers("discovery"); });
+  auto d = discovery::Discovery::create(std::move(o), [this](const std::vector<std::string>& ids) {
+    controller_->on_nodes(discovery_->table().nodes(), ids, "discovery");
+  });
   if (!d) return d.error();
   discovery_ = std::move(*d);
   return {};

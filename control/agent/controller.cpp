@@ -61,6 +61,29 @@ std::vector<PeerPlan> LinkSetController::plan_nodes(
 }
 
 void LinkSetController::sync(const std::vector<PeerPlan>& discovered, const char* why) {
+  heard_.clear();
+  for (const auto& p : discovered) heard_.emplace(p.key.id, p);
+  reconcile(why, true);
+}
+
+void LinkSetController::on_nodes(const std::map<std::string, discovery::Node>& nodes,
+                                 const std::vector<std::string>& changed, const char* why) {
+  for (const auto& id : changed) {
+    auto n = nodes.find(id);
+    std::optional<PeerPlan> plan;
+    if (n != nodes.end()) plan = plan_discovered(n->second, links_, hash_);
+    if (plan)
+      heard_.insert_or_assign(id, std::move(*plan));
+    else
+      heard_.erase(id);
+  }
+  reconcile(why, false);
+}
+
+void LinkSetController::reconcile(const char* why, bool rewrite_all) {
+  std::vector<PeerPlan> discovered;  // in node id order: who wins an ML address clash
+  discovered.reserve(heard_.size());
+  for (const auto& [id, p] : heard_) discovered.push_back(p);
   auto want = want_peers(own_ml_, statics_, discovered);
   for (const auto& key : want.clashing)
     log::debug("discovery: {} claims an ML address already in use; ignored", key.str());
@@ -100,7 +123,14 @@ void LinkSetController::sync(const std::vector<PeerPlan>& discovered, const char
   sync_neighbours();
   sync_sessions();
   track_slot_owners();
-  refresh_all(why);
+  if (rewrite_all) {
+    refresh_all(why);
+    return;
+  }
+  for (const auto& plan : diff.added)
+    if (const PeerPlan* p = registry_.find(plan.key)) refresh(*p, why);
+  for (const auto& [before, now] : diff.changed)
+    if (const PeerPlan* p = registry_.find(now.key)) refresh(*p, why);
 }
 
 // Every next hop of every peer gets a managed entry.

@@ -85,8 +85,12 @@ class LinkSetController {
   std::vector<PeerPlan> plan_nodes(const std::map<std::string, discovery::Node>& nodes) const;
 
   // Reconciles the peers with statics and `discovered`: ids, entries,
-  // neighbours, sessions; then writes what changed.
+  // neighbours, sessions; then rewrites every peer.
   void sync(const std::vector<PeerPlan>& discovered, const char* why);
+  // Discovery heard something new of these nodes: only their plans are made
+  // again, and only the peers that changed are rewritten.
+  void on_nodes(const std::map<std::string, discovery::Node>& nodes,
+                const std::vector<std::string>& changed, const char* why);
 
   // Netlink: state is taken at once, entries are written by after_netlink().
   void on_netlink(const nl::Event& ev);
@@ -110,6 +114,7 @@ class LinkSetController {
   std::vector<PeerStatus> status();
 
  private:
+  void reconcile(const char* why, bool rewrite_all);
   bool slot_usable(const PeerPlan& plan, size_t slot, const IpAddr& next_hop);
   void refresh(const PeerPlan& plan, const char* why);
   void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why);
@@ -129,7 +134,8 @@ class LinkSetController {
   std::vector<Prefix> own_ml_;
   config::HashPolicy hash_;
   Links links_;
-  std::vector<PeerPlan> statics_;  // from [[peer]], peer_id unset
+  std::vector<PeerPlan> statics_;          // from [[peer]], peer_id unset
+  std::map<std::string, PeerPlan> heard_;  // discovered nodes' plans, by node id
   // Declared in this order so that entries and sessions go before the
   // neighbour entries they use.
   ManagedNeighbours neighbours_;

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -99,6 +100,50 @@ std::optional<Arrival> receive_gtsm(int fd, std::span<uint8_t> buf, int hop_limi
     a.ifindex = arrival_ifindex(msg);
     return a;
   }
+}
+
+BatchReceiver::BatchReceiver(size_t batch, size_t max_size)
+    : max_size_(max_size),
+      data_(batch * max_size),
+      msgs_(batch),
+      iov_(batch),
+      names_(batch),
+      control_(batch * kControl) {
+  static_assert(kControl >= CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo)));
+  out_.reserve(batch);
+}
+
+std::span<const BatchReceiver::Datagram> BatchReceiver::read(int fd, int hop_limit,
+                                                             uint64_t* dropped, bool* more) {
+  out_.clear();
+  size_t batch = msgs_.size();
+  for (size_t i = 0; i < batch; i++) {
+    iov_[i] = {data_.data() + i * max_size_, max_size_};
+    msghdr& h = msgs_[i].msg_hdr;
+    h = {};
+    h.msg_name = &names_[i];
+    h.msg_namelen = sizeof(sockaddr_storage);
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    h.msg_control = control_.data() + i * kControl;
+    h.msg_controllen = kControl;
+  }
+  int n = recvmmsg(fd, msgs_.data(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);
+  *more = n == static_cast<int>(batch);
+  for (int i = 0; i < n; i++) {
+    msghdr& h = msgs_[i].msg_hdr;
+    if (arrival_hop_limit(h) != hop_limit) {
+      ++*dropped;
+      continue;
+    }
+    Datagram d;
+    d.meta.size = std::min<size_t>(msgs_[i].msg_len, max_size_);
+    d.meta.src = from_sockaddr(names_[i], &d.meta.sport);
+    d.meta.ifindex = arrival_ifindex(h);
+    d.bytes = {data_.data() + size_t(i) * max_size_, d.meta.size};
+    out_.push_back(d);
+  }
+  return out_;
 }
 
 }  // namespace mlink

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "common/ip.h"
 #include "common/result.h"
@@ -40,5 +41,30 @@ struct Arrival {
 };
 std::optional<Arrival> receive_gtsm(int fd, std::span<uint8_t> buf, int hop_limit,
                                     uint64_t* dropped);
+
+// The same receipt, up to `batch` datagrams per recvmmsg call, so a busy
+// socket costs one system call per batch instead of one per datagram. Its
+// buffers are reused: what read() returns is valid until the next read().
+class BatchReceiver {
+ public:
+  struct Datagram {
+    Arrival meta;
+    std::span<const uint8_t> bytes;
+  };
+  BatchReceiver(size_t batch, size_t max_size);
+  // One recvmmsg: what was queued (at most `batch`), less what failed GTSM
+  // (counted in *dropped). `more` is set when the batch was full.
+  std::span<const Datagram> read(int fd, int hop_limit, uint64_t* dropped, bool* more);
+
+ private:
+  static constexpr size_t kControl = 64;  // CMSG_SPACE(int) + CMSG_SPACE(in6_pktinfo), rounded up
+  size_t max_size_;
+  std::vector<uint8_t> data_;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
+  std::vector<sockaddr_storage> names_;
+  std::vector<char> control_;
+  std::vector<Datagram> out_;
+};
 
 }  // namespace mlink

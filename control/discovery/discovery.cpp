@@ -21,6 +21,12 @@ uint64_t wall_us() {
   return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
 }
 
+// Between two unicast HELLOs to one node on one link sent on its request
+// (ANSWER); twice that between two asks of our own.
+uint64_t answer_gap_us(uint32_t hello_interval_ms) {
+  return uint64_t{hello_interval_ms} * 1000 / 4;
+}
+
 }  // namespace
 
 Discovery::Discovery(Options opts, OnChange on_change)
@@ -42,6 +48,7 @@ Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_c
     if (!s) return s.error();
     d->sockets_.push_back(std::move(*s));
   }
+  d->queued_.resize(d->sockets_.size());
   for (const auto& [id, l] : d->opts_.links)
     if (auto st = d->membership(l, true); !st) return st.error();
   // The epoch is the next wall-clock second; nothing leaves before it.
@@ -99,38 +106,66 @@ Status Discovery::attach(sd_event* loop) {
 Counters Discovery::counters() const {
   Counters c = counters_;
   for (const auto& s : sockets_) c.bad_hop_limit += s.dropped_hop_limit();
+  c.refused_nodes = table_.refused();
   return c;
 }
 
+// A bounded amount per callback, so a flood on one socket cannot hold the
+// loop (BFD's timers run between two callbacks); the rest stays queued and
+// the socket stays readable.
 int Discovery::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
+  constexpr int kBatchesPerCallback = 4;
   auto* d = static_cast<Discovery*>(self);
-  for (auto& s : d->sockets_)
-    if (s.fd() == fd)
-      while (auto r = s.receive()) d->deliver(*r, d->now_us());
+  uint64_t now = d->now_us();
+  for (auto& s : d->sockets_) {
+    if (s.fd() != fd) continue;
+    bool more = true;
+    for (int b = 0; b < kBatchesPerCallback && more; b++)
+      for (const auto& dg : s.receive_batch(&more))
+        d->handle(dg.bytes, dg.meta.src, dg.meta.ifindex, now);
+  }
+  d->flush(now);
   d->rearm();
   return 0;
 }
 
 int Discovery::on_timer(sd_event_source*, uint64_t, void* self) {
   auto* d = static_cast<Discovery*>(self);
-  d->tick(d->now_us());
+  uint64_t now = d->now_us();
+  d->tick(now);
+  d->flush(now);
   d->rearm();
   return 0;
 }
 
 void Discovery::deliver(const Received& r, uint64_t now) {
+  handle(r.bytes, r.src, r.ifindex, now);
+  flush(now);
+}
+
+std::vector<Outgoing> Discovery::take_queued() {
+  std::vector<Outgoing> out;
+  for (auto& q : queued_) {
+    out.insert(out.end(), std::make_move_iterator(q.begin()), std::make_move_iterator(q.end()));
+    q.clear();
+  }
+  return out;
+}
+
+void Discovery::handle(std::span<const uint8_t> bytes, const IpAddr& src, int ifindex,
+                       uint64_t now) {
   auto it = std::find_if(opts_.links.begin(), opts_.links.end(),
-                         [&](const auto& kv) { return kv.second.ifindex == r.ifindex; });
+                         [&](const auto& kv) { return kv.second.ifindex == ifindex; });
   if (it == opts_.links.end()) {
     counters_.not_a_link++;
     return;
   }
   size_t li = it->first;
   const ProtocolLink* link = &it->second;
-  auto decoded = topo::decode(r.bytes, keys_);
+  auto decoded = topo::decode(bytes, keys_);
   if (const auto* rej = std::get_if<topo::Reject>(&decoded)) {
     counters_.rejected[static_cast<size_t>(rej->reason)]++;
-    log::debug("topology packet from {} on {}: dropped ({}: {})", r.src.str(), link->device,
+    log::debug("topology packet from {} on {}: dropped ({}: {})", src.str(), link->device,
                topo::reason_name(rej->reason), rej->detail);
     return;
   }
@@ -138,7 +173,7 @@ void Discovery::deliver(const Received& r, uint64_t now) {
   if (m.node_id == opts_.node_id) return;  // ours, back from a bridge or loop
   if (!replay_.accept(m.node_id, m.key_id, m.seq)) {
     counters_.rejected[static_cast<size_t>(topo::Reason::Replay)]++;
-    log::debug("topology packet from {} ({}) on {}: dropped (replay)", m.node_id, r.src.str(),
+    log::debug("topology packet from {} ({}) on {}: dropped (replay)", m.node_id, src.str(),
                link->device);
     return;
   }
@@ -146,29 +181,82 @@ void Discovery::deliver(const Received& r, uint64_t now) {
   if (const auto* h = std::get_if<topo::Hello>(&m.body)) {
     counters_.rx_hello++;
     auto c = table_.on_hello(li, m.node_id, m.seq, *h, now);
+    if (c.refused) {
+      log::debug("discovery: node {} on {}: the table is full ({} nodes)", m.node_id, link->device,
+                 table_.nodes().size());
+      return;
+    }
     if (c.new_node) {
-      log::info("discovery: node {} on {} (from {})", m.node_id, link->device, r.src.str());
-      hello_now_.insert(li);  // answer at once: it learns us in one round trip
+      log::info("discovery: node {} on {} (from {})", m.node_id, link->device, src.str());
+      answers_[{li, m.node_id}].links = true;  // it learns us, and our links, in one round trip
+    } else if (m.flags & topo::kFlagAnswer) {
+      answers_[{li, m.node_id}].asked = true;
     }
     changed = c.plan;
   } else {
     counters_.rx_links++;
     changed = table_.on_links(m.node_id, std::get<topo::Links>(m.body));
   }
-  if (changed) on_change_();
+  if (changed) changed_.insert(m.node_id);
+}
+
+// What handling a batch asked for: the answers, then one change report.
+void Discovery::flush(uint64_t now) {
+  if (loop_ && now < start_us_) {  // nothing leaves before the epoch: answers wait for it
+    for (auto& q : queued_) q.clear();
+    report_changes();
+    return;
+  }
+  auto pending = std::exchange(answers_, {});
+  for (const auto& [key, a] : pending) {
+    const auto& [link, node] = key;
+    const Node* n = table_.find(node);
+    if (!n || !n->links.count(link)) continue;
+    uint64_t last = n->links.at(link).answered_us;
+    if (!a.links && last && now < last + answer_gap_us(opts_.cfg.hello_interval_ms)) continue;
+    answer(link, node, a.links, now);
+  }
+  if (!loop_) {  // not attached (tests): kept for take_queued()
+    report_changes();
+    return;
+  }
+  for (size_t i = 0; i < sockets_.size(); i++) {
+    if (queued_[i].empty()) continue;
+    size_t failed = sockets_[i].send_many(queued_[i]);
+    counters_.tx += queued_[i].size() - failed;
+    counters_.tx_errors += failed;
+    queued_[i].clear();
+  }
+  report_changes();
+}
+
+void Discovery::report_changes() {
+  if (changed_.empty()) return;
+  std::vector<std::string> nodes(changed_.begin(), changed_.end());
+  changed_.clear();
+  on_change_(nodes);
 }
 
 void Discovery::tick(uint64_t now) {
   if (now < start_us_) return;
-  if (table_.expire(now)) {
-    log::info("discovery: a node's hold time expired");
-    on_change_();
+  auto expired = table_.expire(now);
+  for (const auto& id : expired) {
+    log::info("discovery: node {}: hold time expired on a link", id);
+    changed_.insert(id);
   }
   bool hello_all = now >= next_hello_us_;
   bool links_all = now >= next_links_us_;
   for (const auto& [l, link] : opts_.links) {
     if (hello_all || hello_now_.count(l)) send_hello(l);
     if (links_all || hello_now_.count(l)) send_links(l);
+    // Nodes that have not named us yet: ask each (the answer to our first
+    // HELLO may have been lost, or our multicast HELLOs do not reach it).
+    if (hello_all)
+      for (const auto& id : table_.not_two_way(l)) {
+        uint64_t last = table_.find(id)->links.at(l).answered_us;
+        if (!last || now >= last + answer_gap_us(opts_.cfg.hello_interval_ms) * 2)
+          answer(l, id, false, now);
+      }
   }
   hello_now_.clear();
   if (hello_all) next_hello_us_ = now + jittered_interval();
@@ -194,28 +282,65 @@ void Discovery::remove_link(size_t link) {
   if (auto st = membership(it->second, false); !st) log::warn("{}", st.error().message);
   opts_.links.erase(it);
   hello_now_.erase(link);
+  std::erase_if(answers_, [link](const auto& kv) { return kv.first.first == link; });
   table_.forget_link(link);
   if (loop_) send_links_everywhere();
 }
 
 void Discovery::send_links_everywhere() {
   for (const auto& [l, link] : opts_.links) send_links(l);
+  flush(now_us());
   if (!hello_now_.empty()) rearm();
 }
 
-void Discovery::send_hello(size_t link) {
+topo::Hello Discovery::hello_base(size_t link) const {
   topo::Hello h;
   h.ml_addrs = opts_.ml_addrs;
   const auto& l = opts_.links.at(link);
   for (const auto& a : l.addresses)
     if (h.link_addrs.size() < topo::kMaxLinkAddrs) h.link_addrs.push_back(a);
-  if (h.link_addrs.empty()) return;  // nothing to be reached at
-  h.seen = table_.seen_on(link);
   h.hold_ms = opts_.cfg.hello_interval_ms * 7 / 2;
+  return h;
+}
+
+void Discovery::send_hello(size_t link) {
+  topo::Hello h = hello_base(link);
+  if (h.link_addrs.empty()) return;  // nothing to be reached at
+  h.seen = table_.seen_page(link, topo::kMaxSeen);
   send(link, topo::Message{0, 0, 0, opts_.node_id, h});
 }
 
-void Discovery::send_links(size_t link) {
+void Discovery::answer(size_t link, const std::string& node, bool with_links, uint64_t now) {
+  const Node* n = table_.find(node);
+  if (!n) return;
+  const HeardLink& heard = n->links.at(link);
+  const auto& ours = opts_.links.at(link).addresses;
+  // Its address on this link in a family we have there too, IPv4 first (as BFD picks).
+  std::optional<IpAddr> to;
+  for (int family : {AF_INET, AF_INET6}) {
+    bool have = std::any_of(ours.begin(), ours.end(),
+                            [&](const Prefix& p) { return p.addr.family == family; });
+    auto a = std::find_if(heard.link_addrs.begin(), heard.link_addrs.end(),
+                          [&](const Prefix& p) { return p.addr.family == family; });
+    if (have && a != heard.link_addrs.end()) {
+      to = a->addr;
+      break;
+    }
+  }
+  if (!to) return;
+  topo::Hello h = hello_base(link);
+  h.seen = {node};
+  uint16_t flags = heard.two_way ? 0 : topo::kFlagAnswer;
+  send(link, topo::Message{flags, 0, 0, opts_.node_id, h}, to);
+  counters_.tx_unicast_hello++;
+  if (with_links) {
+    topo::Links body = links_body();
+    if (!body.links.empty()) send(link, topo::Message{0, 0, 0, opts_.node_id, body}, to);
+  }
+  table_.set_answered(link, node, std::max<uint64_t>(now, 1));  // 0 means never
+}
+
+topo::Links Discovery::links_body() const {
   topo::Links body;
   for (const auto& [id, l] : opts_.links) {
     topo::LinkInfo info;
@@ -227,11 +352,17 @@ void Discovery::send_links(size_t link) {
     info.drain = l.drain;
     body.links.push_back(std::move(info));
   }
+  return body;
+}
+
+void Discovery::send_links(size_t link) {
+  topo::Links body = links_body();
   if (!body.links.empty()) send(link, topo::Message{0, 0, 0, opts_.node_id, body});
 }
 
-// To the group of each family the link has an address in, and to static peers.
-void Discovery::send(size_t link, const topo::Message& msg) {
+// To the group of each family the link has an address in, and to static
+// peers; or to one address.
+void Discovery::send(size_t link, const topo::Message& msg, const std::optional<IpAddr>& to) {
   topo::Message m = msg;
   m.seq = seq_->next(static_cast<uint32_t>(wall_us() / 1'000'000));
   auto bytes = topo::encode(m, send_key_);
@@ -240,27 +371,27 @@ void Discovery::send(size_t link, const topo::Message& msg) {
     return;
   }
   const auto& l = opts_.links.at(link);
-  for (auto& s : sockets_) {
+  for (size_t i = 0; i < sockets_.size(); i++) {
+    int family = sockets_[i].family();
+    if (to && to->family != family) continue;
     auto src = std::find_if(l.addresses.begin(), l.addresses.end(),
-                            [&](const Prefix& p) { return p.addr.family == s.family(); });
+                            [&](const Prefix& p) { return p.addr.family == family; });
     if (src == l.addresses.end()) continue;
-    std::vector<IpAddr> dsts{s.family() == AF_INET ? opts_.cfg.group4 : opts_.cfg.group6};
-    for (const auto& u : l.unicast)
-      if (u.family == s.family()) dsts.push_back(u);
-    for (const auto& dst : dsts) {
-      if (auto st = s.send(l.ifindex, src->addr, dst, *bytes); !st) {
-        counters_.tx_errors++;
-        log::debug("{}", st.error().message);
-      } else {
-        counters_.tx++;
-      }
+    std::vector<IpAddr> dsts;
+    if (to) {
+      dsts.push_back(*to);
+    } else {
+      dsts.push_back(family == AF_INET ? opts_.cfg.group4 : opts_.cfg.group6);
+      for (const auto& u : l.unicast)
+        if (u.family == family) dsts.push_back(u);
     }
+    for (const auto& dst : dsts) queued_[i].push_back({l.ifindex, src->addr, dst, *bytes});
   }
 }
 
 void Discovery::rearm() {
   uint64_t next = std::max(start_us_, std::min(next_hello_us_, next_links_us_));
-  if (!hello_now_.empty()) next = std::max(start_us_, now_us());
+  if (!hello_now_.empty() || !answers_.empty()) next = std::max(start_us_, now_us());
   if (auto e = table_.next_expiry()) next = std::min(next, std::max(*e, start_us_));
   sd_event_source_set_time(timer_, next);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);

@@ -3,10 +3,12 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
+#include "common/log.h"
 #include "common/sockaddr.h"
 #include "proto/topo/codec.h"
 
@@ -42,11 +44,18 @@ Result<TopoSocket> TopoSocket::open(int family, uint16_t port) {
   return s;
 }
 
+TopoSocket::TopoSocket(int fd, int family, uint16_t port)
+    : fd_(fd),
+      family_(family),
+      port_(port),
+      batch_(std::make_unique<BatchReceiver>(kBatch, topo::kMaxPacket + 1)) {}
+
 TopoSocket::TopoSocket(TopoSocket&& o) noexcept
     : fd_(std::exchange(o.fd_, -1)),
       family_(o.family_),
       port_(o.port_),
-      dropped_hop_limit_(o.dropped_hop_limit_) {}
+      dropped_hop_limit_(o.dropped_hop_limit_),
+      batch_(std::move(o.batch_)) {}
 
 TopoSocket& TopoSocket::operator=(TopoSocket&& o) noexcept {
   if (this != &o) {
@@ -55,6 +64,7 @@ TopoSocket& TopoSocket::operator=(TopoSocket&& o) noexcept {
     family_ = o.family_;
     port_ = o.port_;
     dropped_hop_limit_ = o.dropped_hop_limit_;
+    batch_ = std::move(o.batch_);
   }
   return *this;
 }
@@ -85,19 +95,27 @@ Status TopoSocket::membership(int ifindex, const IpAddr& group, bool join) {
   return {};
 }
 
-Status TopoSocket::send(int ifindex, const IpAddr& src, const IpAddr& dst,
-                        std::span<const uint8_t> bytes) {
-  auto to = make_sockaddr(dst, port_);
-  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+namespace {
+
+// A message's destination and control data (source address and link).
+struct Addressed {
+  SockAddr to;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))]{};
-  msghdr msg{};
-  msg.msg_name = to.get();
-  msg.msg_namelen = to.len;
-  msg.msg_iov = &iov;
+  iovec iov{};
+};
+
+void address(msghdr& msg, Addressed& a, int family, int ifindex, const IpAddr& src,
+             const IpAddr& dst, uint16_t port, std::span<const uint8_t> bytes) {
+  a.to = make_sockaddr(dst, port);
+  a.iov = {const_cast<uint8_t*>(bytes.data()), bytes.size()};
+  msg = {};
+  msg.msg_name = a.to.get();
+  msg.msg_namelen = a.to.len;
+  msg.msg_iov = &a.iov;
   msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
-  if (family_ == AF_INET) {
+  msg.msg_control = a.control;
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(a.control);
+  if (family == AF_INET) {
     in_pktinfo pi{};
     pi.ipi_ifindex = ifindex;
     std::memcpy(&pi.ipi_spec_dst, src.bytes.data(), 4);
@@ -116,9 +134,47 @@ Status TopoSocket::send(int ifindex, const IpAddr& src, const IpAddr& dst,
     std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
     msg.msg_controllen = CMSG_SPACE(sizeof(pi));
   }
+}
+
+}  // namespace
+
+Status TopoSocket::send(int ifindex, const IpAddr& src, const IpAddr& dst,
+                        std::span<const uint8_t> bytes) {
+  Addressed a;
+  msghdr msg{};
+  address(msg, a, family_, ifindex, src, dst, port_, bytes);
   if (sendmsg(fd_, &msg, 0) < 0)
     return os_error("send topology packet to " + dst.str() + " from " + src.str(), errno);
   return {};
+}
+
+size_t TopoSocket::send_many(std::span<const Outgoing> out) {
+  constexpr size_t kChunk = 64;
+  std::vector<Addressed> addressed(std::min(out.size(), kChunk));
+  std::vector<mmsghdr> msgs(addressed.size());
+  size_t failed = 0;
+  for (size_t first = 0; first < out.size(); first += kChunk) {
+    size_t n = std::min(kChunk, out.size() - first);
+    for (size_t i = 0; i < n; i++) {
+      const Outgoing& o = out[first + i];
+      msgs[i] = {};
+      address(msgs[i].msg_hdr, addressed[i], family_, o.ifindex, o.src, o.dst, port_, o.bytes);
+    }
+    // sendmmsg stops at the first failure: count it, skip it, go on.
+    for (size_t done = 0; done < n;) {
+      int r = sendmmsg(fd_, msgs.data() + done, static_cast<unsigned>(n - done), MSG_DONTWAIT);
+      if (r > 0) {
+        done += static_cast<size_t>(r);
+        continue;
+      }
+      const Outgoing& o = out[first + done];
+      log::debug("send topology packet to {} from {}: {}", o.dst.str(), o.src.str(),
+                 strerror(errno));
+      failed++;
+      done++;
+    }
+  }
+  return failed;
 }
 
 std::optional<Received> TopoSocket::receive() {
@@ -130,6 +186,10 @@ std::optional<Received> TopoSocket::receive() {
   r.src = a->src;
   r.ifindex = a->ifindex;
   return r;
+}
+
+std::span<const BatchReceiver::Datagram> TopoSocket::receive_batch(bool* more) {
+  return batch_->read(fd_, topo::kTtl, &dropped_hop_limit_, more);
 }
 
 }  // namespace mlink::discovery

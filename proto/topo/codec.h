@@ -90,8 +90,13 @@ struct Links {
   auto operator<=>(const Links&) const = default;
 };
 
+// Header flags. A receiver ignores the ones it does not know.
+// ANSWER (HELLO): the sender has not seen the receiver name it in SEEN yet;
+// the receiver answers with a unicast HELLO whose SEEN names the sender.
+inline constexpr uint16_t kFlagAnswer = 0x0001;
+
 struct Message {
-  uint16_t flags = 0;   // reserved: sent as 0, ignored, kept for round trips
+  uint16_t flags = 0;   // kFlag*; unknown bits are ignored and kept for round trips
   KeyId key_id = 0;     // filled by decode(); encode() writes the Key's id
   uint64_t seq = 0;     // epoch << 32 | counter, see replay.h
   std::string node_id;  // [A-Za-z0-9_-]{1,32}

@@ -229,7 +229,8 @@ struct TopoBed {
     l.addresses = {*Prefix::parse(std::string(kLocal4) + "/24"),
                    *Prefix::parse(std::string(kLocal6) + "/64")};
     o.links = {{0, l}};
-    auto created = discovery::Discovery::create(std::move(o), [this] { changes++; });
+    auto created = discovery::Discovery::create(
+        std::move(o), [this](const std::vector<std::string>&) { changes++; });
     REQUIRE_MESSAGE(created.ok(), created.error().message);
     d = std::move(*created);
     auto st = d->attach(loop.e);

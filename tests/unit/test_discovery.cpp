@@ -1,4 +1,7 @@
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <set>
 
 #include "agent/topology.h"
 #include "discovery/neighbors.h"
@@ -31,12 +34,14 @@ TEST_CASE("a link joins once the node sees us, and stays while it is heard") {
   CHECK(c.new_node);
   CHECK(c.plan);  // its addresses are news
   CHECK_FALSE(t.nodes().at("b").links.at(1).two_way);
-  CHECK(t.seen_on(1) == std::vector<std::string>{"b"});
-  CHECK(t.seen_on(0).empty());
+  CHECK(t.seen_page(1, 16) == std::vector<std::string>{"b"});
+  CHECK(t.seen_page(0, 16).empty());
+  CHECK(t.not_two_way(1) == std::vector<std::string>{"b"});
   c = t.on_hello(1, "b", kEpoch1 + 1, hello({"a"}), 1000);
   CHECK_FALSE(c.new_node);
   CHECK(c.plan);
   CHECK(t.nodes().at("b").links.at(1).two_way);
+  CHECK(t.not_two_way(1).empty());
   // Nothing new: no change.
   c = t.on_hello(1, "b", kEpoch1 + 2, hello({"a"}), 2000);
   CHECK_FALSE(c.plan);
@@ -54,13 +59,56 @@ TEST_CASE("hold time: a silent link is forgotten, then the node") {
   t.on_hello(0, "b", kEpoch1, hello({"a"}, "10.0.0.2/24"), 0);
   t.on_hello(1, "b", kEpoch1 + 1, hello({"a"}), 1'000'000);
   CHECK(t.next_expiry() == 3'500'000);
-  CHECK_FALSE(t.expire(3'499'999));
-  CHECK(t.expire(3'500'000));
+  CHECK(t.expire(3'499'999).empty());
+  CHECK(t.expire(3'500'000) == std::vector<std::string>{"b"});
   CHECK(t.nodes().at("b").links.count(0) == 0);
   CHECK(t.nodes().at("b").links.count(1) == 1);
-  CHECK(t.expire(4'500'000));
+  CHECK(t.next_expiry() == 4'500'000);
+  // A newer HELLO moves the deadline.
+  t.on_hello(1, "b", kEpoch1 + 2, hello({"a"}), 2'000'000);
+  CHECK(t.next_expiry() == 5'500'000);
+  CHECK(t.expire(4'500'000).empty());
+  CHECK(t.expire(5'500'000) == std::vector<std::string>{"b"});
   CHECK(t.nodes().empty());
   CHECK_FALSE(t.next_expiry());
+}
+
+TEST_CASE("hold time is capped, so one HELLO cannot pin a node") {
+  NeighborTable t("a");
+  auto h = hello({});
+  h.hold_ms = 0xffffffff;
+  t.on_hello(0, "b", kEpoch1, h, 0);
+  CHECK(t.next_expiry() == uint64_t{discovery::kMaxHoldMs} * 1000);
+}
+
+TEST_CASE("SEEN pages: successive HELLOs name every node on the link, however many") {
+  NeighborTable t("a");
+  std::set<std::string> all;
+  for (int i = 0; i < 40; i++) {
+    std::string id = fmt::format("n{:03}", i);
+    all.insert(id);
+    t.on_hello(1, id, kEpoch1, hello({}), 0);
+  }
+  t.on_hello(2, "other", kEpoch1, hello({}), 0);  // heard on another link: never on link 1's pages
+  std::set<std::string> named;
+  for (int page = 0; page < 3; page++) {
+    auto p = t.seen_page(1, 16);
+    CHECK(p.size() == 16);
+    named.insert(p.begin(), p.end());
+  }
+  CHECK(named == all);  // 48 slots over 40 nodes: all named, the page wrapped
+  CHECK(t.seen_page(2, 16) == std::vector<std::string>{"other"});
+  CHECK(t.seen_page(2, 16) == std::vector<std::string>{"other"});
+}
+
+TEST_CASE("the table holds at most max_nodes; more are refused and counted") {
+  NeighborTable t("a", 2);
+  CHECK_FALSE(t.on_hello(0, "b", kEpoch1, hello({}), 0).refused);
+  CHECK_FALSE(t.on_hello(0, "c", kEpoch1, hello({}), 0).refused);
+  CHECK(t.on_hello(0, "d", kEpoch1, hello({}), 0).refused);
+  CHECK(t.refused() == 1);
+  CHECK(t.nodes().size() == 2);
+  CHECK_FALSE(t.on_hello(1, "b", kEpoch1 + 1, hello({}), 0).refused);  // known ones still heard
 }
 
 TEST_CASE("our own hellos are ignored") {

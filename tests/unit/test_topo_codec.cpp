@@ -129,6 +129,15 @@ TEST_CASE("topo: vectors carry what the reference encoder wrote") {
   CHECK(must_decode(vector_bytes("links")) == sample_links());
   CHECK(must_encode(sample_hello()) == vector_bytes("hello"));
   CHECK(must_encode(sample_links()) == vector_bytes("links"));
+  Message answer = sample_hello();
+  answer.flags = kFlagAnswer;
+  answer.seq = uint64_t{0x66000000} << 32 | 9;
+  CHECK(must_decode(vector_bytes("hello_answer")) == answer);
+  Message page = must_decode(vector_bytes("hello_seen_page"));
+  const auto& seen = std::get<Hello>(page.body).seen;
+  REQUIRE(seen.size() == kMaxSeen);
+  CHECK(seen.front() == "n00");
+  CHECK(seen.back() == "n15");
 }
 
 TEST_CASE("topo: every reason name is distinct and snake_case") {

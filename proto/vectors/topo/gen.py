@@ -83,6 +83,16 @@ def links_body(first="192.168.10.0/24"):
 
 write("hello", "HELLO from alpha on link 192.168.10.0/24 (IPv4 + IPv6). Key id 1 (see README).",
       build(header(1) + hello_body()))
+write("hello_answer",
+      "Unicast HELLO from alpha to bravo on 192.168.10.0/24: flags ANSWER (0x0001, alpha has not\n"
+      "seen bravo name it yet) and SEEN naming only bravo, the receiver.",
+      build(header(1, seq=(EPOCH << 32) | 9, flags=1) + hello_body()))
+write("hello_seen_page",
+      "Multicast HELLO from alpha whose SEEN is a full page: 16 node ids (n00..n15), the most\n"
+      "a v1 receiver accepts. Successive HELLOs name the next 16 heard on the link.",
+      build(header(1, seq=(EPOCH << 32) | 10) +
+            [x for x in hello_body() if not x[0].startswith("SEEN")] +
+            [("SEEN \"n%02d\"" % i, struct.pack(">HH", 3, 3) + b"n%02d" % i) for i in range(16)]))
 write("links", "LINKS from alpha: three links, one backup, IPv4 and IPv6 subnets.",
       build(header(2, seq=(EPOCH << 32) | 8) + links_body()))
 
