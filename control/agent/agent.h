@@ -119,6 +119,7 @@ class Agent {
   std::unique_ptr<LinkSetController> controller_;
   std::unique_ptr<discovery::Discovery> discovery_;
   uint64_t tun_discarded_ = 0;
+  uint64_t carrier_loss_us_ = 0;  // the last carrier loss: handling it took this long
   // Restart: the ML device and pins of an agent that died are taken over.
   // Its peer entries stay as they are until relearned, or until the grace
   // period (longer than discovery's hold time) ends.

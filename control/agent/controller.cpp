@@ -191,6 +191,7 @@ void LinkSetController::refresh_all(const char* why) {
 // Link state changes are news (log, monitor); bucket moves are routine.
 void LinkSetController::report(const PeerPlan& plan, const std::vector<EntryWrite>& writes,
                                const char* why) {
+  entry_writes_ += writes.size();
   for (const auto& w : writes) {
     if (!w.now) continue;
     const ml_peer& v = *w.now;
@@ -246,7 +247,10 @@ void LinkSetController::on_netlink(const nl::Event& ev) {
   if (auto id = link_of(n.ifindex)) touched_.insert(*id);
 }
 
-void LinkSetController::after_netlink(const char* why) {
+std::vector<size_t> LinkSetController::after_netlink(const char* why) {
+  std::vector<size_t> lost;
+  for (int ifindex : carrier_lost_)
+    if (auto id = link_of(ifindex)) lost.push_back(*id);
   for (const auto& [key, plan] : registry_.peers())
     if (std::any_of(plan.links.begin(), plan.links.end(),
                     [&](const PeerLink& pl) { return touched_.count(pl.link) > 0; }))
@@ -266,6 +270,7 @@ void LinkSetController::after_netlink(const char* why) {
     if (size_t n = neighbours_.renew(ifindex, true))
       log::debug("ifindex {}: {} neighbour entries renewed (link-local address ready)", ifindex, n);
   link_local_ready_.clear();
+  return lost;
 }
 
 void LinkSetController::resync(const std::map<size_t, unsigned>& link_flags) {

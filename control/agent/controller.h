@@ -94,7 +94,11 @@ class LinkSetController {
 
   // Netlink: state is taken at once, entries are written by after_netlink().
   void on_netlink(const nl::Event& ev);
-  void after_netlink(const char* why);
+  // Returns the links that lost carrier in this batch (their peers' entries
+  // are rewritten by now).
+  std::vector<size_t> after_netlink(const char* why);
+  // Entries written to the datapath so far (for timing what an event cost).
+  uint64_t entry_writes() const { return entry_writes_; }
   // Link flags and neighbour states as read again (events may have been lost).
   void resync(const std::map<size_t, unsigned>& link_flags);
   void on_transition(SessionDriver::Id id, const bfd::Transition& t);
@@ -146,6 +150,7 @@ class LinkSetController {
   std::set<size_t> touched_;             // links whose state changed since after_netlink()
   std::set<int> carrier_lost_;           // ifindexes, likewise
   std::set<int> link_local_ready_;       // likewise: an IPv6 link-local address left DAD
+  uint64_t entry_writes_ = 0;
 };
 
 }  // namespace mlink::agent

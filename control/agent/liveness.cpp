@@ -27,6 +27,10 @@ constexpr uint64_t kEchoProbeUsec = 1'000'000;    // no reflection within this: 
 // packets sent between two checkpoints (every second).
 constexpr uint32_t kSeqResumeMargin = 1u << 22;
 constexpr uint32_t kSeqCheckpoint = 1u << 16;
+constexpr uint64_t kSaveDelayUsec = 100'000;
+// A bounded amount per callback, so a flood on one socket cannot hold the
+// loop (the timers of every session run between two callbacks).
+constexpr int kBatchesPerCallback = 4;
 
 }  // namespace
 
@@ -54,6 +58,7 @@ std::unique_ptr<Liveness> Liveness::create(Options opts, OnChange on_change, OnL
 Liveness::~Liveness() {
   for (auto* s : io_) sd_event_source_disable_unref(s);
   if (timer_) sd_event_source_disable_unref(timer_);
+  if (save_timer_) sd_event_source_disable_unref(save_timer_);
 }
 
 uint64_t Liveness::now() const {
@@ -70,7 +75,26 @@ Status Liveness::attach(sd_event* loop) {
   int r =
       sd_event_add_time(loop, &timer_, CLOCK_MONOTONIC, now(), kTimerAccuracyUsec, on_timer, this);
   if (r < 0) return os_error("add BFD timer", r);
+  r = sd_event_add_time(loop, &save_timer_, CLOCK_MONOTONIC, now(), kSaveDelayUsec / 10,
+                        on_save_timer, this);
+  if (r < 0) return os_error("add BFD state timer", r);
+  sd_event_source_set_enabled(save_timer_, SD_EVENT_OFF);
   return {};
+}
+
+int Liveness::on_save_timer(sd_event_source*, uint64_t, void* self) {
+  auto* l = static_cast<Liveness*>(self);
+  l->save_pending_ = false;
+  l->save_state();
+  return 0;
+}
+
+void Liveness::state_changed() {
+  if (!save_timer_) return save_state();  // not on a loop (tests): at once
+  if (save_pending_) return;
+  save_pending_ = true;
+  sd_event_source_set_time(save_timer_, now() + kSaveDelayUsec);
+  sd_event_source_set_enabled(save_timer_, SD_EVENT_ONESHOT);
 }
 
 Status Liveness::watch(size_t socket) {
@@ -211,7 +235,11 @@ int Liveness::on_timer(sd_event_source*, uint64_t, void* self) {
 }
 
 void Liveness::receive(size_t socket) {
-  while (auto d = sockets_[socket].receive()) deliver(socket, *d, now());
+  uint64_t t = now();
+  bool more = true;
+  for (int b = 0; b < kBatchesPerCallback && more; b++)
+    for (const auto& d : sockets_[socket].receive_batch(rx_batch_, &more))
+      deliver(socket, d.bytes, d.meta.src, t);
 }
 
 void Liveness::reject(bfd::Reject r, const IpAddr& from) {
@@ -221,11 +249,12 @@ void Liveness::reject(bfd::Reject r, const IpAddr& from) {
 
 // Single hop: the socket (link, local address) and the sender's address
 // name the session; the session itself checks Your Discriminator.
-void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
-  auto decoded = bfd::decode(d.bytes, &keys_);
-  if (const auto* r = std::get_if<bfd::Reject>(&decoded)) return reject(*r, d.src);
+void Liveness::deliver(size_t socket, std::span<const uint8_t> bytes, const IpAddr& src,
+                       uint64_t t) {
+  auto decoded = bfd::decode(bytes, &keys_);
+  if (const auto* r = std::get_if<bfd::Reject>(&decoded)) return reject(*r, src);
   const auto& p = std::get<bfd::ControlPacket>(decoded);
-  auto r = by_remote_.find({socket, d.src});
+  auto r = by_remote_.find({socket, src});
   if (r == by_remote_.end()) {
     rx_unmatched_++;
     return;
@@ -235,9 +264,9 @@ void Liveness::deliver(size_t socket, const bfd::Datagram& d, uint64_t t) {
   // Meticulous Keyed SHA1 (§6.7.3): every packet's number is above the last.
   if (p.auth) {
     if (p.auth->type != static_cast<uint8_t>(bfd::AuthType::MeticulousKeyedSha1))
-      return reject(bfd::Reject::BadAuthType, d.src);
+      return reject(bfd::Reject::BadAuthType, src);
     if (e.rx_seq && static_cast<int32_t>(p.auth->seq - *e.rx_seq) <= 0)
-      return reject(bfd::Reject::Replay, d.src);
+      return reject(bfd::Reject::Replay, src);
     e.rx_seq = p.auth->seq;
   }
   e.remote_echo_rx_us = p.required_min_echo_rx_us;
@@ -259,7 +288,7 @@ void Liveness::changed(Id id, const bfd::Transition& tr) {
   } else if (cfg_.echo && e.remote_echo_rx_us) {
     start_echo(e, tr.at_us);
   }
-  save_state();
+  state_changed();
   on_change_(id, tr);
 }
 
@@ -319,31 +348,38 @@ void Liveness::run_echo(Id id, uint64_t t) {
 
 void Liveness::receive_echo(size_t socket) {
   uint64_t t = now();
-  while (auto d = echo_sockets_[socket].receive()) {
-    auto echo = bfd::decode_echo(d->bytes);
-    if (!echo) continue;  // not one of ours
-    uint32_t disc = echo->my_disc;
-    uint64_t sent = echo->sent_us;
-    auto b = by_disc_.find(disc);
-    if (b == by_disc_.end()) continue;
-    Entry& e = entries_.at(b->second);
-    if (e.socket != socket || e.target.remote != d->src) continue;
-    if (e.echo != Echo::Probing && e.echo != Echo::Active) continue;
-    e.echo_last_rx_us = t;
-    e.echo_rtt_us = t >= sent ? t - sent : 0;
-    e.loss.received(echo->seq);
-    if (e.echo == Echo::Probing) {
-      e.echo = Echo::Active;
-      e.session.set_timers(std::max(kEchoControlTxUs, cfg_.interval_ms * 1000),
-                           cfg_.interval_ms * 1000);
-      log::info(
-          "BFD {}: echo reflected by the peer's datapath (rtt {} us); it proves the "
-          "link, control packets slow to 1 s",
-          e.target.name, e.echo_rtt_us);
-      save_state();
-    }
-    touch(b->second);
+  bool more = true;
+  for (int b = 0; b < kBatchesPerCallback && more; b++)
+    for (const auto& d : echo_sockets_[socket].receive_batch(rx_batch_, &more))
+      echo_back(socket, d, t);
+}
+
+// One reflected echo of ours: it proves the session's link.
+// One reflected echo of ours: it proves the session's link.
+void Liveness::echo_back(size_t socket, const BatchReceiver::Datagram& d, uint64_t t) {
+  auto echo = bfd::decode_echo(d.bytes);
+  if (!echo) return;  // not one of ours
+  uint32_t disc = echo->my_disc;
+  uint64_t sent = echo->sent_us;
+  auto b = by_disc_.find(disc);
+  if (b == by_disc_.end()) return;
+  Entry& e = entries_.at(b->second);
+  if (e.socket != socket || e.target.remote != d.meta.src) return;
+  if (e.echo != Echo::Probing && e.echo != Echo::Active) return;
+  e.echo_last_rx_us = t;
+  e.echo_rtt_us = t >= sent ? t - sent : 0;
+  e.loss.received(echo->seq);
+  if (e.echo == Echo::Probing) {
+    e.echo = Echo::Active;
+    e.session.set_timers(std::max(kEchoControlTxUs, cfg_.interval_ms * 1000),
+                         cfg_.interval_ms * 1000);
+    log::info(
+        "BFD {}: echo reflected by the peer's datapath (rtt {} us); it proves the "
+        "link, control packets slow to 1 s",
+        e.target.name, e.echo_rtt_us);
+    state_changed();
   }
+  touch(b->second);
 }
 
 void Liveness::run_due(uint64_t t) {

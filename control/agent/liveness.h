@@ -122,13 +122,15 @@ class Liveness final : public SessionDriver {
   Liveness(Options opts, OnChange on_change, OnLoss on_loss);
   static int on_readable(sd_event_source*, int, uint32_t, void*);
   static int on_timer(sd_event_source*, uint64_t, void*);
+  static int on_save_timer(sd_event_source*, uint64_t, void*);
   Status watch(size_t socket);
   void receive(size_t socket);
   void reject(bfd::Reject r, const IpAddr& from);
-  void deliver(size_t socket, const bfd::Datagram& d, uint64_t now);
+  void deliver(size_t socket, std::span<const uint8_t> bytes, const IpAddr& src, uint64_t now);
   void changed(Id id, const bfd::Transition& tr);
   Result<size_t> socket_for(const Target& t);
   void receive_echo(size_t socket);
+  void echo_back(size_t socket, const BatchReceiver::Datagram& d, uint64_t now);
   void start_echo(Entry& e, uint64_t now);
   void stop_echo(Entry& e);
   void run_echo(Id id, uint64_t now);
@@ -136,6 +138,10 @@ class Liveness final : public SessionDriver {
   uint64_t next_echo_deadline(const Entry& e) const;
   void load_state();
   void save_state();
+  // A session changed: the state file is written once, kSaveDelayUsec later,
+  // for all that changed meanwhile (not once per change: 4,000 sessions
+  // coming up would write it 4,000 times).
+  void state_changed();
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
   // The entry's next deadline (session or echo) changed: re-file it in timers_.
@@ -158,10 +164,13 @@ class Liveness final : public SessionDriver {
   uint32_t disc_base_ = 0;
   std::vector<bfd::LinkSocket> sockets_;
   std::vector<bfd::EchoSocket> echo_sockets_;  // same index as sockets_
+  BatchReceiver rx_batch_{64, 1500};           // shared: one socket is read at a time
   std::map<SocketKey, size_t> socket_index_;
   std::map<SessionKey, Saved> saved_;  // from the previous agent, until resumed
   sd_event* loop_ = nullptr;
   sd_event_source* timer_ = nullptr;
+  sd_event_source* save_timer_ = nullptr;
+  bool save_pending_ = false;
   std::vector<sd_event_source*> io_;
   bfd::KeyRing keys_;  // empty: unauthenticated (config allowed it)
   uint32_t tx_seq_ = 0;

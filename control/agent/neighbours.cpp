@@ -20,6 +20,14 @@ std::optional<uint16_t> RtnlNeighbours::state(const NeighKey& n) {
   return (*got)->state;
 }
 
+Result<std::map<NeighKey, uint16_t>> RtnlNeighbours::states() {
+  auto all = rtnl_.neigh_dump();
+  if (!all) return all.error();
+  std::map<NeighKey, uint16_t> out;
+  for (const auto& n : *all) out[{n.ifindex, n.addr}] = n.state;
+  return out;
+}
+
 ManagedNeighbours::~ManagedNeighbours() {
   for (const auto& [n, state] : nud_)
     if (auto s = ops_.remove(n); !s) log::debug("{}", s.error().message);
@@ -59,8 +67,15 @@ bool ManagedNeighbours::usable(const NeighKey& n) const {
 }
 
 void ManagedNeighbours::resync() {
+  if (nud_.empty()) return;
+  auto table = ops_.states();
+  if (!table) {
+    log::warn("resync neighbours: {}", table.error().message);
+    return;
+  }
   for (auto& [n, state] : nud_) {
-    auto got = ops_.state(n);
+    std::optional<uint16_t> got;
+    if (auto it = table->find(n); it != table->end()) got = it->second;
     if (!got) {
       if (auto s = ops_.add_managed(n); !s)
         log::warn("re-add neighbour {}: {}", n.addr.str(), s.error().message);

@@ -35,6 +35,8 @@ class NeighbourOps {
   virtual Status add_managed(const NeighKey& n) = 0;
   virtual Status remove(const NeighKey& n) = 0;
   virtual std::optional<uint16_t> state(const NeighKey& n) = 0;  // NUD_*; nullopt: no entry
+  // Every entry's NUD state, read at once (one dump, not one request each).
+  virtual Result<std::map<NeighKey, uint16_t>> states() = 0;
 };
 
 class RtnlNeighbours final : public NeighbourOps {
@@ -43,6 +45,7 @@ class RtnlNeighbours final : public NeighbourOps {
   Status add_managed(const NeighKey& n) override;
   Status remove(const NeighKey& n) override;
   std::optional<uint16_t> state(const NeighKey& n) override;
+  Result<std::map<NeighKey, uint16_t>> states() override;
 
  private:
   nl::Rtnl& rtnl_;
@@ -60,7 +63,8 @@ class ManagedNeighbours {
   // A neighbour event; true when it is one of ours (its state is now known).
   bool on_event(const nl::NeighEvent& ev);
   bool usable(const NeighKey& n) const;
-  // Re-reads every entry and re-adds one that someone deleted (`ip neigh flush`).
+  // Re-reads every entry (one dump) and re-adds one that someone deleted
+  // (`ip neigh flush`).
   void resync();
   // Deletes and re-adds the entries on ifindex (only its unresolved IPv6
   // ones with unresolved_v6_only), which frees the packets they hold and

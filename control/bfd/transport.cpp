@@ -122,6 +122,10 @@ std::optional<Datagram> LinkSocket::receive() {
   return receive_datagram(rx_, &dropped_hop_limit_);
 }
 
+std::span<const BatchReceiver::Datagram> LinkSocket::receive_batch(BatchReceiver& rx, bool* more) {
+  return rx.read(rx_, kHopLimit, &dropped_hop_limit_, more);
+}
+
 Result<EchoSocket> EchoSocket::open(const std::string& device, const IpAddr& local) {
   auto fd = link_socket(device, local.family);
   if (!fd) return fd.error();
@@ -156,6 +160,11 @@ Status EchoSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes) {
 std::optional<Datagram> EchoSocket::receive() {
   uint64_t dropped = 0;  // a reflection arrives with 255 or was not ours
   return receive_datagram(fd_, &dropped);
+}
+
+std::span<const BatchReceiver::Datagram> EchoSocket::receive_batch(BatchReceiver& rx, bool* more) {
+  uint64_t dropped = 0;
+  return rx.read(fd_, kHopLimit, &dropped, more);
 }
 
 }  // namespace mlink::bfd

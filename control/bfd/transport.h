@@ -15,6 +15,7 @@
 
 #include "common/ip.h"
 #include "common/result.h"
+#include "common/sockaddr.h"
 #include "proto/bfd/codec.h"  // kControlPort
 
 namespace mlink::bfd {
@@ -43,6 +44,8 @@ class LinkSocket {
   // The next queued datagram, or nullopt when there is none. Datagrams that
   // did not arrive with TTL/hop limit 255 are dropped and counted.
   std::optional<Datagram> receive();
+  // What is queued, up to one batch of rx (one recvmmsg), likewise checked.
+  std::span<const BatchReceiver::Datagram> receive_batch(BatchReceiver& rx, bool* more);
   uint64_t dropped_hop_limit() const { return dropped_hop_limit_; }
 
  private:
@@ -69,6 +72,7 @@ class EchoSocket {
   int fd() const { return fd_; }
   Status send(const IpAddr& dst, std::span<const uint8_t> bytes);
   std::optional<Datagram> receive();  // only what came back with TTL 255
+  std::span<const BatchReceiver::Datagram> receive_batch(BatchReceiver& rx, bool* more);
 
  private:
   explicit EchoSocket(int fd) : fd_(fd) {}

@@ -385,4 +385,21 @@ Result<std::optional<NeighInfo>> Rtnl::neigh_get(int ifindex, const IpAddr& addr
   return found;
 }
 
+Result<std::vector<NeighInfo>> Rtnl::neigh_dump() {
+  // A change during the dump interrupts it; try again a few times.
+  for (int attempt = 0;; attempt++) {
+    Buffer buf{};
+    nlmsghdr* nlh = start(buf.data(), RTM_GETNEIGH, NLM_F_DUMP);
+    auto* ndm = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ndmsg)));
+    ndm->ndm_family = AF_UNSPEC;
+    std::vector<NeighInfo> out;
+    Status st = exchange(nlh, "dump neighbours", [&](const nlmsghdr* m) {
+      if (m->nlmsg_type != RTM_NEWNEIGH) return;
+      if (auto n = parse_neigh(m)) out.push_back(*n);
+    });
+    if (st) return out;
+    if (st.error().err != EAGAIN || attempt == 2) return st.error();
+  }
+}
+
 }  // namespace mlink::nl

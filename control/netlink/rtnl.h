@@ -69,6 +69,8 @@ class Rtnl {
   Status neigh_add_managed(int ifindex, const IpAddr& addr);
   Status neigh_del(int ifindex, const IpAddr& addr);
   Result<std::optional<NeighInfo>> neigh_get(int ifindex, const IpAddr& addr);
+  // Every neighbour entry of this namespace, both families: one dump.
+  Result<std::vector<NeighInfo>> neigh_dump();
 
  private:
   explicit Rtnl(mnl_socket* sock);

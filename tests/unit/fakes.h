@@ -70,6 +70,11 @@ class FakeNeighbours final : public agent::NeighbourOps {
     if (it == table.end()) return std::nullopt;
     return it->second;
   }
+  Result<std::map<agent::NeighKey, uint16_t>> states() override {
+    dumps++;
+    return table;
+  }
+  int dumps = 0;
 };
 
 // Sessions come up when the test says so.
