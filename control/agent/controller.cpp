@@ -303,6 +303,7 @@ void LinkSetController::on_transition(SessionDriver::Id id, const bfd::Transitio
                  {"from", bfd::to_string(t.from)},
                  {"to", bfd::to_string(t.to)},
                  {"diag", bfd::to_string(t.diag)}});
+  holding_.insert(ev->key.peer);
   refresh(*ev->peer, "bfd");
 }
 
@@ -319,18 +320,44 @@ void LinkSetController::on_loss(SessionDriver::Id id, bool lossy, unsigned lost)
                  {"lossy", lossy},
                  {"echo_lost", lost},
                  {"window", bfd::EchoLoss::kWindow}});
+  holding_.insert(ev->key.peer);
   refresh(*ev->peer, "loss");
 }
 
-// Also ends hold-downs: a repaired link's hold-down is over at the first pass after it.
+// Also ends hold-downs: a repaired link's hold-down is over at the first
+// pass after it. The idle share is bounded so that a pass costs O(active +
+// peers / 10), not a read of every peer's counters ten times a second.
 void LinkSetController::rebalance() {
   auto usable = [this](const PeerPlan& p, size_t s, const IpAddr& nh) {
     return slot_usable(p, s, nh);
   };
-  for (const auto& [key, plan] : registry_.peers()) {
-    if (unsigned moved = entries_.rebalance(plan, usable))
-      log::debug("peer {}: moved {} active buckets", plan.peer_id, moved);
-    refresh(plan, "rebalance");
+  const auto& peers = registry_.peers();
+  std::set<PeerKey> look;
+  for (const auto& k : active_)
+    if (peers.count(k)) look.insert(k);
+  size_t share = std::max<size_t>(16, peers.size() / 10 + 1);
+  auto it = rebalance_cursor_ ? peers.upper_bound(*rebalance_cursor_) : peers.begin();
+  for (size_t n = 0; n < std::min(share, peers.size()); n++, ++it) {
+    if (it == peers.end()) it = peers.begin();
+    look.insert(it->first);
+    rebalance_cursor_ = it->first;
+  }
+  active_.clear();
+  for (const auto& key : look) {
+    const PeerPlan& plan = peers.at(key);
+    auto r = entries_.rebalance(plan, usable);
+    if (r.active) active_.insert(key);
+    if (r.moved) log::debug("peer {}: moved {} active buckets", plan.peer_id, r.moved);
+    if (r.moved || holding_.count(key)) refresh(plan, "rebalance");
+  }
+  for (auto h = holding_.begin(); h != holding_.end();) {
+    const PeerPlan* plan = registry_.find(*h);
+    bool held =
+        plan && std::any_of(plan->links.begin(), plan->links.end(), [&](const PeerLink& pl) {
+          return sessions_.hold_down_us(session_key(*h, pl)) > 0;
+        });
+    if (plan && !look.count(*h)) refresh(*plan, "rebalance");
+    h = held ? std::next(h) : holding_.erase(h);
   }
 }
 

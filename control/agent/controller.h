@@ -103,6 +103,9 @@ class LinkSetController {
   void resync(const std::map<size_t, unsigned>& link_flags);
   void on_transition(SessionDriver::Id id, const bfd::Transition& t);
   void on_loss(SessionDriver::Id id, bool lossy, unsigned lost);
+  // Every 100 ms: the peers that carried packets at the last look, and a
+  // share of the others (each at least once a second), have their active
+  // buckets rebalanced; peers waiting out a hold-down are rewritten.
   void rebalance();
   void refresh_all(const char* why);
 
@@ -151,6 +154,9 @@ class LinkSetController {
   std::set<int> carrier_lost_;           // ifindexes, likewise
   std::set<int> link_local_ready_;       // likewise: an IPv6 link-local address left DAD
   uint64_t entry_writes_ = 0;
+  std::set<PeerKey> active_;                 // carried packets at the last rebalance look
+  std::set<PeerKey> holding_;                // a link of theirs may be in a hold-down
+  std::optional<PeerKey> rebalance_cursor_;  // where the last pass's idle share stopped
 };
 
 }  // namespace mlink::agent

@@ -98,23 +98,25 @@ void PeerEntries::start_counting(uint32_t peer_id) {
 
 // Which buckets carried packets since the last look decides where active
 // buckets go (rebalance.h).
-unsigned PeerEntries::rebalance(const PeerPlan& plan, const SlotUsable& usable) {
+PeerEntries::Rebalanced PeerEntries::rebalance(const PeerPlan& plan, const SlotUsable& usable) {
+  Rebalanced out;
   auto st = dp_.peer_stats(plan.peer_id);
-  if (!st) return 0;
+  if (!st) return out;
   auto& seen = bucket_seen_[plan.peer_id];
   std::array<uint64_t, ML_BUCKETS> delta{};
   for (size_t b = 0; b < ML_BUCKETS; b++) {
     delta[b] = st->bucket_packets[b] - seen[b];
     seen[b] = st->bucket_packets[b];
+    out.active = out.active || delta[b] != 0;
   }
+  if (!out.active) return out;
   auto busy = linkset::busy_buckets(delta);
   auto idle = linkset::idle_buckets(delta);
-  unsigned moved = 0;
   for (const auto& a : plan.ml_addresses) {
     auto m = members(plan, a, usable);
-    moved += linkset::rebalance(linkset::build(m), m, busy, idle, overrides_[a]);
+    out.moved += linkset::rebalance(linkset::build(m), m, busy, idle, overrides_[a]);
   }
-  return moved;
+  return out;
 }
 
 std::vector<EntryWrite> PeerEntries::end_adoption(const std::function<bool(const IpAddr&)>& known) {

@@ -55,7 +55,11 @@ class PeerEntries {
   // Moves active buckets by the load seen since the last call (bucket
   // counters of the peer's id); returns how many moved. Entries are written
   // by the next refresh().
-  unsigned rebalance(const PeerPlan& plan, const SlotUsable& usable);
+  struct Rebalanced {
+    unsigned moved = 0;   // active buckets moved to another link
+    bool active = false;  // the peer carried packets since the last look
+  };
+  Rebalanced rebalance(const PeerPlan& plan, const SlotUsable& usable);
   // Remembers the bucket counters a new peer's id starts from (counters of
   // an earlier peer with that id).
   void start_counting(uint32_t peer_id);

@@ -38,7 +38,11 @@ class FakeDatapath final : public datapath::Datapath {
     return {};
   }
   Status add_local(const IpAddr&) override { return {}; }
+  int stats_reads = 0;
+  std::set<uint32_t> stats_read_ids;
   Result<ml_peer_stats> peer_stats(uint32_t peer_id) override {
+    stats_reads++;
+    stats_read_ids.insert(peer_id);
     auto it = stats.find(peer_id);
     return it == stats.end() ? ml_peer_stats{} : it->second;
   }

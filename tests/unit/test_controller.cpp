@@ -250,6 +250,40 @@ TEST_CASE("controller: a repaired link waits out its hold-down") {
   CHECK(w[0].value->slots[0].state == ML_SLOT_UP);
 }
 
+TEST_CASE("controller: a rebalance pass reads the busy peers and a tenth of the others") {
+  Bed b;
+  std::vector<PeerPlan> plans;
+  for (int h = 2; h < 202; h++) {
+    auto p = Bed::peer(h, {0, 1});
+    p.ml_addresses.front() =
+        ip("10.88." + std::to_string(h / 200) + "." + std::to_string(h % 200 + 2));
+    p.key = PeerKey::of_static(p.ml_addresses.front());
+    for (size_t i = 0; i < p.links.size(); i++)
+      p.links[i].nh4 = ip("10." + std::to_string(i) + "." + std::to_string(h / 200) + "." +
+                          std::to_string(h % 200 + 2));
+    plans.push_back(p);
+  }
+  b.c->set_static_plans(plans);
+  b.c->sync({}, "start");
+  b.all_up();
+  b.dp.take();
+  b.dp.stats_read_ids.clear();
+  REQUIRE(b.c->registry().peers().size() == 200);
+  // Peer id 7 carries packets: it is looked at in every pass from then on.
+  b.dp.stats[7].bucket_packets[3] = 100;
+  std::map<int, int> reads;
+  for (int pass = 0; pass < 10; pass++) {
+    b.dp.stats_reads = 0;
+    b.c->rebalance();
+    reads[pass] = b.dp.stats_reads;
+    b.dp.stats[7].bucket_packets[3] += 100;
+  }
+  // 21 idle peers a pass (200 / 10 + 1), plus the busy one once it was seen.
+  for (int pass = 0; pass < 10; pass++) CHECK(reads[pass] <= 22);
+  CHECK(b.dp.stats_read_ids.size() == 200);  // in ten passes (a second) every peer was looked at
+  CHECK(b.dp.take().empty());                // nothing moved, nothing held: no rewrite
+}
+
 TEST_CASE("controller: restart adoption keeps inherited entries until relearned") {
   Bed b;
   ml_peer inherited{};
