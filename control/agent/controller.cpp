@@ -107,7 +107,8 @@ void LinkSetController::reconcile(const char* why, bool rewrite_all) {
       entries_.forget_overrides(before);  // slots renumbered
   }
   for (const auto& key : diff.refused)
-    log::warn("peer {}: no free peer id (at most {} peers)", key.str(), deps_.max_peers);
+    log::warn("peer {}: over node.max_peers = {} (kept: static peers, then nodes by id)", key.str(),
+              deps_.max_peers);
   for (const auto& plan : diff.added) {
     entries_.start_counting(plan.peer_id);
     std::string names;
@@ -335,7 +336,7 @@ void LinkSetController::rebalance() {
   std::set<PeerKey> look;
   for (const auto& k : active_)
     if (peers.count(k)) look.insert(k);
-  size_t share = std::max<size_t>(16, peers.size() / 10 + 1);
+  size_t share = peers.size() / 10 + 1;
   auto it = rebalance_cursor_ ? peers.upper_bound(*rebalance_cursor_) : peers.begin();
   for (size_t n = 0; n < std::min(share, peers.size()); n++, ++it) {
     if (it == peers.end()) it = peers.begin();

@@ -19,8 +19,13 @@
 namespace mlink::agent {
 namespace {
 
-constexpr uint64_t kTimerAccuracyUsec =
-    200;  // BFD runs at 10-30 ms: sd-event's 250 ms default would not do
+// How late the timer may fire, so that the deadlines of many sessions that
+// fall close together are served by one wakeup: 1/20 of the interval (1.5 ms
+// at 30 ms, which detection can spare), at least 200 us (sd-event's default of
+// 250 ms would not do), at most 20 ms.
+uint64_t timer_accuracy_us(uint32_t interval_ms) {
+  return std::clamp<uint64_t>(uint64_t{interval_ms} * 1000 / 20, 200, 20'000);
+}  // BFD runs at 10-30 ms: sd-event's 250 ms default would not do
 constexpr uint32_t kEchoControlTxUs = 1'000'000;  // §6.8.3: control at >= 1 s while echo runs
 constexpr uint64_t kEchoProbeUsec = 1'000'000;    // no reflection within this: not supported
 // The auth sequence resumes this far above what was saved: more than the
@@ -28,6 +33,8 @@ constexpr uint64_t kEchoProbeUsec = 1'000'000;    // no reflection within this: 
 constexpr uint32_t kSeqResumeMargin = 1u << 22;
 constexpr uint32_t kSeqCheckpoint = 1u << 16;
 constexpr uint64_t kSaveDelayUsec = 100'000;
+// Past its accuracy, a timer this late means the process did not run.
+constexpr uint64_t kLateUsec = 10'000;
 // A bounded amount per callback, so a flood on one socket cannot hold the
 // loop (the timers of every session run between two callbacks).
 constexpr int kBatchesPerCallback = 4;
@@ -72,8 +79,8 @@ Status Liveness::attach(sd_event* loop) {
   loop_ = loop;
   for (size_t i = 0; i < sockets_.size(); i++)
     if (auto s = watch(i); !s) return s;
-  int r =
-      sd_event_add_time(loop, &timer_, CLOCK_MONOTONIC, now(), kTimerAccuracyUsec, on_timer, this);
+  int r = sd_event_add_time(loop, &timer_, CLOCK_MONOTONIC, now(),
+                            timer_accuracy_us(cfg_.interval_ms), on_timer, this);
   if (r < 0) return os_error("add BFD timer", r);
   r = sd_event_add_time(loop, &save_timer_, CLOCK_MONOTONIC, now(), kSaveDelayUsec / 10,
                         on_save_timer, this);
@@ -87,6 +94,27 @@ int Liveness::on_save_timer(sd_event_source*, uint64_t, void* self) {
   l->save_pending_ = false;
   l->save_state();
   return 0;
+}
+
+// The echoes a stalled agent did not send cannot have come back: its echo
+// detection starts afresh from now (one interval already passed), instead
+// of failing every session at once. Packets that arrived are read first.
+void Liveness::after_stall(uint64_t t) {
+  uint64_t late = t - timers_.begin()->first;
+  stalls_++;
+  if (late >= 50'000 || stalls_ == 1)
+    log::info("BFD: the timer ran {} ms late (the agent did not run); echo detection restarts",
+              late / 1000);
+  for (size_t i = 0; i < sockets_.size(); i++) {
+    receive(i);
+    receive_echo(i);
+  }
+  for (auto& [id, e] : entries_) {
+    if (e.echo != Echo::Active) continue;
+    e.echo_last_rx_us = std::max(e.echo_last_rx_us, t - std::min(t, echo_interval_us(e)));
+    e.echo_next_tx_us = std::min(e.echo_next_tx_us, t);
+    touch(id);
+  }
 }
 
 void Liveness::state_changed() {
@@ -116,6 +144,8 @@ Result<size_t> Liveness::socket_for(const Target& t) {
   if (!e) return e.error();
   sockets_.push_back(std::move(*s));
   echo_sockets_.push_back(std::move(*e));
+  ctl_tx_.emplace_back();
+  echo_tx_.emplace_back();
   size_t i = sockets_.size() - 1;
   socket_index_.emplace(key, i);
   if (loop_)
@@ -162,6 +192,7 @@ void Liveness::remove(Id target) {
     uint64_t t = now();
     it->second.session.set_admin_down(true, t);
     send_due(target, t);
+    flush_tx();
   }
   timers_.erase({it->second.due_us, target});
   if (auto d = by_disc_.find(it->second.session.my_disc());
@@ -223,13 +254,22 @@ int Liveness::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
     if (l->sockets_[i].fd() == fd) l->receive(i);
     if (l->echo_sockets_[i].fd() == fd) l->receive_echo(i);
   }
+  l->flush_tx();
   l->rearm();
   return 0;
 }
 
 int Liveness::on_timer(sd_event_source*, uint64_t, void* self) {
   auto* l = static_cast<Liveness*>(self);
-  l->run_due(l->now());
+  uint64_t t = l->now();
+  // Woken late (the process did not run: a loaded machine, a stopped VM):
+  // what arrived meanwhile is read first, or the echoes and control packets
+  // that came in time would be taken for missing and every session would
+  // fail at once.
+  uint64_t late = timer_accuracy_us(l->cfg_.interval_ms) + kLateUsec;
+  if (!l->timers_.empty() && t > l->timers_.begin()->first + late) l->after_stall(t);
+  l->run_due(t);
+  l->flush_tx();
   l->rearm();
   return 0;
 }
@@ -336,8 +376,7 @@ void Liveness::run_echo(Id id, uint64_t t) {
   }
   if ((e.echo == Echo::Probing || e.echo == Echo::Active) && t >= e.echo_next_tx_us) {
     auto b = bfd::encode_echo({.my_disc = e.session.my_disc(), .seq = e.echo_seq, .sent_us = t});
-    if (auto s = echo_sockets_[e.socket].send(e.target.remote, b); !s)
-      log::debug("BFD echo {}: {}", e.target.name, s.error().message);
+    queue(echo_tx_[e.socket], e.target.remote, b);
     e.loss.sent(e.echo_seq++);
     e.echo_next_tx_us = t + echo_interval_us(e);
     if (e.echo != Echo::Active) return;
@@ -413,8 +452,33 @@ void Liveness::send_due(Id id, uint64_t t) {
       const auto& [key_id, key] = *keys_.keys.rbegin();  // the highest id signs
       bytes = bfd::encode_signed(*tx, key_id, tx_seq_++, key);
     }
-    if (auto s = sockets_[e.socket].send(e.target.remote, bytes); !s)
-      log::debug("BFD {}: {}", e.target.name, s.error().message);
+    queue(ctl_tx_[e.socket], e.target.remote, bytes);
+  }
+}
+
+void Liveness::queue(std::vector<std::pair<IpAddr, bfd::Bytes64>>& q, const IpAddr& dst,
+                     std::span<const uint8_t> bytes) {
+  bfd::Bytes64 b;
+  b.size = static_cast<uint8_t>(std::min(bytes.size(), b.data.size()));
+  std::copy_n(bytes.begin(), b.size, b.data.begin());
+  q.emplace_back(dst, b);
+}
+
+void Liveness::flush_tx() {
+  std::vector<OutDatagram> out;
+  for (size_t i = 0; i < sockets_.size(); i++) {
+    for (bool echo : {false, true}) {
+      auto& q = echo ? echo_tx_[i] : ctl_tx_[i];
+      if (q.empty()) continue;
+      out.clear();
+      uint16_t port = echo ? bfd::kEchoPort : bfd::kControlPort;
+      for (const auto& [dst, b] : q) out.push_back({dst, port, {b.data.data(), b.size}});
+      if (echo)
+        echo_sockets_[i].send_many(out);
+      else
+        sockets_[i].send_many(out);
+      q.clear();
+    }
   }
 }
 

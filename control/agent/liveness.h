@@ -86,6 +86,7 @@ class Liveness final : public SessionDriver {
     return i == kBadHopLimit ? "bad_hop_limit" : bfd::to_string(static_cast<bfd::Reject>(i));
   }
   uint64_t rx_unmatched() const { return rx_unmatched_; }
+  uint64_t stalls() const { return stalls_; }
   bool echo_active(Id target) const;
   bool lossy(Id target) const;            // Up, but losing echoes (only while echo runs)
   unsigned echo_lost(Id target) const;    // of the last bfd::EchoLoss::kWindow decided echoes
@@ -142,8 +143,14 @@ class Liveness final : public SessionDriver {
   // for all that changed meanwhile (not once per change: 4,000 sessions
   // coming up would write it 4,000 times).
   void state_changed();
+  void after_stall(uint64_t now);
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
+  // Control packets and echoes are queued per socket and leave together, one
+  // sendmmsg per socket at the end of each callback.
+  void queue(std::vector<std::pair<IpAddr, bfd::Bytes64>>& q, const IpAddr& dst,
+             std::span<const uint8_t> bytes);
+  void flush_tx();
   // The entry's next deadline (session or echo) changed: re-file it in timers_.
   void touch(Id id);
   void rearm();
@@ -165,6 +172,7 @@ class Liveness final : public SessionDriver {
   std::vector<bfd::LinkSocket> sockets_;
   std::vector<bfd::EchoSocket> echo_sockets_;  // same index as sockets_
   BatchReceiver rx_batch_{64, 1500};           // shared: one socket is read at a time
+  std::vector<std::vector<std::pair<IpAddr, bfd::Bytes64>>> ctl_tx_, echo_tx_;  // per socket
   std::map<SocketKey, size_t> socket_index_;
   std::map<SessionKey, Saved> saved_;  // from the previous agent, until resumed
   sd_event* loop_ = nullptr;
@@ -177,6 +185,7 @@ class Liveness final : public SessionDriver {
   uint32_t saved_seq_ = 0;  // tx_seq_ when the state file was written
   std::array<uint64_t, kRejects> rejected_{};
   uint64_t rx_unmatched_ = 0;  // from an address no session of that socket talks to
+  uint64_t stalls_ = 0;        // timer wakeups so late the agent cannot have been running
 };
 
 }  // namespace mlink::agent

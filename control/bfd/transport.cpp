@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "common/log.h"
 #include "common/sockaddr.h"
 
 namespace mlink::bfd {
@@ -116,6 +117,20 @@ Status LinkSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes, uint1
       sendto(tx_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to.ss), to.len);
   if (n < 0) return os_error("send BFD to " + dst.str(), errno);
   return {};
+}
+
+namespace {
+void log_send_error(const OutDatagram& o, int err) {
+  log::debug("send BFD to {} port {}: {}", o.dst.str(), o.port, strerror(err));
+}
+}  // namespace
+
+size_t LinkSocket::send_many(std::span<const OutDatagram> out) {
+  return send_datagrams(tx_, out, log_send_error);
+}
+
+size_t EchoSocket::send_many(std::span<const OutDatagram> out) {
+  return send_datagrams(fd_, out, log_send_error);
 }
 
 std::optional<Datagram> LinkSocket::receive() {

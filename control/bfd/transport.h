@@ -7,6 +7,7 @@
 // routing table says; that is what lets BFD prove the link itself.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -22,6 +23,13 @@ namespace mlink::bfd {
 
 constexpr uint16_t kEchoPort = 3785;  // RFC 5881 §4
 constexpr int kHopLimit = 255;
+
+// A control packet (at most 52 bytes with Meticulous Keyed SHA1) or an echo
+// (32), queued to send: size, then the bytes.
+struct Bytes64 {
+  uint8_t size = 0;
+  std::array<uint8_t, 64> data{};
+};
 
 struct Datagram {
   std::vector<uint8_t> bytes;
@@ -41,6 +49,8 @@ class LinkSocket {
   int fd() const { return rx_; }  // non-blocking; poll for readability
   uint16_t source_port() const { return sport_; }
   Status send(const IpAddr& dst, std::span<const uint8_t> bytes, uint16_t dport = kControlPort);
+  // Several at once (sendmmsg); returns how many failed, each logged at debug level.
+  size_t send_many(std::span<const OutDatagram> out);
   // The next queued datagram, or nullopt when there is none. Datagrams that
   // did not arrive with TTL/hop limit 255 are dropped and counted.
   std::optional<Datagram> receive();
@@ -71,6 +81,7 @@ class EchoSocket {
 
   int fd() const { return fd_; }
   Status send(const IpAddr& dst, std::span<const uint8_t> bytes);
+  size_t send_many(std::span<const OutDatagram> out);
   std::optional<Datagram> receive();  // only what came back with TTL 255
   std::span<const BatchReceiver::Datagram> receive_batch(BatchReceiver& rx, bool* more);
 

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -100,6 +101,39 @@ std::optional<Arrival> receive_gtsm(int fd, std::span<uint8_t> buf, int hop_limi
     a.ifindex = arrival_ifindex(msg);
     return a;
   }
+}
+
+size_t send_datagrams(int fd, std::span<const OutDatagram> out,
+                      const std::function<void(const OutDatagram&, int err)>& on_error) {
+  constexpr size_t kChunk = 64;
+  std::array<SockAddr, kChunk> to;
+  std::array<iovec, kChunk> iov;
+  std::array<mmsghdr, kChunk> msgs;
+  size_t failed = 0;
+  for (size_t first = 0; first < out.size(); first += kChunk) {
+    size_t n = std::min(kChunk, out.size() - first);
+    for (size_t i = 0; i < n; i++) {
+      const OutDatagram& o = out[first + i];
+      to[i] = make_sockaddr(o.dst, o.port);
+      iov[i] = {const_cast<uint8_t*>(o.bytes.data()), o.bytes.size()};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_name = to[i].get();
+      msgs[i].msg_hdr.msg_namelen = to[i].len;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    for (size_t done = 0; done < n;) {  // sendmmsg stops at the first failure
+      int r = sendmmsg(fd, msgs.data() + done, static_cast<unsigned>(n - done), MSG_DONTWAIT);
+      if (r > 0) {
+        done += static_cast<size_t>(r);
+        continue;
+      }
+      on_error(out[first + done], errno);
+      failed++;
+      done++;
+    }
+  }
+  return failed;
 }
 
 BatchReceiver::BatchReceiver(size_t batch, size_t max_size)

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -41,6 +42,17 @@ struct Arrival {
 };
 std::optional<Arrival> receive_gtsm(int fd, std::span<uint8_t> buf, int hop_limit,
                                     uint64_t* dropped);
+
+// Datagrams to send with sendmmsg, to several destinations at once; a
+// failed one is skipped (and given to on_error with its errno), the rest
+// still go. Returns how many failed.
+struct OutDatagram {
+  IpAddr dst;
+  uint16_t port = 0;
+  std::span<const uint8_t> bytes;
+};
+size_t send_datagrams(int fd, std::span<const OutDatagram> out,
+                      const std::function<void(const OutDatagram&, int err)>& on_error);
 
 // The same receipt, up to `batch` datagrams per recvmmsg call, so a busy
 // socket costs one system call per batch instead of one per datagram. Its

@@ -14,6 +14,7 @@ namespace {
 
 constexpr uint64_t kLinksIntervalUsec = 10'000'000;  // LINKS every 10 s (docs/PROTOCOL.md)
 constexpr uint64_t kTimerAccuracyUsec = 1000;
+constexpr uint64_t kLateUsec = 100'000;  // a timer this late means the process did not run
 
 uint64_t wall_us() {
   timespec ts{};
@@ -114,16 +115,10 @@ Counters Discovery::counters() const {
 // loop (BFD's timers run between two callbacks); the rest stays queued and
 // the socket stays readable.
 int Discovery::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
-  constexpr int kBatchesPerCallback = 4;
   auto* d = static_cast<Discovery*>(self);
   uint64_t now = d->now_us();
-  for (auto& s : d->sockets_) {
-    if (s.fd() != fd) continue;
-    bool more = true;
-    for (int b = 0; b < kBatchesPerCallback && more; b++)
-      for (const auto& dg : s.receive_batch(&more))
-        d->handle(dg.bytes, dg.meta.src, dg.meta.ifindex, now);
-  }
+  for (auto& s : d->sockets_)
+    if (s.fd() == fd) d->read_some(s, now);
   d->flush(now);
   d->rearm();
   return 0;
@@ -132,10 +127,22 @@ int Discovery::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
 int Discovery::on_timer(sd_event_source*, uint64_t, void* self) {
   auto* d = static_cast<Discovery*>(self);
   uint64_t now = d->now_us();
+  // Woken late: read the HELLOs that arrived meanwhile before expiring
+  // anyone for silence.
+  if (auto e = d->table_.next_expiry(); e && now > *e + kLateUsec)
+    for (auto& s : d->sockets_) d->read_some(s, now);
   d->tick(now);
   d->flush(now);
   d->rearm();
   return 0;
+}
+
+void Discovery::read_some(TopoSocket& s, uint64_t now) {
+  constexpr int kBatchesPerCallback = 4;
+  bool more = true;
+  for (int b = 0; b < kBatchesPerCallback && more; b++)
+    for (const auto& dg : s.receive_batch(&more))
+      handle(dg.bytes, dg.meta.src, dg.meta.ifindex, now);
 }
 
 void Discovery::deliver(const Received& r, uint64_t now) {

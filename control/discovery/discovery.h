@@ -90,6 +90,7 @@ class Discovery {
   Discovery(Options opts, OnChange on_change);
   static int on_readable(sd_event_source*, int, uint32_t, void*);
   static int on_timer(sd_event_source*, uint64_t, void*);
+  void read_some(TopoSocket& s, uint64_t now_us);  // a bounded number of batches
   void handle(std::span<const uint8_t> bytes, const IpAddr& src, int ifindex, uint64_t now_us);
   void tick(uint64_t now_us);
   void flush(uint64_t now_us);
