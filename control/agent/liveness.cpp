@@ -96,24 +96,17 @@ int Liveness::on_save_timer(sd_event_source*, uint64_t, void* self) {
   return 0;
 }
 
-// The echoes a stalled agent did not send cannot have come back: its echo
-// detection starts afresh from now (one interval already passed), instead
-// of failing every session at once. Packets that arrived are read first.
+// The agent did not run for a while: what arrived meanwhile is read before
+// any deadline is judged. (Echoes it did not send cannot be missing: echo
+// detection counts unanswered echoes, see run_echo.)
 void Liveness::after_stall(uint64_t t) {
   uint64_t late = t - timers_.begin()->first;
   stalls_++;
   if (late >= 50'000 || stalls_ == 1)
-    log::info("BFD: the timer ran {} ms late (the agent did not run); echo detection restarts",
-              late / 1000);
+    log::info("BFD: the timer ran {} ms late (the agent did not run)", late / 1000);
   for (size_t i = 0; i < sockets_.size(); i++) {
     receive(i);
     receive_echo(i);
-  }
-  for (auto& [id, e] : entries_) {
-    if (e.echo != Echo::Active) continue;
-    e.echo_last_rx_us = std::max(e.echo_last_rx_us, t - std::min(t, echo_interval_us(e)));
-    e.echo_next_tx_us = std::min(e.echo_next_tx_us, t);
-    touch(id);
   }
 }
 
@@ -336,6 +329,7 @@ void Liveness::start_echo(Entry& e, uint64_t t) {
   e.echo = Echo::Probing;
   e.echo_since_us = e.echo_next_tx_us = t;
   e.echo_last_rx_us = 0;
+  e.echo_unanswered = 0;
 }
 
 void Liveness::stop_echo(Entry& e) {
@@ -353,6 +347,7 @@ uint64_t Liveness::next_echo_deadline(const Entry& e) const {
     case Echo::Probing:
       return std::min(e.echo_next_tx_us, e.echo_since_us + kEchoProbeUsec);
     case Echo::Active:
+      if (e.echo_unanswered < cfg_.multiplier) return e.echo_next_tx_us;
       return std::min(e.echo_next_tx_us,
                       e.echo_last_rx_us + uint64_t{cfg_.multiplier} * echo_interval_us(e));
     default:
@@ -369,7 +364,10 @@ void Liveness::run_echo(Id id, uint64_t t) {
     e.loss.reset();
     return;
   }
-  if (e.echo == Echo::Active &&
+  // Failed: `multiplier` echoes sent since the last one came back, and the
+  // detection time passed. Counting what was sent, not only the time, keeps
+  // an agent that did not run (and so sent nothing) from failing sessions.
+  if (e.echo == Echo::Active && e.echo_unanswered >= cfg_.multiplier &&
       t >= e.echo_last_rx_us + uint64_t{cfg_.multiplier} * echo_interval_us(e)) {
     if (auto tr = e.session.echo_failed(t)) changed(id, *tr);
     return;
@@ -378,6 +376,7 @@ void Liveness::run_echo(Id id, uint64_t t) {
     auto b = bfd::encode_echo({.my_disc = e.session.my_disc(), .seq = e.echo_seq, .sent_us = t});
     queue(echo_tx_[e.socket], e.target.remote, b);
     e.loss.sent(e.echo_seq++);
+    e.echo_unanswered++;
     e.echo_next_tx_us = t + echo_interval_us(e);
     if (e.echo != Echo::Active) return;
     if (auto lossy = e.loss.update(cfg_.multiplier); lossy && on_loss_)
@@ -406,6 +405,7 @@ void Liveness::echo_back(size_t socket, const BatchReceiver::Datagram& d, uint64
   if (e.socket != socket || e.target.remote != d.meta.src) return;
   if (e.echo != Echo::Probing && e.echo != Echo::Active) return;
   e.echo_last_rx_us = t;
+  e.echo_unanswered = 0;
   e.echo_rtt_us = t >= sent ? t - sent : 0;
   e.loss.received(echo->seq);
   if (e.echo == Echo::Probing) {

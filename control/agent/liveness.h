@@ -107,6 +107,7 @@ class Liveness final : public SessionDriver {
     Echo echo = Echo::Off;
     uint64_t echo_since_us = 0;  // probing started
     uint64_t echo_last_rx_us = 0;
+    uint32_t echo_unanswered = 0;  // sent since the last one came back
     uint64_t echo_next_tx_us = 0;
     uint64_t echo_rtt_us = 0;
     uint32_t echo_seq = 0;

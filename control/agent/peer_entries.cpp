@@ -26,6 +26,12 @@ std::vector<linkset::Member> PeerEntries::members(const PeerPlan& plan, const Ip
   return out;
 }
 
+const linkset::BucketTable& PeerEntries::table_for(const std::vector<linkset::Member>& m) {
+  if (auto it = tables_.find(m); it != tables_.end()) return it->second;
+  if (tables_.size() >= kTableCache) tables_.clear();
+  return tables_.emplace(m, linkset::build(m)).first->second;
+}
+
 ml_peer PeerEntries::build(const PeerPlan& plan, const IpAddr& ml_address, const Links& links,
                            const SlotUsable& usable) {
   ml_peer v{};
@@ -42,7 +48,7 @@ ml_peer PeerEntries::build(const PeerPlan& plan, const IpAddr& ml_address, const
       std::memcpy(slot.nh, nh->bytes.data(), nh->size());
     }
   }
-  auto table = linkset::apply_overrides(linkset::build(m), m, overrides_[ml_address]);
+  auto table = linkset::apply_overrides(table_for(m), m, overrides_[ml_address]);
   std::copy(table.begin(), table.end(), v.buckets);
   return v;
 }
@@ -114,7 +120,7 @@ PeerEntries::Rebalanced PeerEntries::rebalance(const PeerPlan& plan, const SlotU
   auto idle = linkset::idle_buckets(delta);
   for (const auto& a : plan.ml_addresses) {
     auto m = members(plan, a, usable);
-    out.moved += linkset::rebalance(linkset::build(m), m, busy, idle, overrides_[a]);
+    out.moved += linkset::rebalance(table_for(m), m, busy, idle, overrides_[a]);
   }
   return out;
 }

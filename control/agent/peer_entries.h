@@ -75,6 +75,12 @@ class PeerEntries {
   bool overridden(const IpAddr& ml_address, uint32_t bucket) const;
 
  private:
+  // linkset::build is pure and costly (a sort, a log() per bucket and link);
+  // peers on the same fabric share link ids and weights, so most ask for the
+  // same few tables. Kept for at most kTableCache member sets.
+  const linkset::BucketTable& table_for(const std::vector<linkset::Member>& m);
+  static constexpr size_t kTableCache = 1024;
+  std::map<std::vector<linkset::Member>, linkset::BucketTable> tables_;
   std::vector<linkset::Member> members(const PeerPlan& plan, const IpAddr& ml_address,
                                        const SlotUsable& usable) const;
 

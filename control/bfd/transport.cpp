@@ -23,6 +23,7 @@ Result<int> link_socket(const std::string& device, int family) {
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return os_error("socket", errno);
   bool v4 = family == AF_INET;
+  set_receive_buffer(fd, kBurstReceiveBuffer);
   Status st;
   if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
                  static_cast<socklen_t>(device.size())) != 0)

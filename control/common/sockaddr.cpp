@@ -136,6 +136,11 @@ size_t send_datagrams(int fd, std::span<const OutDatagram> out,
   return failed;
 }
 
+void set_receive_buffer(int fd, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == 0) return;
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
 BatchReceiver::BatchReceiver(size_t batch, size_t max_size)
     : max_size_(max_size),
       data_(batch * max_size),

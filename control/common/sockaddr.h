@@ -26,6 +26,13 @@ IpAddr from_sockaddr(const sockaddr_storage& ss, uint16_t* port);
 
 Status set_int_option(int fd, int level, int name, int value, const char* what);
 
+// A receive buffer of `bytes` (SO_RCVBUFFORCE, which root may set past
+// net.core.rmem_max; else SO_RCVBUF, capped there), so a burst (every node of
+// a segment answering at once, thousands of echoes coming back together) is
+// queued instead of dropped. Best effort: the default stays on failure.
+void set_receive_buffer(int fd, int bytes);
+inline constexpr int kBurstReceiveBuffer = 4 << 20;
+
 // From a received message's control data (IP_RECVTTL / IPV6_RECVHOPLIMIT,
 // IP_PKTINFO / IPV6_RECVPKTINFO): -1 / 0 when absent.
 int arrival_hop_limit(msghdr& msg);

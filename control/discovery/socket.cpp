@@ -20,6 +20,7 @@ Result<TopoSocket> TopoSocket::open(int family, uint16_t port) {
   TopoSocket s(fd, family, port);
   bool v4 = family == AF_INET;
   int hops = topo::kTtl;
+  set_receive_buffer(fd, kBurstReceiveBuffer);
   Status st = set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
   if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_TTL, hops, "IP_TTL");
   if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_MULTICAST_TTL, hops, "IP_MULTICAST_TTL");

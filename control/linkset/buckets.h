@@ -32,6 +32,7 @@ struct Member {
   uint32_t weight = 1;  // > 0
   bool backup = false;
   bool usable = false;  // session/neighbour up, carrier up, not drained
+  auto operator<=>(const Member&) const = default;
 };
 
 // members must be in canonical order (both ends sort the same way).
