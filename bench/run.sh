@@ -45,3 +45,10 @@ for p in ("8", "4"):
               + (" (target >= 0.99)" if p == "8" else ""))
 PY
 echo "raw results: $BENCH_OUT"
+
+# 3. (BENCH_SCALE=1) one agent against N simulated peers × 4 links: bench/scale.sh (its own
+#    JSON, table and plot; SCALE_PEERS picks the sizes).
+if [[ ${BENCH_SCALE:-0} == 1 ]]; then
+  echo "== scale: one mlinkd, simulated peers (bench/scale.sh)"
+  "$BENCH_DIR/scale.sh"
+fi

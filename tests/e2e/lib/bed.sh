@@ -278,3 +278,78 @@ bed_iperf() {
 
 # bed_iperf_mbps OUTJSON: receiver aggregate Mbit/s of one iperf3 run.
 bed_iperf_mbps() { python3 "$BED_LIB_DIR/iperf_summary.py" --value receiver "$1"; }
+
+# Shared L2 segments: many hosts on one bridge, for tests with more than two hosts per link.
+#   bed_host sw 0; bed_segment sw 0            # bridge br0 in host sw's netns
+#   bed_host h1 1; bed_host h2 2; ...
+#   bed_ports sw 0 0 h1 h2 ...                # eth0 in each host, on br0
+# A host's address on segment port IDX is 10.<IDX>.<N/256>.<N%256>/16 (N its host number), so
+# a segment holds up to 65534 hosts; IPv6 (fd00:0:0:<IDX>::<N in hex>/64) only with
+# BED_SEGMENT_V6=1.
+
+# bed_segment SWITCH SEG: bridge br<SEG>, up, in host SWITCH's netns. Multicast snooping is
+# off, so every multicast group (discovery's 224.0.0.200 and ff02::6d6c among them) floods to
+# every port as on a plain switch; STP is off (the default), so a port forwards as soon as it
+# has carrier. IPv6 is off in the switch's netns: its ports need no link-local addresses,
+# DAD or MLD reports.
+bed_segment() {
+  local sw=$1 seg=$2
+  bed_sysctl "$sw" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  bed_exec "$sw" ip link add "br$seg" type bridge mcast_snooping 0 ||
+    bed_die "bridge br$seg in $sw"
+  bed_exec "$sw" ip link set "br$seg" up || bed_die "br$seg up in $sw"
+}
+
+# bed_addr4_seg HOST IDX: HOST's address (no prefix length) on segment port eth<IDX>.
+bed_addr4_seg() {
+  [[ -n ${BED_HOSTNUM[$1]:-} ]] || bed_die "unknown host $1"
+  printf '10.%s.%s.%s\n' "$2" $((BED_HOSTNUM[$1] / 256)) $((BED_HOSTNUM[$1] % 256))
+}
+
+# bed_ports SWITCH SEG IDX HOST...: put each HOST on segment SEG (bed_segment) by a veth pair,
+# eth<IDX> in the host with its segment address (bed_addr4_seg), up, and br<SEG>p<N> enslaved
+# to br<SEG> in SWITCH. As in bed_link, each end is created directly in its namespace. One
+# `ip -batch` per namespace instead of a process per command: setting up 64 hosts takes a
+# few seconds, not a minute.
+bed_ports() {
+  local sw=$1 seg=$2 idx=$3 h n swns ns
+  shift 3
+  swns=$(bed_ns "$sw")
+  for h in "$@"; do
+    ns=$(bed_ns "$h")
+    n=${BED_HOSTNUM[$h]}
+    printf 'link add eth%s netns %s type veth peer name br%sp%s netns %s\n' \
+      "$idx" "$ns" "$seg" "$n" "$swns"
+  done | ip -batch - || bed_die "veth pairs for segment $seg"
+  for h in "$@"; do
+    printf 'link set br%sp%s master br%s up\n' "$seg" "${BED_HOSTNUM[$h]}" "$seg"
+  done | bed_exec "$sw" ip -batch - || bed_die "ports of br$seg in $sw"
+  for h in "$@"; do
+    n=${BED_HOSTNUM[$h]}
+    {
+      printf 'addr add 10.%s.%s.%s/16 dev eth%s\n' "$idx" $((n / 256)) $((n % 256)) "$idx"
+      [[ ${BED_SEGMENT_V6:-0} != 1 ]] ||
+        printf 'addr add fd00:0:0:%s::%x/64 dev eth%s nodad\n' "$idx" "$n" "$idx"
+      printf 'link set eth%s up\n' "$idx"
+    } | bed_exec "$h" ip -batch - || bed_die "eth$idx of $h"
+  done
+}
+
+# bed_neigh_room ENTRIES: make room for ENTRIES more neighbour entries (IPv4 and IPv6). The
+# kernel's neighbour tables are global, not per netns: every namespace's entries count
+# against the root netns' gc_thresh3 (default 1024; past it new entries fail with "neighbor
+# table overflow"), and only the root netns can set it. So this is the one thing the bed
+# changes outside its namespaces: gc_thresh2/3 are raised (never lowered) by ENTRIES, and put
+# back at cleanup unless someone changed them meanwhile.
+bed_neigh_room() {
+  local add=$1 fam key f old new
+  for fam in ipv4 ipv6; do
+    for key in gc_thresh2 gc_thresh3; do
+      f=/proc/sys/net/$fam/neigh/default/$key
+      old=$(<"$f") || bed_die "read $f"
+      new=$((old + add))
+      echo "$new" >"$f" || bed_die "write $f"
+      bed_on_cleanup "[[ \$(<$f) == $new ]] && echo $old >$f"
+    done
+  done
+}
