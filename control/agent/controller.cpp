@@ -349,7 +349,7 @@ void LinkSetController::rebalance() {
     auto r = entries_.rebalance(plan, usable);
     if (r.active) active_.insert(key);
     if (r.moved) log::debug("peer {}: moved {} active buckets", plan.peer_id, r.moved);
-    if (r.moved || holding_.count(key)) refresh(plan, "rebalance");
+    if (r.changed || holding_.count(key)) refresh(plan, "rebalance");
   }
   for (auto h = holding_.begin(); h != holding_.end();) {
     const PeerPlan* plan = registry_.find(*h);

@@ -115,13 +115,21 @@ PeerEntries::Rebalanced PeerEntries::rebalance(const PeerPlan& plan, const SlotU
     seen[b] = st->bucket_packets[b];
     out.active = out.active || delta[b] != 0;
   }
-  if (!out.active) return out;
+  // An idle peer with no bucket away from home has nothing to move; one with
+  // moved buckets has them sent home now that nothing is in flight.
+  unsigned away = 0;
+  for (const auto& a : plan.ml_addresses)
+    if (auto o = overrides_.find(a); o != overrides_.end()) away += o->second.count();
+  if (!out.active && away == 0) return out;
   auto busy = linkset::busy_buckets(delta);
   auto idle = linkset::idle_buckets(delta);
+  unsigned left = 0;
   for (const auto& a : plan.ml_addresses) {
     auto m = members(plan, a, usable);
     out.moved += linkset::rebalance(table_for(m), m, busy, idle, overrides_[a]);
+    left += overrides_[a].count();
   }
+  out.changed = out.moved > 0 || left != away;
   return out;
 }
 

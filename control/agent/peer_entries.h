@@ -56,8 +56,9 @@ class PeerEntries {
   // counters of the peer's id); returns how many moved. Entries are written
   // by the next refresh().
   struct Rebalanced {
-    unsigned moved = 0;   // active buckets moved to another link
-    bool active = false;  // the peer carried packets since the last look
+    unsigned moved = 0;    // active buckets moved to another link
+    bool active = false;   // the peer carried packets since the last look
+    bool changed = false;  // buckets moved, or went home: the entries need rewriting
   };
   Rebalanced rebalance(const PeerPlan& plan, const SlotUsable& usable);
   // Remembers the bucket counters a new peer's id starts from (counters of
