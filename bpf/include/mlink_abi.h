@@ -10,13 +10,31 @@
 
 #include <linux/types.h>
 
-#define ML_ABI_VERSION 1
+/*
+ * Layout version of everything below, kept in the pinned map ml_abi: an agent
+ * adopts a datapath left by one that died only when the version and every
+ * map's shape match (control/datapath/bpf_datapath.cpp). Bump it whenever a
+ * struct, a map or the meaning of a field changes.
+ *   1: 8 slots per peer
+ *   2: 16 slots per peer; ml_abi; map sizes set at load from the config
+ */
+#define ML_ABI_VERSION 2
 
-#define ML_MAX_SLOTS 8   /* links per peer */
+#define ML_MAX_SLOTS 16  /* links per peer; a power of two (slot &= ML_MAX_SLOTS - 1) */
 #define ML_BUCKETS 256   /* power of two: bucket = hash & (ML_BUCKETS - 1) */
 #define ML_SLOT_NONE 0xff /* bucket owned by no link: packets dropped */
-#define ML_MAX_PEERS 1024 /* peer ids 0..ML_MAX_PEERS-1 */
-#define ML_MAX_LOCALS 16  /* local ML addresses */
+
+/*
+ * The peer maps are sized at load (bpf_map__set_max_entries) from [node]
+ * max_peers; the object file carries the default. Peer ids are
+ * 0..max_peers-1; ml_peers holds two entries per peer (an IPv4 and an IPv6
+ * ML address).
+ */
+#define ML_DEFAULT_PEERS 1024
+#define ML_PEERS_LIMIT 16384 /* the largest max_peers: discovery's node table holds as many */
+#define ML_MAX_PEERS ML_DEFAULT_PEERS /* old name of the default; not a limit any more */
+/* Local ML addresses: the config allows one per family, so 16 is headroom. */
+#define ML_MAX_LOCALS 16
 
 /* BFD echo (RFC 5881 §4): ml_ingress reflects UDP datagrams to this port that
  * arrive with TTL / hop limit 255 from a source port other than this one. */
@@ -135,5 +153,8 @@ ML_STATIC_ASSERT(sizeof(struct ml_peer_stats) == 16 * ML_MAX_SLOTS + 8 * ML_BUCK
 ML_STATIC_ASSERT((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
 ML_STATIC_ASSERT(sizeof(struct ml_decision) == 20, "ml_decision: the five words of cb");
 ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
+ML_STATIC_ASSERT((ML_MAX_SLOTS & (ML_MAX_SLOTS - 1)) == 0, "slots: power of two (bounds mask)");
+ML_STATIC_ASSERT(sizeof(struct ml_peer) == 648, "ml_peer: 648 bytes (docs/OPERATIONS.md)");
+ML_STATIC_ASSERT(sizeof(struct ml_peer_stats) == 2304, "ml_peer_stats: 2304 bytes per CPU");
 
 #endif /* MLINK_ABI_H */

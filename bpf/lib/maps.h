@@ -8,10 +8,15 @@
 
 #include "mlink_abi.h"
 
+/*
+ * Sizes: ml_peers and ml_peer_stats are resized at load to [node] max_peers
+ * (x2 for ml_peers); these are the defaults the object carries.
+ */
+
 /* Peer ML address -> the peer's link set (slots + bucket table). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, ML_MAX_PEERS * 2); /* an IPv4 and an IPv6 address each */
+	__uint(max_entries, ML_DEFAULT_PEERS * 2); /* an IPv4 and an IPv6 address each */
 	__type(key, struct ml_addr);
 	__type(value, struct ml_peer);
 } ml_peers SEC(".maps");
@@ -27,10 +32,19 @@ struct {
 /* Egress counters per peer: per slot, and per-bucket activity. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ML_MAX_PEERS);
+	__uint(max_entries, ML_DEFAULT_PEERS);
 	__type(key, __u32);
 	__type(value, struct ml_peer_stats);
 } ml_peer_stats SEC(".maps");
+
+/* ML_ABI_VERSION at key 0, written by the agent after load: the next agent
+ * adopts these maps only if it reads its own version here. No program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ml_abi SEC(".maps");
 
 /* Egress drops by enum ml_drop_reason. */
 struct {

@@ -102,6 +102,7 @@ Status Agent::apply() {
   if (auto s = start_liveness(); !s) return s;
   ControllerDeps deps{*dp_, neighbour_ops_, liveness_.get(),
                       [this](nlohmann::json e) { publish(std::move(e)); }};
+  deps.max_peers = cfg_.node.max_peers;
   std::vector<Prefix> own(cfg_.node.ml_address.begin(), cfg_.node.ml_address.end());
   controller_ = std::make_unique<LinkSetController>(std::move(deps), own, cfg_.node.hash);
   controller_->set_links(std::move(links_));
@@ -177,10 +178,11 @@ Status Agent::create_ml_device() {
 
 Status Agent::load_datapath() {
   if (auto s = datapath::ensure_bpffs(cfg_.node.bpffs); !s) return s;
-  auto dp = datapath::BpfDatapath::load({ml_dev_->ifindex(), pin_dir(cfg_), adopting_});
+  auto dp = datapath::BpfDatapath::load(
+      {ml_dev_->ifindex(), pin_dir(cfg_), adopting_, cfg_.node.max_peers});
   if (!dp) return dp.error();
   dp_ = std::move(*dp);
-  if (adopting_) {
+  if (adopting_ && dp_->adopted()) {  // else: maps of another ABI or size, replaced (logged)
     auto addrs = dp_->peer_addresses();
     if (!addrs) return addrs.error();
     for (const auto& a : *addrs)

@@ -38,6 +38,18 @@ void Agent::refresh_metrics() {
   uptime.add({}, static_cast<double>(monotonic_us() - started_us_) / 1e6);
   Family peers("mlink_peers", "Peers known (static and discovered).", MetricType::Gauge);
   peers.add({}, static_cast<double>(controller_->registry().peers().size()));
+  const auto& registry = controller_->registry();
+  Family limit("mlink_peers_limit", "Peers the datapath holds at most (node.max_peers).",
+               MetricType::Gauge);
+  limit.add({}, registry.max_peers());
+  Family over("mlink_peers_over_limit",
+              "Peers wanted (static or discovered) but left out: over node.max_peers.",
+              MetricType::Gauge);
+  over.add({}, static_cast<double>(registry.refused()));
+  Family refused("mlink_peers_refused_total",
+                 "Times a peer was left out (or displaced) for being over node.max_peers.",
+                 MetricType::Counter);
+  refused.add({}, static_cast<double>(registry.refusals()));
 
   Family packets("mlink_link_packets_total", "Packets the datapath sent to a peer over a link.",
                  MetricType::Counter);
@@ -87,8 +99,8 @@ void Agent::refresh_metrics() {
   clients.add({}, ctl_ ? static_cast<double>(ctl_->clients_dropped()) : 0);
 
   std::vector<prometheus::MetricFamily> out;
-  for (Family* f : {&info, &uptime, &peers, &packets, &bytes, &up, &share, &session, &rtt, &loss,
-                    &changes, &dp_drops, &proto, &clients})
+  for (Family* f : {&info, &uptime, &peers, &limit, &over, &refused, &packets, &bytes, &up, &share,
+                    &session, &rtt, &loss, &changes, &dp_drops, &proto, &clients})
     if (auto fam = f->take(); !fam.metric.empty()) out.push_back(std::move(fam));
   exporter_->update(std::move(out));
 }

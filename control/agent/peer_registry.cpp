@@ -1,6 +1,11 @@
 #include "agent/peer_registry.h"
 
 #include <algorithm>
+#include <iterator>
+#include <set>
+
+#include "config/config.h"
+#include "mlink_abi.h"
 
 namespace mlink::agent {
 
@@ -34,14 +39,27 @@ bool same_links(const PeerPlan& a, const PeerPlan& b) {
                     });
 }
 
+static_assert(config::kDefaultMaxPeers == ML_DEFAULT_PEERS &&
+                  config::kMaxPeersLimit == ML_PEERS_LIMIT,
+              "config and datapath agree on the peer limit");
+
 PeerRegistry::PeerRegistry(uint32_t max_peers) : max_peers_(max_peers) {}
 
 PeerDiff PeerRegistry::update(std::map<PeerKey, PeerPlan> want) {
   PeerDiff diff;
+  // The kept: the first max_peers in key order (statics, then nodes by id).
+  // The rest are refused, whether they are new or held an id until now.
+  std::set<PeerKey> over;
+  if (want.size() > max_peers_) {
+    auto cut = std::next(want.begin(), max_peers_);
+    for (auto it = cut; it != want.end(); ++it) over.insert(over.end(), it->first);
+    want.erase(cut, want.end());
+  }
   for (auto it = peers_.begin(); it != peers_.end();) {
     auto w = want.find(it->first);
     if (w == want.end()) {
-      free_ids_.push_back(it->second.peer_id);
+      if (over.count(it->first)) diff.displaced.push_back(it->first);
+      free_ids_.insert(it->second.peer_id);
       diff.removed.push_back(std::move(it->second));
       it = peers_.erase(it);
       continue;
@@ -55,16 +73,16 @@ PeerDiff PeerRegistry::update(std::map<PeerKey, PeerPlan> want) {
     ++it;
   }
   for (auto it = refused_.begin(); it != refused_.end();)
-    it = want.count(*it) ? std::next(it) : refused_.erase(it);
-  for (auto& [key, plan] : want) {  // only new peers are left
-    if (free_ids_.empty() && next_id_ >= max_peers_) {
-      if (refused_.insert(key).second) diff.refused.push_back(key);
-      continue;
+    it = over.count(*it) ? std::next(it) : refused_.erase(it);
+  for (const auto& key : over)
+    if (refused_.insert(key).second) {
+      diff.refused.push_back(key);
+      refusals_++;
     }
-    refused_.erase(key);
+  for (auto& [key, plan] : want) {  // only new peers are left, and there is room for each
     if (!free_ids_.empty()) {
-      plan.peer_id = free_ids_.back();
-      free_ids_.pop_back();
+      plan.peer_id = *free_ids_.begin();
+      free_ids_.erase(free_ids_.begin());
     } else {
       plan.peer_id = next_id_++;
     }

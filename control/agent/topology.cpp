@@ -64,9 +64,9 @@ void sort_canonical(std::vector<PeerLink>& links) {
 std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& cfg,
                                                           const Links& links) {
   std::vector<PeerPlan> plans;
-  if (cfg.peers.size() > ML_MAX_PEERS)
-    return PlanError{cfg.peers[ML_MAX_PEERS].line, "peer",
-                     "at most " + std::to_string(ML_MAX_PEERS) + " peers"};
+  if (cfg.peers.size() > cfg.node.max_peers)  // config::load refuses it already
+    return PlanError{cfg.peers[cfg.node.max_peers].line, "peer",
+                     "at most node.max_peers = " + std::to_string(cfg.node.max_peers) + " peers"};
   for (size_t p = 0; p < cfg.peers.size(); p++) {
     const auto& peer = cfg.peers[p];
     PeerPlan plan;

@@ -361,7 +361,8 @@ void Loader::load_node(const toml::table& root) {
   if (!t) return;
   Node& n = cfg_.node;
   n.line = static_cast<int>(t->source().begin.line);
-  check_keys(*t, "node", {"id", "ml_address", "ml_device", "hash", "rx_mode", "bpffs"});
+  check_keys(*t, "node",
+             {"id", "ml_address", "ml_device", "hash", "rx_mode", "bpffs", "max_peers"});
   if (auto s = string(*t, "node", "id", true, valid_id, "must be 1-32 of A-Z a-z 0-9 _ -"))
     n.id = *s;
   for (auto& p : address_list<Prefix>(*t, "node", "ml_address", parse_prefix))
@@ -373,6 +374,7 @@ void Loader::load_node(const toml::table& root) {
   if (auto m = choice(*t, "node", "rx_mode", kRxModeNames)) n.rx_mode = *m;
   if (auto s = string(*t, "node", "bpffs", false, absolute_path, "must be an absolute path"))
     n.bpffs = *s;
+  if (auto m = bounded(*t, "node", "max_peers", 1, kMaxPeersLimit)) n.max_peers = *m;
 }
 
 std::optional<uint32_t> Loader::bounded(const toml::table& t, const std::string& path,
@@ -556,6 +558,14 @@ void Loader::load_peer(const toml::table& t, const std::string& path) {
 
 // Rules that span sections.
 void Loader::check_whole(const toml::table& root) {
+  // Static peers are always kept, so they must fit (discovered nodes fill what is left).
+  const toml::array* peers = root.get_as<toml::array>("peer");
+  if (peers && peers->size() > cfg_.node.max_peers && peers->is_array_of_tables()) {
+    size_t first_over = cfg_.node.max_peers;
+    fail_relation(peers->get(first_over)->source(), index("peer", first_over),
+                  "more [[peer]]s than node.max_peers (" + std::to_string(cfg_.node.max_peers) +
+                      "): raise node.max_peers to at least " + std::to_string(peers->size()));
+  }
   const toml::table* bfd = root.get_as<toml::table>("bfd");
   if (cfg_.bfd.enabled && cfg_.bfd.key_file.empty() && !cfg_.bfd.allow_unauthenticated &&
       !(bfd && bfd->get("key_file")))
@@ -676,6 +686,7 @@ std::optional<ConfigError> restart_only_change(const Config& running, const Conf
       {a.ml_device != b.ml_device, b.line, "node.ml_device"},
       {a.rx_mode != b.rx_mode, b.line, "node.rx_mode"},
       {a.bpffs != b.bpffs, b.line, "node.bpffs"},
+      {a.max_peers != b.max_peers, b.line, "node.max_peers"},
       {fa.enabled != fb.enabled, fb.line, "bfd"},
       {fa.interval_ms != fb.interval_ms, fb.line, "bfd.interval_ms"},
       {fa.multiplier != fb.multiplier, fb.line, "bfd.multiplier"},

@@ -21,13 +21,20 @@ namespace mlink::config {
 enum class HashPolicy { L34, Socket };  // "l34", "socket"
 enum class RxMode { Redirect, Loose };  // "redirect", "loose"
 
+// [node] max_peers: how many peers the datapath's maps hold (sized at load,
+// docs/OPERATIONS.md "Limits"). The bounds are mlink_abi.h's ML_DEFAULT_PEERS
+// and ML_PEERS_LIMIT (the agent asserts they agree).
+inline constexpr uint32_t kDefaultMaxPeers = 1024;
+inline constexpr uint32_t kMaxPeersLimit = 16384;
+
 struct Node {
-  std::string id;                     // [a-zA-Z0-9_-]{1,32}; names pins, logs, metrics
-  std::vector<Prefix> ml_address;     // at least one; at most one per family
-  std::string ml_device = "ml0";      // IFNAMSIZ-1 chars at most
-  HashPolicy hash = HashPolicy::L34;  // default for peers
-  RxMode rx_mode = RxMode::Redirect;  // redirect: ingress program, strict rp_filter ok
-  std::string bpffs = "/sys/fs/bpf";  // pins go to <bpffs>/mlink/<id>/
+  std::string id;                         // [a-zA-Z0-9_-]{1,32}; names pins, logs, metrics
+  std::vector<Prefix> ml_address;         // at least one; at most one per family
+  std::string ml_device = "ml0";          // IFNAMSIZ-1 chars at most
+  HashPolicy hash = HashPolicy::L34;      // default for peers
+  RxMode rx_mode = RxMode::Redirect;      // redirect: ingress program, strict rp_filter ok
+  std::string bpffs = "/sys/fs/bpf";      // pins go to <bpffs>/mlink/<id>/
+  uint32_t max_peers = kDefaultMaxPeers;  // 1..kMaxPeersLimit; [[peer]]s count too
   int line = 0;
 };
 

@@ -82,18 +82,52 @@ Result<ml_peer_stats> peer_stats_sum(int map_fd, uint32_t peer_id) {
   return sum;
 }
 
+Result<MapShape> map_shape(int map_fd) {
+  bpf_map_info info{};
+  __u32 len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(map_fd, &info, &len); err)
+    return os_error("read map info", err);
+  return MapShape{info.type, info.key_size, info.value_size, info.max_entries};
+}
+
+Result<uint32_t> abi_version(int ml_abi_fd) {
+  __u32 key = 0, version = 0;
+  if (bpf_map_lookup_elem(ml_abi_fd, &key, &version) != 0) return os_error("read ml_abi", errno);
+  return version;
+}
+
 Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) {
+  if (opts.max_peers == 0 || opts.max_peers > ML_PEERS_LIMIT)
+    return Error{"max_peers must be 1.." + std::to_string(ML_PEERS_LIMIT) + ", got " +
+                 std::to_string(opts.max_peers)};
   std::unique_ptr<BpfDatapath> dp(new BpfDatapath());
   dp->skel_ = mlink_bpf__open();
   if (!dp->skel_) return os_error("open BPF skeleton", errno);
   dp->skel_->rodata->ml_ifindex = static_cast<__u32>(opts.ml_ifindex);
   dp->skel_->rodata->ml_l2_len = 0;  // the ML device is a tun: IP header first
+  dp->max_peers_ = opts.max_peers;
+  if (int err = bpf_map__set_max_entries(dp->skel_->maps.ml_peers, 2 * opts.max_peers); err)
+    return os_error("size ml_peers", err);
+  if (int err = bpf_map__set_max_entries(dp->skel_->maps.ml_peer_stats, opts.max_peers); err)
+    return os_error("size ml_peer_stats", err);
   dp->pin_dir_ = opts.pin_dir;
+  dp->adopted_hooks_ = opts.adopt;
   if (opts.adopt)
     if (auto s = dp->reuse_pins(); !s) return s.error();
   if (int err = mlink_bpf__load(dp->skel_); err)
     return os_error("load BPF programs (see libbpf log above)", err);
+  __u32 key = 0, version = ML_ABI_VERSION;
+  if (bpf_map_update_elem(bpf_map__fd(dp->skel_->maps.ml_abi), &key, &version, BPF_ANY) != 0)
+    return os_error("write ml_abi", errno);
   if (auto s = dp->pin_maps(); !s) return s.error();
+  // Allocated in full at load: ml_peers 2 entries per peer (value, key and
+  // ~68 B of the kernel's: 736 B an entry, measured), ml_peer_stats one
+  // value per peer per CPU.
+  int ncpu = std::max(libbpf_num_possible_cpus(), 1);
+  double per_peer =
+      2.0 * (sizeof(ml_peer) + sizeof(ml_addr) + 68) + double(sizeof(ml_peer_stats)) * ncpu;
+  log::info("datapath maps sized for {} peers: ~{:.1f} MiB ({:.1f} KiB per peer, {} CPUs)",
+            opts.max_peers, per_peer * opts.max_peers / (1 << 20), per_peer / 1024, ncpu);
   return dp;
 }
 
@@ -107,22 +141,70 @@ BpfDatapath::~BpfDatapath() {
 namespace {
 
 std::vector<bpf_map*> pinned_maps(mlink_bpf* skel) {
-  return {skel->maps.ml_peers, skel->maps.ml_locals, skel->maps.ml_peer_stats, skel->maps.ml_drops,
-          skel->maps.ml_ingress_stats};
+  return {skel->maps.ml_peers, skel->maps.ml_locals,        skel->maps.ml_peer_stats,
+          skel->maps.ml_drops, skel->maps.ml_ingress_stats, skel->maps.ml_abi};
 }
 
 }  // namespace
 
-// libbpf checks that each pinned map matches the program's definition (type,
-// key and value size); a datapath of another ABI is refused, not corrupted.
+// Why the maps pinned in pin_dir_ cannot serve this agent, or nullopt when
+// every one has the version and shape this build and these options define.
+// (bpf_map__reuse_fd takes over whatever definition the pinned map has, so
+// without this check maps of another layout would be reused: the verifier
+// would refuse the programs, or accept them on values of the wrong size.)
+std::optional<std::string> BpfDatapath::pins_mismatch() {
+  std::string abi_path = pin_dir_ + "/ml_abi";
+  int abi_fd = bpf_obj_get(abi_path.c_str());
+  if (abi_fd < 0) return "no ml_abi pin (ABI version 1, or older)";
+  auto version = abi_version(abi_fd);
+  close(abi_fd);
+  if (!version) return version.error().message;
+  if (*version != ML_ABI_VERSION)
+    return "ABI version " + std::to_string(*version) + ", this mlinkd's is " +
+           std::to_string(ML_ABI_VERSION);
+  for (bpf_map* m : pinned_maps(skel_)) {
+    std::string name = bpf_map__name(m), path = pin_dir_ + "/" + name;
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) return "open " + path + ": " + std::strerror(errno);
+    auto got = map_shape(fd);
+    close(fd);
+    if (!got) return name + ": " + got.error().message;
+    MapShape want{static_cast<uint32_t>(bpf_map__type(m)), bpf_map__key_size(m),
+                  bpf_map__value_size(m), bpf_map__max_entries(m)};
+    if (got->type != want.type || got->key_size != want.key_size ||
+        got->value_size != want.value_size)
+      return name + " has type " + std::to_string(got->type) + ", key " +
+             std::to_string(got->key_size) + " B, value " + std::to_string(got->value_size) +
+             " B; this mlinkd's has " + std::to_string(want.type) + ", " +
+             std::to_string(want.key_size) + " B, " + std::to_string(want.value_size) + " B";
+    if (got->max_entries != want.max_entries)
+      return name + " holds " + std::to_string(got->max_entries) +
+             " entries, node.max_peers = " + std::to_string(max_peers_) + " needs " +
+             std::to_string(want.max_entries);
+  }
+  return std::nullopt;
+}
+
+// Adopts the pinned maps when they are of this ABI and size. Otherwise the
+// datapath cannot be kept (a map cannot be resized or converted in place):
+// it is replaced by a fresh one (programs replaced in place, pins replaced),
+// whose entries the agent relearns, instead of refusing to start and leaving
+// the dead agent's datapath forwarding on stale entries with no agent.
 Status BpfDatapath::reuse_pins() {
+  if (auto why = pins_mismatch()) {
+    log::warn(
+        "not adopting the datapath pinned in {}: {}; loading a fresh one (peer entries "
+        "and counters start empty and are relearned)",
+        pin_dir_, *why);
+    return {};
+  }
   for (bpf_map* m : pinned_maps(skel_)) {
     std::string path = pin_dir_ + "/" + bpf_map__name(m);
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0) return os_error("adopt " + path, errno);
     int err = bpf_map__reuse_fd(m, fd);
     close(fd);  // reuse_fd keeps its own duplicate
-    if (err) return os_error("adopt " + path + " (a datapath of another version?)", err);
+    if (err) return os_error("adopt " + path, err);
   }
   adopted_ = true;
   return {};
@@ -160,11 +242,11 @@ Status BpfDatapath::attach(int ifindex, int attach_point, int prog_fd) {
               .attach_point = static_cast<bpf_tc_attach_point>(attach_point));
   // An adopted hook exists already (creating it again only makes the kernel
   // complain about exclusivity).
-  int err = adopted_ ? -EEXIST : bpf_tc_hook_create(&hook);
+  int err = adopted_hooks_ ? -EEXIST : bpf_tc_hook_create(&hook);
   if (err && err != -EEXIST)
     return os_error("create clsact on ifindex " + std::to_string(ifindex), err);
   // An adopted hook was created by the agent before us: ours to remove too.
-  Attachment a{ifindex, attach_point, err == 0 || adopted_};
+  Attachment a{ifindex, attach_point, err == 0 || adopted_hooks_};
   LIBBPF_OPTS(bpf_tc_opts, tc, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
               .priority = kTcPriority);
   if (int e = bpf_tc_attach(&hook, &tc); e) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,24 @@ struct LoadOptions {
   std::string pin_dir;  // e.g. /sys/fs/bpf/mlink/a
   // Reuse the maps pinned there by an agent that died: the datapath keeps its
   // peers and counters, and the new programs replace the old ones in place.
+  // Maps of another ABI version or size are not reused (see adopted()).
   bool adopt = false;
+  // Sizes ml_peer_stats (peer ids 0..max_peers-1) and ml_peers (2 x, one
+  // entry per ML address); 1..ML_PEERS_LIMIT ([node] max_peers).
+  uint32_t max_peers = ML_DEFAULT_PEERS;
 };
+
+// A map's shape as the kernel has it (BPF_OBJ_GET_INFO_BY_FD). value_size of
+// a per-CPU map is one CPU's.
+struct MapShape {
+  uint32_t type = 0;
+  uint32_t key_size = 0;
+  uint32_t value_size = 0;
+  uint32_t max_entries = 0;
+};
+Result<MapShape> map_shape(int map_fd);
+// The ABI version in a datapath's ml_abi map (0: never written).
+Result<uint32_t> abi_version(int ml_abi_fd);
 
 class BpfDatapath final : public Datapath {
  public:
@@ -46,6 +63,10 @@ class BpfDatapath final : public Datapath {
   Result<ml_peer> get_peer(const IpAddr& addr);
 
   int egress_prog_fd() const;
+  // True when load() reused a dead agent's maps; false when asked to adopt
+  // maps of another ABI or size: then it loaded fresh ones (logged).
+  bool adopted() const { return adopted_; }
+  uint32_t max_peers() const { return max_peers_; }
 
   // `flow get`: runs ml_egress on `frame` (Ethernet + IP) with
   // BPF_PROG_TEST_RUN and returns its decision (magic 0: not to a peer) and
@@ -67,6 +88,7 @@ class BpfDatapath final : public Datapath {
   };
   BpfDatapath() = default;
   Status reuse_pins();
+  std::optional<std::string> pins_mismatch();
   Status pin_maps();
   void unpin_maps();
   Status attach(int ifindex, int attach_point, int prog_fd);
@@ -76,7 +98,9 @@ class BpfDatapath final : public Datapath {
   struct ::mlink_bpf* probe_skel_ = nullptr;  // for probe(), never attached
   std::string pin_dir_;
   std::vector<std::string> pinned_;
-  bool adopted_ = false;
+  bool adopted_ = false;        // the maps are a dead agent's
+  bool adopted_hooks_ = false;  // the clsact hooks are a dead agent's (ours to remove)
+  uint32_t max_peers_ = ML_DEFAULT_PEERS;
   std::vector<Attachment> attached_;
 };
 

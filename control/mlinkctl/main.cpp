@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
     if (node.empty()) node = find_node(run_dir);
     if (show->parsed() && (what == "maps" || what == "drops")) {
       std::string dir = bpffs + "/mlink/" + node;
-      Pins p{open_pin(dir, "ml_peers"), open_pin(dir, "ml_peer_stats"), open_pin(dir, "ml_drops")};
+      Pins p = open_pins(dir);
       json out = what == "maps" ? peers_json(p) : drops_json(p);
       if (as_json)
         fmt::print("{}\n", out.dump());

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -24,6 +25,38 @@ int open_pin(const std::string& dir, const char* name) {
     throw std::runtime_error(
         fmt::format("open {}: {} (is mlinkd running for this node?)", path, std::strerror(errno)));
   return fd;
+}
+
+namespace {
+
+int open_checked(const std::string& dir, const char* name, uint32_t key_size, uint32_t value_size,
+                 const std::string& abi) {
+  int fd = open_pin(dir, name);
+  auto shape = mlink::datapath::map_shape(fd);
+  if (!shape) throw std::runtime_error(fmt::format("{}/{}: {}", dir, name, shape.error().message));
+  if (shape->key_size != key_size || shape->value_size != value_size)
+    throw std::runtime_error(fmt::format(
+        "{}/{}: key {} B, value {} B, but this mlinkctl (ABI {}) reads key {} B, value {} B: the "
+        "datapath is {}; use the mlinkctl of the mlinkd that loaded it",
+        dir, name, shape->key_size, shape->value_size, ML_ABI_VERSION, key_size, value_size, abi));
+  return fd;
+}
+
+}  // namespace
+
+Pins open_pins(const std::string& dir) {
+  std::string abi = "of ABI 1 (no ml_abi)";
+  std::string abi_path = dir + "/ml_abi";
+  if (int fd = bpf_obj_get(abi_path.c_str()); fd >= 0) {
+    auto v = mlink::datapath::abi_version(fd);
+    abi = v ? fmt::format("of ABI {}", *v) : "of an unknown ABI";
+    close(fd);
+  }
+  Pins p;
+  p.peers = open_checked(dir, "ml_peers", sizeof(ml_addr), sizeof(ml_peer), abi);
+  p.peer_stats = open_checked(dir, "ml_peer_stats", sizeof(__u32), sizeof(ml_peer_stats), abi);
+  p.drops = open_checked(dir, "ml_drops", sizeof(__u32), sizeof(ml_counter), abi);
+  return p;
 }
 
 namespace {

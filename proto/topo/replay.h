@@ -35,9 +35,21 @@ class Sequencer {
 
 // Receiver side. Call accept() only for packets whose MAC verified: it
 // records the number, so a forged packet must never reach it.
+//
+// Bounded: at most `capacity` (sender, key id) states. Past that, the state
+// of the sender that has gone longest without an accepted packet is dropped
+// (counted in evicted()). Only key holders create state, so this bounds what a
+// buggy or hostile key holder minting node ids can make us keep; the price is
+// that an evicted sender's recorded packets could be accepted once more, which
+// needs `capacity` newer identities, i.e. a key holder, who can forge anything
+// anyway. The default holds two key ids for every node discovery can hold.
 class ReplayGuard {
  public:
   static constexpr uint64_t kWindow = 64;
+  static constexpr size_t kDefaultCapacity = 2 * 16384;
+
+  ReplayGuard() = default;
+  explicit ReplayGuard(size_t capacity) : capacity_(capacity ? capacity : 1) {}
 
   // True when seq is new for (node_id, key_id): above the highest accepted,
   // or within kWindow below it and not seen yet.
@@ -45,13 +57,23 @@ class ReplayGuard {
   // Drops the state of a node (e.g. removed from the configuration).
   void forget(std::string_view node_id);
   size_t size() const { return state_.size(); }
+  size_t capacity() const { return capacity_; }
+  uint64_t evicted() const { return evicted_; }
 
  private:
+  using Key = std::pair<std::string, KeyId>;
   struct Window {
     uint64_t highest = 0;
     uint64_t seen = 0;  // bit i: highest - i was accepted
+    uint64_t used = 0;  // when a packet was last accepted (a tick of this guard)
   };
-  std::map<std::pair<std::string, KeyId>, Window, std::less<>> state_;
+  void touch(std::map<Key, Window, std::less<>>::iterator it);
+
+  size_t capacity_ = kDefaultCapacity;
+  uint64_t tick_ = 0;
+  uint64_t evicted_ = 0;
+  std::map<Key, Window, std::less<>> state_;
+  std::map<uint64_t, Key> by_use_;  // used -> key: the least recently used first
 };
 
 }  // namespace mlink::topo

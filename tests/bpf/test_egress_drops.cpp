@@ -51,7 +51,7 @@ TEST_CASE("egress: a peer whose buckets name no slot drops with no_link") {
 TEST_CASE("egress: a bucket value past the last slot drops with no_link") {
   ProgHarness dp;
   ml_peer p4 = make_peer(kPeerId, AF_INET, 8), p6 = make_peer(kPeerId, AF_INET6, 8);
-  fill_buckets(p4, ML_MAX_SLOTS);  // 8: out of range but not ML_SLOT_NONE
+  fill_buckets(p4, ML_MAX_SLOTS);  // 16: out of range but not ML_SLOT_NONE
   fill_buckets(p6, 0x80);
   put_both(dp, p4, p6);
   check_dropped(dp, ML_DROP_NO_LINK);

@@ -641,3 +641,44 @@ TEST_CASE("reload: links, peers and node.hash change at run time; anything else 
   CHECK(e.line == 8);
   CHECK(refused(kBase + "[metrics]\nlisten = \"\"\n").key == "metrics.listen");
 }
+
+TEST_CASE("node.max_peers: 1024 by default, 1..16384, and every [[peer]] must fit") {
+  CHECK(config_of(kBase).node.max_peers == 1024);
+  CHECK(config_of(kNode + "max_peers = 4096\n" + kLinks).node.max_peers == 4096);
+  CHECK(config_of(kNode + "max_peers = 16384\n" + kLinks).node.max_peers == kMaxPeersLimit);
+  CHECK(config_of(kNode + "max_peers = 1\n" + kLinks).node.max_peers == 1);
+  for (const char* bad : {"0", "16385", "-1"}) {
+    ConfigError e = error_of(kNode + "max_peers = " + bad + "\n" + kLinks);
+    CHECK(e.key == "node.max_peers");
+    CHECK(e.line == 4);
+    CHECK(e.column == 13);
+    CHECK(e.message == std::string("must be 1..16384, got ") + bad);
+    CHECK(e.str() == "t.toml:4:13: node.max_peers: must be 1..16384, got " + std::string(bad));
+  }
+  ConfigError e = error_of(kNode + "max_peers = \"4096\"\n" + kLinks);
+  CHECK(e.key == "node.max_peers");
+  CHECK(e.message == "must be an integer, not a string");
+
+  // Static peers are always kept, so more of them than max_peers is an error
+  // at the first one over.
+  auto peer = [](int n) {
+    return "[[peer]]\nml_address = [\"10.88.1." + std::to_string(n) +
+           "\"]\nvia = [{ device = \"eth0\", address = [\"10.0.0." + std::to_string(n) + "\"] }]\n";
+  };
+  std::string two = kNode + "max_peers = 2\n" + kLinks + peer(2) + peer(3);  // peers at 9, 12
+  CHECK(config_of(two).peers.size() == 2);
+  e = error_of(two + peer(4));
+  CHECK(e.key == "peer[2]");
+  CHECK(e.line == 15);
+  CHECK(e.message.find("node.max_peers (2)") != std::string::npos);
+  CHECK(e.message.find("at least 3") != std::string::npos);
+}
+
+TEST_CASE("reload: node.max_peers needs a restart (the maps are sized at load)") {
+  Config running = config_of(kBase);
+  auto e = restart_only_change(running, config_of(kNode + "max_peers = 4096\n" + kLinks));
+  REQUIRE(e);
+  CHECK(e->key == "node.max_peers");
+  CHECK(e->line == 1);
+  CHECK_FALSE(restart_only_change(running, config_of(kNode + "max_peers = 1024\n" + kLinks)));
+}
