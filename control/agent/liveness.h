@@ -144,6 +144,7 @@ class Liveness final : public SessionDriver {
   // for all that changed meanwhile (not once per change: 4,000 sessions
   // coming up would write it 4,000 times).
   void state_changed();
+  static constexpr uint64_t kSaveDelayUsec = 100'000;
   void after_stall(uint64_t now);
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
