@@ -32,29 +32,33 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 CLUSTER_HOSTS=${CLUSTER_HOSTS_ASAN:-24} ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DMLINK_SANITIZE=ON
 
-# Every wire decoder under libFuzzer (clang, ASan+UBSan), bounded, seeded with
-# its protocol's test vectors: fuzz/fuzz_<proto>_decode.cpp <- proto/vectors/<proto>/.
+# Every fuzz target (libFuzzer, clang, ASan+UBSan), bounded, seeded from the
+# directory its source names in a "// seeds: DIR" line (.hex vectors become bytes).
 run_fuzzers() {
-  local secs=${FUZZ_SECONDS:-30} src name proto corpus
+  local secs=${FUZZ_SECONDS:-30} src name seeds corpus
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMLINK_FUZZ=ON \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-  for src in fuzz/fuzz_*_decode.cpp; do
-    [ -e "$src" ] || continue
+  for src in fuzz/fuzz_*.cpp; do
     name=$(basename "$src" .cpp)
-    proto=${name#fuzz_}
-    proto=${proto%_decode}
+    seeds=$(sed -n 's|^// seeds: *||p' "$src" | head -1)
+    [ -n "$seeds" ] && [ -d "$seeds" ] || { echo "ci/test: $src names no seed directory" >&2; return 1; }
     cmake --build build-fuzz -j "$JOBS" --target "$name"
     corpus=$(mktemp -d)
-    python3 - "proto/vectors/$proto" "$corpus" <<'PY'
+    python3 - "$seeds" "$corpus" <<'PY'
 import pathlib, re, sys
 src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-for f in sorted(src.glob("*.hex")):
-    text = re.sub(r"#.*", "", f.read_text())
-    (dst / f.stem).write_bytes(bytes.fromhex("".join(text.split())))
+for f in sorted(p for p in src.iterdir() if p.is_file()):
+    if f.suffix == ".hex":
+        text = re.sub(r"#.*", "", f.read_text())
+        (dst / f.stem).write_bytes(bytes.fromhex("".join(text.split())))
+    elif f.suffix not in (".py", ".md"):
+        (dst / f.name).write_bytes(f.read_bytes())
 PY
     echo "ci/test: fuzzing $name for ${secs}s"
     "build-fuzz/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 "$corpus" 2>&1 | tail -12
+    local rc=${PIPESTATUS[0]}
     rm -rf "$corpus"
+    [ "$rc" -eq 0 ] || { echo "ci/test: $name failed" >&2; return 1; }
   done
 }
 run_fuzzers

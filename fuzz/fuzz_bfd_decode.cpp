@@ -2,6 +2,7 @@
 // authentication and with a key ring. A packet that decodes must re-encode to one that decodes to
 // the same packet and re-encodes to the same bytes; with exactly the bytes its length field
 // covers (and a zero reserved auth byte) the re-encoding is the input itself.
+// seeds: proto/vectors/bfd
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

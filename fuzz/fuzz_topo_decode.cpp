@@ -5,25 +5,18 @@
 // the test key, so the parser behind the MAC sees arbitrary bodies instead
 // of stopping at bad_mac. A packet that decodes must survive a round trip:
 // encode accepts it, and decode(encode(m)) == m with a stable encoding.
-// Seeds: proto/vectors/topo/*.hex converted to binary.
-#include <sodium.h>
-
+// seeds: proto/vectors/topo
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
+#include "fuzz/topo_resign.h"
 #include "proto/topo/codec.h"
 
 using namespace mlink::topo;
 
 namespace {
-
-Key test_key() {
-  Key k{1, {}};
-  for (size_t i = 0; i < k.bytes.size(); i++) k.bytes[i] = static_cast<uint8_t>(i);
-  return k;
-}
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "fuzz_topo_decode: %s\n", what);
@@ -49,17 +42,9 @@ void run(std::span<const uint8_t> packet, const Key& key, const KeyRing& ring) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const Key key = test_key();
+  static const Key key = mlink::fuzzing::topo_test_key();
   static const KeyRing ring{{key.id, key.bytes}};
-  std::span<const uint8_t> input(data, size);
-  run(input, key, ring);
-  if (size < kMinPacket || size > 65535) return 0;
-  std::vector<uint8_t> p(input.begin(), input.end());
-  p[8] = static_cast<uint8_t>(size >> 8);  // total length
-  p[9] = static_cast<uint8_t>(size);
-  p[10] = static_cast<uint8_t>(key.id >> 8);
-  p[11] = static_cast<uint8_t>(key.id);
-  crypto_auth(p.data() + size - kMacSize, p.data(), size - kMacSize, key.bytes.data());
-  run(p, key, ring);
+  run(std::span<const uint8_t>(data, size), key, ring);
+  if (auto p = mlink::fuzzing::topo_resign({data, size}, key); !p.empty()) run(p, key, ring);
   return 0;
 }

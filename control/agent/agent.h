@@ -71,15 +71,15 @@ class Agent {
 
   // The control socket (api.cpp): requests, and events to `mlinkctl monitor`.
   Status start_control();
-  nlohmann::json handle_request(const nlohmann::json& req);
+  nlohmann::json handle_request(const ctl::Request& req);
   nlohmann::json show_node() const;
   nlohmann::json show_peers();
   nlohmann::json show_links() const;
   nlohmann::json show_drops() const;
-  nlohmann::json flow_get(const nlohmann::json& req);
-  nlohmann::json link_set(const nlohmann::json& req);
-  nlohmann::json link_add(const nlohmann::json& req);
-  nlohmann::json link_del(const nlohmann::json& req);
+  nlohmann::json flow_get(const ctl::Request& req);
+  nlohmann::json link_set(const ctl::Request& req);
+  nlohmann::json link_add(const ctl::Request& req);
+  nlohmann::json link_del(const ctl::Request& req);
   // Re-reads the config file and applies the difference ([[link]], [[peer]],
   // node.hash); on any error nothing changes and the error says file:line:key.
   nlohmann::json reload(const char* who);

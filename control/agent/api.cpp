@@ -14,6 +14,7 @@
 #include "agent/reload_plan.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "ctl/commands.h"
 #include "datapath/bpf_datapath.h"
 #include "flow/probe_packet.h"
 #include "linkset/buckets.h"
@@ -51,8 +52,10 @@ json prefixes(const std::vector<Prefix>& ps) {
 
 }  // namespace
 
-json Agent::handle_request(const json& req) {
-  const std::string cmd = req.value("cmd", "");
+// Fields were checked against ctl::agent_commands() (ctl/commands.cpp): a
+// handler reads them with the Request accessors, which cannot throw.
+json Agent::handle_request(const ctl::Request& req) {
+  const std::string& cmd = req.cmd();
   if (cmd == "show") return ok(show_node());
   if (cmd == "show peers") return ok(show_peers());
   if (cmd == "show links") return ok(show_links());
@@ -201,19 +204,15 @@ namespace {
 
 // The policy keys of `link set` / `link add` in a request, onto l; an error
 // message when one is bad (then l is unchanged).
-std::optional<std::string> parse_policy(const json& req, LocalLink& l) {
+std::optional<std::string> parse_policy(const ctl::Request& req, LocalLink& l) {
   LocalLink want = l;
-  if (req.contains("weight")) {
-    if (!req["weight"].is_number_unsigned() || req["weight"].get<uint64_t>() < 1 ||
-        req["weight"].get<uint64_t>() > 255)
-      return "weight must be 1..255";
-    want.weight = static_cast<uint32_t>(req["weight"].get<uint64_t>());
+  if (req.has("weight")) {
+    auto w = req.number("weight");
+    if (!w || *w < 1 || *w > 255) return "weight must be 1..255";
+    want.weight = static_cast<uint32_t>(*w);
   }
-  for (auto [key, flag] : {std::pair{"backup", &want.backup}, {"drain", &want.drain}}) {
-    if (!req.contains(key)) continue;
-    if (!req[key].is_boolean()) return std::string(key) + " must be true or false";
-    *flag = req[key].get<bool>();
-  }
+  for (auto [key, flag] : {std::pair{"backup", &want.backup}, {"drain", &want.drain}})
+    if (auto v = req.flag(key)) *flag = *v;
   l = want;
   return std::nullopt;
 }
@@ -224,8 +223,8 @@ std::optional<std::string> parse_policy(const json& req, LocalLink& l) {
 // static plans are rebuilt from the links, discovery tells every peer (LINKS),
 // and both ends rebuild their tables (weight: the smaller of the two ends;
 // backup or drain: if either end says so). Not written to the config.
-json Agent::link_set(const json& req) {
-  std::string dev = req.value("link", "");
+json Agent::link_set(const ctl::Request& req) {
+  std::string dev = req.text("link");
   auto it = std::find_if(links().begin(), links().end(),
                          [&](const auto& kv) { return kv.second.device == dev; });
   if (it == links().end()) return error("link set: '" + dev + "' is not one of this node's links");
@@ -244,8 +243,8 @@ json Agent::link_set(const json& req) {
 // reload or restart goes back to the file). It gets this node's sysctls,
 // the ingress program and discovery at once; peers that share its subnet
 // find it within one hello.
-json Agent::link_add(const json& req) {
-  std::string dev = req.value("link", "");
+json Agent::link_add(const ctl::Request& req) {
+  std::string dev = req.text("link");
   if (dev.empty()) return error("link add: which device?");
   if (std::any_of(links().begin(), links().end(),
                   [&](const auto& kv) { return kv.second.device == dev; }))
@@ -274,8 +273,8 @@ json Agent::link_add(const json& req) {
 // Out of service at run time: its buckets move at once, its sessions end
 // with AdminDown (the peer takes it out within a round trip), then its
 // ingress program, group membership, sysctls and neighbours go.
-json Agent::link_del(const json& req) {
-  std::string dev = req.value("link", "");
+json Agent::link_del(const ctl::Request& req) {
+  std::string dev = req.text("link");
   auto it = std::find_if(links().begin(), links().end(),
                          [&](const auto& kv) { return kv.second.device == dev; });
   if (it == links().end()) return error("link del: '" + dev + "' is not one of this node's links");
@@ -316,31 +315,31 @@ json Agent::reload(const char* who) {
 
 // The datapath's own answer: ml_egress run on a crafted packet of the flow
 // (BpfDatapath::probe), its decision read back, then named for people.
-json Agent::flow_get(const json& req) {
+json Agent::flow_get(const ctl::Request& req) {
   flow::FlowSpec f;
   auto addr = [&](const char* key) -> std::optional<IpAddr> {
-    if (!req.contains(key) || !req[key].is_string()) return std::nullopt;
-    return IpAddr::parse(req[key].get<std::string>());
+    if (!req.has(key)) return std::nullopt;
+    return IpAddr::parse(req.text(key));
   };
   auto dst = addr("dst");
   if (!dst) return error("flow get: \"dst\" must be an IP address");
   f.dst = *dst;
   if (auto src = addr("src")) {
     f.src = *src;
-  } else if (req.contains("src")) {
+  } else if (req.has("src")) {
     return error("flow get: \"src\" must be an IP address");
   } else {
     for (const auto& p : cfg_.node.ml_address)
       if (p.addr.family == f.dst.family) f.src = p.addr;
   }
-  auto proto = flow::parse_proto(req.value("proto", std::string("tcp")));
+  auto proto = flow::parse_proto(req.text("proto", "tcp"));
   if (!proto) return error("flow get: " + proto.error().message);
   f.proto = *proto;
   for (auto [key, port] : {std::pair{"sport", &f.sport}, {"dport", &f.dport}}) {
-    if (!req.contains(key)) continue;
-    if (!req[key].is_number_unsigned() || req[key].get<uint64_t>() > 65535)
-      return error(std::string("flow get: \"") + key + "\" must be 0..65535");
-    *port = static_cast<uint16_t>(req[key].get<uint64_t>());
+    if (!req.has(key)) continue;
+    auto v = req.number(key);
+    if (!v || *v > 65535) return error(std::string("flow get: \"") + key + "\" must be 0..65535");
+    *port = static_cast<uint16_t>(*v);
   }
   auto frame = flow::probe_frame(f);
   if (!frame) return error("flow get: " + frame.error().message);
@@ -392,8 +391,8 @@ void Agent::publish(json event) {
 }
 
 Status Agent::start_control() {
-  auto srv =
-      ctl::Server::listen(control_path_, [this](const json& req) { return handle_request(req); });
+  auto srv = ctl::Server::listen(control_path_, ctl::agent_commands(),
+                                 [this](const ctl::Request& req) { return handle_request(req); });
   if (!srv) return srv.error();
   ctl_ = std::move(*srv);
   return ctl_->attach(loop_);

@@ -97,10 +97,21 @@ void Agent::refresh_metrics() {
   Family clients("mlink_control_clients_dropped_total",
                  "Control socket clients cut off for falling behind.", MetricType::Counter);
   clients.add({}, ctl_ ? static_cast<double>(ctl_->clients_dropped()) : 0);
+  Family requests("mlink_control_requests_refused_total",
+                  "Control requests refused: malformed, unknown command or key, wrong type, "
+                  "oversize (error replied).",
+                  MetricType::Counter);
+  requests.add({}, ctl_ ? static_cast<double>(ctl_->requests_refused()) : 0);
+  Family failed("mlink_control_requests_failed_total",
+                "Control requests whose handler failed unexpectedly (a bug: logged, error "
+                "replied, the agent goes on).",
+                MetricType::Counter);
+  failed.add({}, ctl_ ? static_cast<double>(ctl_->requests_failed()) : 0);
 
   std::vector<prometheus::MetricFamily> out;
-  for (Family* f : {&info, &uptime, &peers, &limit, &over, &refused, &packets, &bytes, &up, &share,
-                    &session, &rtt, &loss, &changes, &dp_drops, &proto, &clients})
+  for (Family* f :
+       {&info, &uptime, &peers, &limit, &over, &refused, &packets, &bytes, &up, &share, &session,
+        &rtt, &loss, &changes, &dp_drops, &proto, &clients, &requests, &failed})
     if (auto fam = f->take(); !fam.metric.empty()) out.push_back(std::move(fam));
   exporter_->update(std::move(out));
 }

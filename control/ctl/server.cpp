@@ -38,7 +38,8 @@ bool someone_listens(const sockaddr_un& sa) {
 
 }  // namespace
 
-Result<std::unique_ptr<Server>> Server::listen(const std::string& path, Handler handler) {
+Result<std::unique_ptr<Server>> Server::listen(const std::string& path,
+                                               std::span<const Command> commands, Handler handler) {
   auto sa = unix_address(path);
   if (!sa) return sa.error();
   if (access(path.c_str(), F_OK) == 0) {
@@ -58,11 +59,11 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& path, Handler 
     close(fd);
     return os_error("bind/listen control socket " + path, err);
   }
-  return std::unique_ptr<Server>(new Server(fd, path, std::move(handler)));
+  return std::unique_ptr<Server>(new Server(fd, path, commands, std::move(handler)));
 }
 
-Server::Server(int fd, std::string path, Handler handler)
-    : fd_(fd), path_(std::move(path)), handler_(std::move(handler)) {}
+Server::Server(int fd, std::string path, std::span<const Command> commands, Handler handler)
+    : fd_(fd), path_(std::move(path)), commands_(commands), handler_(std::move(handler)) {}
 
 Server::~Server() {
   while (!clients_.empty()) close_client(clients_.begin()->first);
@@ -92,6 +93,13 @@ void Server::accept_all() {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         log::warn("control socket accept: {}", std::strerror(errno));
       return;
+    }
+    if (clients_.size() >= kMaxClients) {
+      static constexpr char kFull[] = "{\"ok\":false,\"error\":\"too many control connections\"}\n";
+      (void)send(fd, kFull, sizeof(kFull) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      close(fd);
+      dropped_++;
+      continue;
     }
     auto c = std::make_unique<Client>();
     c->fd = fd;
@@ -128,10 +136,12 @@ void Server::close_marked() {
   for (int fd : gone) close_client(fd);
 }
 
-// Marks c closed (fd -1) on EOF or error; the caller removes it.
+// Marks c closed (fd -1) on EOF or error; the caller removes it. A bounded
+// number of reads: a client that never stops sending is served in turns with
+// everything else on the loop (the socket stays readable, so it is called again).
 void Server::read_from(Client& c) {
   char buf[16384];
-  for (;;) {
+  for (int reads = 0; reads < kReadsPerCallback; reads++) {
     ssize_t n = read(c.fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     bool eof = n <= 0;
@@ -148,6 +158,7 @@ void Server::read_from(Client& c) {
       return;
     }
     if (c.fd >= 0 && c.in.size() > kMaxLine) {
+      refused_++;
       queue(c, {{"ok", false},
                 {"error", "request longer than " + std::to_string(kMaxLine) + " bytes"}});
       flush(c);
@@ -168,17 +179,28 @@ void Server::handle_lines(Client& c) {
 }
 
 void Server::handle_line(Client& c, const std::string& line) {
-  nlohmann::json req = nlohmann::json::parse(line, nullptr, false);
-  if (req.is_discarded() || !req.is_object() || !req.contains("cmd") || !req["cmd"].is_string()) {
-    queue(c, {{"ok", false}, {"error", "not a JSON object with a string \"cmd\""}});
+  auto parsed = Request::parse(line, commands_);
+  if (auto* err = std::get_if<std::string>(&parsed)) {
+    refused_++;
+    log::debug("control socket: request refused: {}", *err);
+    queue(c, {{"ok", false}, {"error", *err}});
     return;
   }
-  if (req["cmd"] == "monitor") {
+  const Request& req = std::get<Request>(parsed);
+  if (req.cmd() == "monitor") {
     c.monitor = true;
     queue(c, {{"ok", true}, {"result", nlohmann::json::object()}});
     return;
   }
-  queue(c, handler_(req));
+  nlohmann::json reply;
+  try {
+    reply = handler_(req);
+  } catch (const std::exception& e) {  // a bug, never a reason to end the agent
+    failed_++;
+    log::error("control socket: '{}' failed: {}", req.cmd(), e.what());
+    reply = {{"ok", false}, {"error", "internal error in '" + req.cmd() + "': " + e.what()}};
+  }
+  queue(c, reply);
 }
 
 void Server::queue(Client& c, const nlohmann::json& msg) {

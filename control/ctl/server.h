@@ -22,6 +22,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "ctl/request.h"
 
 struct sd_event;
 struct sd_event_source;
@@ -33,11 +34,18 @@ class Server {
   static constexpr size_t kMaxLine = 64 * 1024;          // a request longer than this is an error
   static constexpr size_t kMaxQueued = 4 * 1024 * 1024;  // per client, replies + events
 
-  // Answers one request (never throws; errors are replies).
-  using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+  static constexpr size_t kMaxClients = 64;    // more are answered and closed
+  static constexpr int kReadsPerCallback = 4;  // of 16 KiB: then the loop runs others
 
-  // Binds `path` (replacing a stale socket, refusing a live one) and listens.
-  static Result<std::unique_ptr<Server>> listen(const std::string& path, Handler handler);
+  // Answers one request that matched its command's fields; errors are
+  // replies. An exception it lets out is caught, logged and answered as an
+  // internal error, and the agent goes on.
+  using Handler = std::function<nlohmann::json(const Request& request)>;
+
+  // Binds `path` (replacing a stale socket, refusing a live one) and listens
+  // for requests of `commands`; anything else is refused with an error reply.
+  static Result<std::unique_ptr<Server>> listen(const std::string& path,
+                                                std::span<const Command> commands, Handler handler);
   ~Server();  // closes every connection and removes the socket file
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -46,7 +54,9 @@ class Server {
   void publish(const nlohmann::json& event);  // to every monitor connection
 
   size_t clients() const { return clients_.size(); }
-  uint64_t clients_dropped() const { return dropped_; }  // for being too slow
+  uint64_t clients_dropped() const { return dropped_; }   // for being too slow or too many
+  uint64_t requests_refused() const { return refused_; }  // malformed, unknown, oversize
+  uint64_t requests_failed() const { return failed_; }    // the handler threw
   const std::string& path() const { return path_; }
 
  private:
@@ -57,7 +67,7 @@ class Server {
     std::string out;
     bool monitor = false;
   };
-  Server(int fd, std::string path, Handler handler);
+  Server(int fd, std::string path, std::span<const Command> commands, Handler handler);
   static int on_accept(sd_event_source*, int, uint32_t, void*);
   static int on_client(sd_event_source*, int fd, uint32_t events, void*);
   void accept_all();
@@ -71,11 +81,14 @@ class Server {
 
   int fd_ = -1;
   std::string path_;
+  std::span<const Command> commands_;
   Handler handler_;
   sd_event* loop_ = nullptr;
   sd_event_source* listen_src_ = nullptr;
   std::map<int, std::unique_ptr<Client>> clients_;  // by fd
   uint64_t dropped_ = 0;
+  uint64_t refused_ = 0;
+  uint64_t failed_ = 0;
   bool dispatching_ = false;  // inside on_client: closing waits
 };
 

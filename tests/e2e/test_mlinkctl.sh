@@ -156,6 +156,37 @@ bed_kill "$mon_pid"
 grep -q "eth2" "$BED_TMP/ctl-a-monitor.txt" || bed_die "text monitor printed nothing about eth2"
 sed 's/^/    /' "$BED_TMP/ctl-a-monitor.txt"
 
+echo "== malformed requests: each gets an error reply; the agent answers on"
+# Straight to the socket, as a buggy or hostile client would write them (mlinkctl never
+# sends these). {"cmd":"link del","link":1} once ended mlinkd.
+python3 - "/run/mlink/$(ml_node_id a).sock" <<'PY' || bed_die "a malformed request was not refused cleanly"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+bad = [b'{"cmd":"link del","link":1}', b'{"cmd":"link set","link":"eth0","weight":"x"}',
+       b'{"cmd":"link set","link":["eth0"],"drain":true}', b'{"cmd":"flow get","dst":7}',
+       b'{"cmd":"flow get","dst":"10.88.0.2","dport":-1}', b'{"cmd":"show","extra":1}',
+       b'{"cmd":{}}', b'[1,2]', b'\xff\xfe', b'{"cmd":"link add","link":null}']
+for line in bad:
+    f.write(line + b"\n"); f.flush()
+    r = json.loads(f.readline())
+    assert r["ok"] is False and r["error"], (line, r)
+    print("  ", line.decode(errors="replace"), "->", r["error"])
+f.write(b'{"cmd":"show"}\n'); f.flush()
+assert json.loads(f.readline())["ok"] is True
+PY
+kill -0 "$ML_PID_a" || bed_die "mlinkd on a ended after malformed requests"
+for ((i = 0; i < 40; i++)); do # /metrics is rebuilt every second
+  m=$(bed_exec a python3 -c 'import urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode(), end="")')
+  grep -qx 'mlink_control_requests_refused_total 10' <<<"$m" && break
+  sleep 0.1
+done
+((i < 40)) || bed_die "mlink_control_requests_refused_total did not reach 10: $(grep mlink_control <<<"$m")"
+check a 'j["links"] == 3' show
+
 echo "== errors"
 if out=$(bed_exec a "$MLINKCTL" -n nosuchnode show 2>&1); then bed_die "show for an unknown node succeeded"; fi
 grep -q "no running agent" <<<"$out" || bed_die "unclear error: $out"

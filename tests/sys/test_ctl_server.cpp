@@ -16,12 +16,15 @@
 #include <memory>
 #include <string>
 
+#include "ctl/commands.h"
 #include "ctl/server.h"
 #include "sys/netns.h"
 
 namespace {
 
+using mlink::ctl::Request;
 using mlink::ctl::Server;
+using mlink::ctl::Type;
 using nlohmann::json;
 
 using Loop = mlink::testing::EventLoop;
@@ -66,10 +69,13 @@ std::string read_line(int fd, Loop& loop, std::string& buf) {
   return "<timeout>";
 }
 
+const std::vector<mlink::ctl::Command> kTestCommands{
+    {"ping", {}}, {"monitor", {}}, {"flood", {}}, {"throw", {}}};
+
 Server::Handler echo_handler() {
-  return [](const json& req) -> json {
-    if (req["cmd"] == "ping") return {{"ok", true}, {"result", "pong"}};
-    return {{"ok", false}, {"error", "unknown command " + req["cmd"].get<std::string>()}};
+  return [](const Request& req) -> json {
+    if (req.cmd() == "throw") throw std::runtime_error("boom");
+    return {{"ok", true}, {"result", "pong"}};
   };
 }
 
@@ -78,7 +84,7 @@ Server::Handler echo_handler() {
 TEST_CASE("control socket: replies in order; bad requests get an error and change nothing") {
   Loop loop;
   auto path = temp_path();
-  auto srv = Server::listen(path, echo_handler());
+  auto srv = Server::listen(path, kTestCommands, echo_handler());
   REQUIRE(srv.ok());
   REQUIRE((*srv)->attach(loop.e).ok());
 
@@ -111,7 +117,7 @@ TEST_CASE("control socket: replies in order; bad requests get an error and chang
 TEST_CASE("control socket: monitor events; a stalled monitor is dropped, others keep going") {
   Loop loop;
   auto path = temp_path();
-  auto srv = Server::listen(path, echo_handler());
+  auto srv = Server::listen(path, kTestCommands, echo_handler());
   REQUIRE(srv.ok());
   REQUIRE((*srv)->attach(loop.e).ok());
 
@@ -150,9 +156,9 @@ TEST_CASE("control socket: a live socket is not taken over, a stale one is") {
   Loop loop;
   auto path = temp_path();
   {
-    auto first = Server::listen(path, echo_handler());
+    auto first = Server::listen(path, kTestCommands, echo_handler());
     REQUIRE(first.ok());
-    auto second = Server::listen(path, echo_handler());
+    auto second = Server::listen(path, kTestCommands, echo_handler());
     REQUIRE_FALSE(second.ok());
     CHECK(second.error().message.find("in use") != std::string::npos);
   }
@@ -164,7 +170,7 @@ TEST_CASE("control socket: a live socket is not taken over, a stale one is") {
   std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
   REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0);
   close(fd);
-  auto third = Server::listen(path, echo_handler());
+  auto third = Server::listen(path, kTestCommands, echo_handler());
   CHECK(third.ok());
 }
 
@@ -172,8 +178,8 @@ TEST_CASE("control socket: a request whose events cut off the asking client itse
   Loop loop;
   auto path = temp_path();
   Server* self = nullptr;
-  auto srv = Server::listen(path, [&](const json& req) -> json {
-    if (req["cmd"] == "flood")  // more than a client may fall behind, in one request
+  auto srv = Server::listen(path, kTestCommands, [&](const Request& req) -> json {
+    if (req.cmd() == "flood")  // more than a client may fall behind, in one request
       for (int i = 0; i < 100; i++) self->publish({{"n", i}, {"pad", std::string(64 * 1024, 'f')}});
     return {{"ok", true}, {"result", nullptr}};
   });
@@ -188,5 +194,59 @@ TEST_CASE("control socket: a request whose events cut off the asking client itse
   loop.spin(20);
   CHECK((*srv)->clients_dropped() == 1);
   CHECK((*srv)->clients() == 0);
+  close(fd);
+}
+
+// The agent's own command table: every way a field can be wrong is an error
+// reply naming it, and the connection goes on. (mlinkd once ended on
+// {"cmd":"link del","link":1}: a json type_error out of the handler.)
+TEST_CASE("control socket: wrong types, unknown keys, a throwing handler: replies, no exit") {
+  Loop loop;
+  auto path = temp_path();
+  std::vector<json> seen;
+  auto srv = Server::listen(path, mlink::ctl::agent_commands(), [&](const Request& req) -> json {
+    if (req.cmd() == "reload") throw std::out_of_range("map::at");  // a bug in a handler
+    seen.push_back({{"cmd", req.cmd()}, {"link", req.text("link")}});
+    return {{"ok", true}, {"result", nullptr}};
+  });
+  REQUIRE(srv.ok());
+  REQUIRE((*srv)->attach(loop.e).ok());
+  int fd = connect_to(path);
+  std::string buf;
+  const std::pair<const char*, const char*> refused[] = {
+      {R"({"cmd":"link del","link":1})", "\"link\" must be a string"},
+      {R"({"cmd":"link del"})", "\"link\" is missing"},
+      {R"({"cmd":"link set","link":"eth0","weight":-3})", "\"weight\" must be an unsigned"},
+      {R"({"cmd":"link set","link":"eth0","weight":1.5})", "\"weight\" must be an unsigned"},
+      {R"({"cmd":"link set","link":"eth0","drain":"yes"})", "\"drain\" must be true or false"},
+      {R"({"cmd":"link set","link":"eth0","wieght":3})", "unknown key \"wieght\""},
+      {R"({"cmd":"flow get","dst":["10.88.0.2"]})", "\"dst\" must be a string"},
+      {R"({"cmd":"flow get","dst":"10.88.0.2","sport":{}})", "\"sport\" must be an unsigned"},
+      {R"({"cmd":"show","x":null})", "unknown key \"x\""},
+      {R"({"cmd":"shutdown"})", "unknown command 'shutdown'"},
+      {R"(["cmd","show"])", "not a JSON object"},
+      {R"({"cmd":null})", "string \"cmd\""},
+      {"{\"cmd\":\"show\"\xff}", "not a JSON object"},
+  };
+  for (const auto& [line, why] : refused) {
+    send_all(fd, std::string(line) + "\n");
+    auto r = json::parse(read_line(fd, loop, buf));
+    CHECK_MESSAGE(r["ok"] == false, line);
+    CHECK_MESSAGE(r["error"].get<std::string>().find(why) != std::string::npos,
+                  line << " -> " << r["error"]);
+  }
+  CHECK(seen.empty());  // nothing reached the handler
+  CHECK((*srv)->requests_refused() == std::size(refused));
+
+  send_all(fd, "{\"cmd\":\"reload\"}\n");
+  auto r = json::parse(read_line(fd, loop, buf));
+  CHECK(r["ok"] == false);
+  CHECK(r["error"].get<std::string>().find("internal error") != std::string::npos);
+  CHECK((*srv)->requests_failed() == 1);
+
+  send_all(fd, "{\"cmd\":\"link del\",\"link\":\"eth1\"}\n");
+  CHECK(json::parse(read_line(fd, loop, buf))["ok"] == true);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0]["link"] == "eth1");
   close(fd);
 }
