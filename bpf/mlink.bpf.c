@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * mlink datapath: one object, two programs sharing the maps in lib/maps.h.
+ * mlink datapath: one object, four programs sharing the maps in lib/maps.h.
  *
  * ml_egress  - TC egress on the ML device (tun, L3): peer lookup by
  *              destination, bucket pick by flow hash, bpf_redirect_neigh to the
@@ -11,6 +11,10 @@
  *              ML address is delivered into the ML device, so strict
  *              rp_filter holds. Reads relative to the network header: links
  *              need not be Ethernet.
+ * ml_sock_bfd, ml_sock_topo - socket filters on the agent's BFD and topology
+ *              sockets (lib/guard.h): what is not TTL 255, not from a BFD
+ *              peer of that link, or not shaped like the protocol's packets
+ *              is dropped and counted before it is queued to the agent.
  */
 #include <linux/bpf.h>
 #include <linux/if_packet.h>
@@ -19,6 +23,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "mlink_abi.h"
+#include "lib/guard.h"
 #include "lib/hash.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
@@ -108,7 +113,9 @@ int ml_egress(struct __sk_buff *skb)
  * allowed, the UDP header is found at IHL * 4) or IPv6 whose next header is
  * UDP itself; dport 3785; sport != 3785, or two reflectors would bounce one
  * packet between them forever; TTL / hop limit 255, so only a sender on the
- * link itself (GTSM, RFC 5881 §5) can make us transmit; addressed to this host
+ * link itself (GTSM, RFC 5881 §5) can make us transmit; from a BFD peer of this
+ * link to our address on it (ml_bfd_peers), so we are no relay for anyone
+ * else and nobody picks where the reflection goes; addressed to this host
  * at L2 (pkt_type PACKET_HOST: not a broadcast/multicast frame, not a frame
  * for another host seen in promiscuous mode) and unicast at L3 both ways, so
  * the reflection is unicast too; not GRO-merged.
@@ -141,8 +148,29 @@ int ml_egress(struct __sk_buff *skb)
  * bpf_redirect_neigh(skb->ifindex, NULL) routes the swapped packet (its new
  * destination, oif = this link) and lets the neighbour subsystem build the L2
  * header: no MAC is read or written.
+ *
+ * An echo (dport 3785, sport not) that fails the TTL or the peer test is
+ * dropped and counted as ML_IN_ECHO_REFUSED: nothing on this host listens on
+ * 3785, so the stack would only answer it with an ICMP error.
  */
 #define ML_NOT_ECHO (-1)
+
+static __always_inline int ml_echo_refuse(struct __sk_buff *skb)
+{
+	ml_count(&ml_ingress_stats, ML_IN_ECHO_REFUSED, skb->len);
+	return TC_ACT_SHOT;
+}
+
+/* (this link, our address, the sender) is one of our BFD sessions. */
+static __always_inline int ml_echo_from_peer(struct __sk_buff *skb, __u8 family,
+					     const void *local, const void *remote, __u32 len)
+{
+	struct ml_bfd_key k = { .ifindex = skb->ifindex, .family = family };
+
+	__builtin_memcpy(k.local, local, len);
+	__builtin_memcpy(k.remote, remote, len);
+	return bpf_map_lookup_elem(&ml_bfd_peers, &k) != NULL;
+}
 
 /* a and b hold n (a constant) 32-bit words. */
 static __always_inline int ml_same_words(const __u32 *a, const __u32 *b, int n)
@@ -237,6 +265,8 @@ static __always_inline int ml_echo4(struct __sk_buff *skb, const struct iphdr *i
 		return ML_NOT_ECHO;
 	if (ip_len < ihl + 8 || !ml_echo_ports(skb, ihl, ports))
 		return ML_NOT_ECHO;
+	if (ip->ttl != 255 || !ml_echo_from_peer(skb, AF_INET, &ip->daddr, &ip->saddr, 4))
+		return ml_echo_refuse(skb);
 	l2 = ml_echo_l2(skb, ip_len, ip, sizeof(*ip));
 	if (l2 < 0)
 		return ML_NOT_ECHO;
@@ -256,6 +286,9 @@ static __always_inline int ml_echo6(struct __sk_buff *skb, const struct ipv6hdr 
 		return ML_NOT_ECHO; /* multicast */
 	if (ip_len < sizeof(*ip6) + 8 || !ml_echo_ports(skb, sizeof(*ip6), ports))
 		return ML_NOT_ECHO;
+	if (ip6->hop_limit != 255 ||
+	    !ml_echo_from_peer(skb, AF_INET6, &ip6->daddr, &ip6->saddr, 16))
+		return ml_echo_refuse(skb);
 	l2 = ml_echo_l2(skb, ip_len, ip6, sizeof(*ip6));
 	if (l2 < 0)
 		return ML_NOT_ECHO;
@@ -263,11 +296,10 @@ static __always_inline int ml_echo6(struct __sk_buff *skb, const struct ipv6hdr 
 			    sizeof(*ip6), ports);
 }
 
-/* Cheap tests first: most ingress traffic is not UDP with TTL 255. */
-static __always_inline int ml_echo_candidate(struct __sk_buff *skb, __u8 proto, __u8 ttl)
+/* Cheap tests first: most ingress traffic is not UDP. */
+static __always_inline int ml_echo_candidate(struct __sk_buff *skb, __u8 proto)
 {
-	return proto == IPPROTO_UDP && ttl == 255 && skb->pkt_type == PACKET_HOST &&
-	       skb->gso_size == 0;
+	return proto == IPPROTO_UDP && skb->pkt_type == PACKET_HOST && skb->gso_size == 0;
 }
 
 SEC("tc")
@@ -285,7 +317,7 @@ int ml_ingress(struct __sk_buff *skb)
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		if (bpf_skb_load_bytes_relative(skb, 0, &ip.v4, sizeof(ip.v4), BPF_HDR_START_NET))
 			return TC_ACT_OK;
-		if (ml_echo_candidate(skb, ip.v4.protocol, ip.v4.ttl)) {
+		if (ml_echo_candidate(skb, ip.v4.protocol)) {
 			ret = ml_echo4(skb, &ip.v4);
 			if (ret != ML_NOT_ECHO)
 				return ret;
@@ -295,7 +327,7 @@ int ml_ingress(struct __sk_buff *skb)
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		if (bpf_skb_load_bytes_relative(skb, 0, &ip.v6, sizeof(ip.v6), BPF_HDR_START_NET))
 			return TC_ACT_OK;
-		if (ml_echo_candidate(skb, ip.v6.nexthdr, ip.v6.hop_limit)) {
+		if (ml_echo_candidate(skb, ip.v6.nexthdr)) {
 			ret = ml_echo6(skb, &ip.v6);
 			if (ret != ML_NOT_ECHO)
 				return ret;
@@ -309,6 +341,56 @@ int ml_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	ml_count(&ml_ingress_stats, ML_IN_DELIVERED, skb->len);
 	return bpf_redirect(ml_ifindex, BPF_F_INGRESS);
+}
+
+/* A socket filter's verdicts: the whole datagram, or nothing. */
+static __always_inline int ml_sock_refuse(struct __sk_buff *skb, __u32 reason)
+{
+	ml_count(&ml_ingress_stats, reason, skb->len);
+	return 0;
+}
+
+/*
+ * On every BFD socket (control on 3784, the sending socket, the echo
+ * sockets): TTL 255 (RFC 5881 §5), from a BFD peer of the link to our
+ * address on it, and then a control packet's fixed header (to 3784) or one
+ * of our echoes reflected (from 3785). Nothing else is queued to the agent.
+ */
+SEC("socket")
+int ml_sock_bfd(struct __sk_buff *skb)
+{
+	struct ml_udp u = {};
+
+	if (ml_udp_read(skb, &u))
+		return ml_sock_refuse(skb, ML_IN_SOCK_MALFORMED);
+	if (u.hop_limit != 255)
+		return ml_sock_refuse(skb, ML_IN_SOCK_HOP_LIMIT);
+	if (!ml_bfd_peer(&u))
+		return ml_sock_refuse(skb, ML_IN_SOCK_NOT_PEER);
+	if (u.dport == bpf_htons(ML_BFD_CONTROL_PORT)) {
+		if (!ml_bfd_control_shape(skb, &u))
+			return ml_sock_refuse(skb, ML_IN_SOCK_MALFORMED);
+		return skb->len;
+	}
+	if (u.sport == bpf_htons(ML_BFD_ECHO_PORT))
+		return skb->len;
+	return ml_sock_refuse(skb, ML_IN_SOCK_MALFORMED);
+}
+
+/* On the topology sockets (any address, every device): TTL 255 and the
+ * shape of a topology packet; the agent then checks the MAC. */
+SEC("socket")
+int ml_sock_topo(struct __sk_buff *skb)
+{
+	struct ml_udp u = {};
+
+	if (ml_udp_read(skb, &u))
+		return ml_sock_refuse(skb, ML_IN_SOCK_MALFORMED);
+	if (u.hop_limit != 255)
+		return ml_sock_refuse(skb, ML_IN_SOCK_HOP_LIMIT);
+	if (!ml_topo_shape(skb, &u))
+		return ml_sock_refuse(skb, ML_IN_SOCK_MALFORMED);
+	return skb->len;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

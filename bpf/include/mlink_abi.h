@@ -17,8 +17,9 @@
  * struct, a map or the meaning of a field changes.
  *   1: 8 slots per peer
  *   2: 16 slots per peer; ml_abi; map sizes set at load from the config
+ *   3: ml_bfd_peers; the guard's ingress counters; the socket filters
  */
-#define ML_ABI_VERSION 2
+#define ML_ABI_VERSION 3
 
 #define ML_MAX_SLOTS 16  /* links per peer; a power of two (slot &= ML_MAX_SLOTS - 1) */
 #define ML_BUCKETS 256   /* power of two: bucket = hash & (ML_BUCKETS - 1) */
@@ -36,9 +37,25 @@
 /* Local ML addresses: the config allows one per family, so 16 is headroom. */
 #define ML_MAX_LOCALS 16
 
-/* BFD echo (RFC 5881 §4): ml_ingress reflects UDP datagrams to this port that
- * arrive with TTL / hop limit 255 from a source port other than this one. */
+/* BFD (RFC 5881 §4): control packets to 3784; ml_ingress reflects UDP
+ * datagrams to 3785 that arrive with TTL / hop limit 255 from a source port
+ * other than 3785, from a BFD peer of that link (ml_bfd_peers). */
+#define ML_BFD_CONTROL_PORT 3784
 #define ML_BFD_ECHO_PORT 3785
+
+/*
+ * Key of ml_bfd_peers: one BFD session's link and addresses. Only these
+ * (link, our address, peer address) triples get echoes reflected and reach
+ * the agent's BFD sockets (docs/ARCHITECTURE.md, "The guard"). Value: 0
+ * (reserved).
+ */
+struct ml_bfd_key {
+	__u32 ifindex;
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 pad[3];
+	__u8 local[16];  /* our address on the link; IPv4 in [0..3] */
+	__u8 remote[16]; /* the peer's */
+};
 
 /* Both ends must use the same seed, or the symmetric hash picks different
  * links for the two directions of a flow. */
@@ -131,10 +148,26 @@ enum ml_drop_reason {
 	ML_DROP_MAX
 };
 
-/* Ingress counters (per-CPU array, index = enum value). */
+/*
+ * Ingress counters (per-CPU array, index = enum value): the ingress program's
+ * and the socket filters' on the agent's BFD and topology sockets.
+ */
+#define ML_INGRESS_COUNTERS(X)                                                  \
+	X(DELIVERED, "delivered", "ML traffic redirected into the ML device")   \
+	X(ECHO_REFLECTED, "echo_reflected", "BFD echoes sent back out their link") \
+	X(ECHO_REFUSED, "echo_refused",                                         \
+	  "echoes not reflected: not from a BFD peer of the link to our address on it, or TTL != 255") \
+	X(SOCK_HOP_LIMIT, "hop_limit",                                          \
+	  "to an agent socket with TTL / hop limit != 255 (GTSM)")              \
+	X(SOCK_NOT_PEER, "not_a_peer",                                          \
+	  "to a BFD socket from no BFD peer of that link and address")          \
+	X(SOCK_MALFORMED, "malformed",                                          \
+	  "to an agent socket, not shaped like its protocol's packets")
+
 enum ml_ingress_counter {
-	ML_IN_DELIVERED = 0,      /* ML traffic redirected into the ML device */
-	ML_IN_ECHO_REFLECTED = 1, /* BFD echoes sent back out their link */
+#define ML_X_ENUM(name, label, desc) ML_IN_##name,
+	ML_INGRESS_COUNTERS(ML_X_ENUM)
+#undef ML_X_ENUM
 	ML_IN_MAX
 };
 
@@ -148,6 +181,7 @@ ML_STATIC_ASSERT(sizeof(struct ml_slot) == 24, "ml_slot layout");
 ML_STATIC_ASSERT(sizeof(struct ml_peer) == 8 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
 	       "ml_peer layout");
 ML_STATIC_ASSERT(sizeof(struct ml_counter) == 16, "ml_counter layout");
+ML_STATIC_ASSERT(sizeof(struct ml_bfd_key) == 40, "ml_bfd_key layout");
 ML_STATIC_ASSERT(sizeof(struct ml_peer_stats) == 16 * ML_MAX_SLOTS + 8 * ML_BUCKETS,
 		 "ml_peer_stats layout");
 ML_STATIC_ASSERT((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");

@@ -54,6 +54,20 @@ struct {
 	__type(value, struct ml_counter);
 } ml_drops SEC(".maps");
 
+/*
+ * The BFD sessions of this host, as (link, our address, peer address): whom
+ * ml_ingress reflects echoes for and whom the BFD socket filter lets through.
+ * Written by the agent as sessions come and go; sized at load to
+ * max_peers x ML_MAX_SLOTS; not preallocated (most of it is never used).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ML_DEFAULT_PEERS * ML_MAX_SLOTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ml_bfd_key);
+	__type(value, __u32);
+} ml_bfd_peers SEC(".maps");
+
 /* Ingress counters by enum ml_ingress_counter. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -80,6 +80,7 @@ Agent::~Agent() {
   ctl_.reset();                              // clients see the socket close; the file goes
   discovery_.reset();                        // event sources belong to loop_, unreffed below
   if (liveness_) liveness_->forget_state();  // a clean stop: nothing to resume
+  bfd_peers_.reset();
   liveness_.reset();
   events_.reset();
   dp_.reset();                                    // detach programs, unpin maps
@@ -100,7 +101,7 @@ Status Agent::apply() {
   if (!ev) return ev.error();
   events_.emplace(std::move(*ev));
   if (auto s = start_liveness(); !s) return s;
-  ControllerDeps deps{*dp_, neighbour_ops_, liveness_.get(),
+  ControllerDeps deps{*dp_, neighbour_ops_, bfd_peers_.get(),
                       [this](nlohmann::json e) { publish(std::move(e)); }};
   deps.max_peers = cfg_.node.max_peers;
   std::vector<Prefix> own(cfg_.node.ml_address.begin(), cfg_.node.ml_address.end());
@@ -121,13 +122,17 @@ Status Agent::start_liveness() {
   std::filesystem::create_directories(kRunDir, ec);
   chmod(kRunDir, 0700);
   Liveness::Options o{cfg_.bfd, cfg_.node.rx_mode == config::RxMode::Redirect,
-                      ec ? std::string() : std::string(kRunDir) + "/" + cfg_.node.id + ".bfd.json"};
+                      ec ? std::string() : std::string(kRunDir) + "/" + cfg_.node.id + ".bfd.json",
+                      dp_->bfd_socket_filter_fd()};
   if (!adopting_ && !o.state_path.empty())
     std::remove(o.state_path.c_str());  // sessions of an agent whose datapath is gone
   liveness_ = Liveness::create(
       std::move(o),
       [this](Liveness::Id t, const bfd::Transition& tr) { controller_->on_transition(t, tr); },
       [this](Liveness::Id t, bool lossy, unsigned lost) { controller_->on_loss(t, lossy, lost); });
+  bfd_peers_ = std::make_unique<BfdPeerFilter>(*liveness_, *dp_, [](const std::string& dev) {
+    return static_cast<int>(if_nametoindex(dev.c_str()));
+  });
   log::info(
       "BFD {} ms x {}, {}", cfg_.bfd.interval_ms, cfg_.bfd.multiplier,
       cfg_.bfd.keys.empty() ? "unauthenticated (allow_unauthenticated)" : "Meticulous Keyed SHA1");
@@ -136,7 +141,8 @@ Status Agent::start_liveness() {
 
 Status Agent::start_discovery() {
   if (!cfg_.discovery.enabled) return {};
-  discovery::Options o{cfg_.discovery, cfg_.node.id, cfg_.node.ml_address, {}};
+  discovery::Options o{
+      cfg_.discovery, cfg_.node.id, cfg_.node.ml_address, {}, dp_->topo_socket_filter_fd()};
   for (const auto& [id, l] : links()) o.links.emplace(id, discovery_link(l));
   auto d = discovery::Discovery::create(std::move(o), [this](const std::vector<std::string>& ids) {
     controller_->on_nodes(discovery_->table().nodes(), ids, "discovery");
@@ -265,7 +271,12 @@ int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
 
 // Whatever the previous agent wrote and we have not relearned by now is gone.
 int Agent::on_adopt_timer(sd_event_source*, uint64_t, void* self) {
-  static_cast<Agent*>(self)->controller_->end_adoption();
+  auto* a = static_cast<Agent*>(self);
+  a->controller_->end_adoption();
+  if (a->bfd_peers_)
+    if (auto present = a->dp_->bfd_peers(); present)
+      if (size_t n = a->bfd_peers_->prune(*present))
+        log::info("adoption over: {} BFD peers of the previous agent no longer reflected", n);
   return 0;
 }
 

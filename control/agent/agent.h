@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/bfd_peers.h"
 #include "agent/controller.h"
 #include "agent/liveness.h"
 #include "agent/neighbours.h"
@@ -115,6 +116,7 @@ class Agent {
   std::unique_ptr<datapath::BpfDatapath> dp_;
   std::optional<nl::EventSocket> events_;
   std::unique_ptr<Liveness> liveness_;
+  std::unique_ptr<BfdPeerFilter> bfd_peers_;  // liveness_ as the controller sees it
   RtnlNeighbours neighbour_ops_{rtnl_};
   std::unique_ptr<LinkSetController> controller_;
   std::unique_ptr<discovery::Discovery> discovery_;

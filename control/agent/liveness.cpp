@@ -36,6 +36,7 @@ constexpr int kBatchesPerCallback = 4;
 Liveness::Liveness(Options opts, OnChange on_change, OnLoss on_loss)
     : cfg_(std::move(opts.cfg)),
       reflects_(opts.reflects),
+      filter_fd_(opts.socket_filter_fd),
       state_path_(std::move(opts.state_path)),
       on_change_(std::move(on_change)),
       on_loss_(std::move(on_loss)) {
@@ -108,9 +109,9 @@ Status Liveness::watch(size_t socket) {
 Result<size_t> Liveness::socket_for(const Target& t) {
   SocketKey key{t.device, t.local};
   if (auto it = socket_index_.find(key); it != socket_index_.end()) return it->second;
-  auto s = bfd::LinkSocket::open(t.device, t.local);
+  auto s = bfd::LinkSocket::open(t.device, t.local, bfd::kControlPort, filter_fd_);
   if (!s) return s.error();
-  auto e = bfd::EchoSocket::open(t.device, t.local);
+  auto e = bfd::EchoSocket::open(t.device, t.local, filter_fd_);
   if (!e) return e.error();
   sockets_.push_back(std::move(*s));
   echo_sockets_.push_back(std::move(*e));

@@ -59,8 +59,9 @@ class Liveness final : public SessionDriver {
 
   struct Options {
     config::Bfd cfg;
-    bool reflects = false;   // our datapath reflects echoes: advertise Required Min Echo RX
-    std::string state_path;  // where sessions are kept across a restart; empty: nowhere
+    bool reflects = false;      // our datapath reflects echoes: advertise Required Min Echo RX
+    std::string state_path;     // where sessions are kept across a restart; empty: nowhere
+    int socket_filter_fd = -1;  // the datapath's guard for every BFD socket; -1: none
   };
   static std::unique_ptr<Liveness> create(Options opts, OnChange on_change, OnLoss on_loss = {});
   ~Liveness() override;
@@ -160,6 +161,7 @@ class Liveness final : public SessionDriver {
 
   config::Bfd cfg_;
   bool reflects_ = false;
+  int filter_fd_ = -1;
   std::string state_path_;
   OnChange on_change_;
   OnLoss on_loss_;

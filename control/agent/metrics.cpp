@@ -89,6 +89,15 @@ void Agent::refresh_metrics() {
     for (unsigned r = 0; r < d->size(); r++)
       dp_drops.add({{"reason", datapath::drop_label(r)}}, static_cast<double>((*d)[r].packets));
 
+  Family ingress("mlink_ingress_packets_total",
+                 "Link ingress, by what happened: delivered into the ML device, BFD echoes "
+                 "reflected, and what the guard refused (echo_refused, hop_limit, not_a_peer, "
+                 "malformed) before it reached the agent.",
+                 MetricType::Counter);
+  if (auto in = dp_->ingress_stats())
+    for (unsigned c = 0; c < in->size(); c++)
+      ingress.add({{"counter", datapath::ingress_label(c)}}, static_cast<double>((*in)[c].packets));
+
   Family proto("mlink_protocol_dropped_packets_total",
                "Protocol packets dropped on receipt, by protocol and reason.", MetricType::Counter);
   for (const char* protocol : {"topo", "bfd"})
@@ -109,9 +118,9 @@ void Agent::refresh_metrics() {
   failed.add({}, ctl_ ? static_cast<double>(ctl_->requests_failed()) : 0);
 
   std::vector<prometheus::MetricFamily> out;
-  for (Family* f :
-       {&info, &uptime, &peers, &limit, &over, &refused, &packets, &bytes, &up, &share, &session,
-        &rtt, &loss, &changes, &dp_drops, &proto, &clients, &requests, &failed})
+  for (Family* f : {&info,     &uptime,  &peers, &limit,   &over,     &refused, &packets,
+                    &bytes,    &up,      &share, &session, &rtt,      &loss,    &changes,
+                    &dp_drops, &ingress, &proto, &clients, &requests, &failed})
     if (auto fam = f->take(); !fam.metric.empty()) out.push_back(std::move(fam));
   exporter_->update(std::move(out));
 }

@@ -18,8 +18,9 @@ namespace {
 constexpr uint16_t kSourcePortFirst = 49152;  // RFC 5881 §4: 49152..65535
 constexpr int kTosNetworkControl = 0xc0;      // CS6, as routing protocols use
 
-// A UDP socket bound to the device, sending with hop limit 255 at CS6.
-Result<int> link_socket(const std::string& device, int family) {
+// A UDP socket bound to the device, sending with hop limit 255 at CS6, its
+// socket filter (if any) attached before it is bound.
+Result<int> link_socket(const std::string& device, int family, int filter_fd) {
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return os_error("socket", errno);
   bool v4 = family == AF_INET;
@@ -37,6 +38,7 @@ Result<int> link_socket(const std::string& device, int family) {
   if (st && !v4)
     st = set_int_option(fd, IPPROTO_IPV6, IPV6_TCLASS, kTosNetworkControl, "IPV6_TCLASS");
   if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+  if (st) st = attach_socket_filter(fd, filter_fd);
   if (!st) {
     ::close(fd);
     return Error{"BFD socket on " + device + ": " + st.error().message, st.error().err};
@@ -58,15 +60,16 @@ std::optional<Datagram> receive_datagram(int fd, uint64_t* dropped) {
 
 }  // namespace
 
-Result<LinkSocket> LinkSocket::open(const std::string& device, const IpAddr& local, uint16_t port) {
-  auto rx = link_socket(device, local.family);
+Result<LinkSocket> LinkSocket::open(const std::string& device, const IpAddr& local, uint16_t port,
+                                    int filter_fd) {
+  auto rx = link_socket(device, local.family, filter_fd);
   if (!rx) return rx.error();
   LinkSocket s(*rx, -1, 0, local.family);
   auto at = make_sockaddr(local, port);
   if (bind(s.rx_, reinterpret_cast<sockaddr*>(&at.ss), at.len) != 0)
     return os_error("bind BFD " + local.str() + ":" + std::to_string(port) + " on " + device,
                     errno);
-  auto tx = link_socket(device, local.family);
+  auto tx = link_socket(device, local.family, filter_fd);
   if (!tx) return tx.error();
   s.tx_ = *tx;
   for (uint32_t p = kSourcePortFirst; p <= 65535; p++) {
@@ -142,8 +145,8 @@ std::span<const BatchReceiver::Datagram> LinkSocket::receive_batch(BatchReceiver
   return rx.read(rx_, kHopLimit, &dropped_hop_limit_, more);
 }
 
-Result<EchoSocket> EchoSocket::open(const std::string& device, const IpAddr& local) {
-  auto fd = link_socket(device, local.family);
+Result<EchoSocket> EchoSocket::open(const std::string& device, const IpAddr& local, int filter_fd) {
+  auto fd = link_socket(device, local.family, filter_fd);
   if (!fd) return fd.error();
   EchoSocket s(*fd);
   auto at = make_sockaddr(local, 0);  // an ephemeral port: never 3785

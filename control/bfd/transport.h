@@ -40,8 +40,9 @@ struct Datagram {
 class LinkSocket {
  public:
   // Receives on local:port, sends from local:<49152..65535> (RFC 5881 §4).
+  // filter_fd: a socket filter for both sockets (the datapath's guard), or -1.
   static Result<LinkSocket> open(const std::string& device, const IpAddr& local,
-                                 uint16_t port = kControlPort);
+                                 uint16_t port = kControlPort, int filter_fd = -1);
   LinkSocket(LinkSocket&&) noexcept;
   LinkSocket& operator=(LinkSocket&&) noexcept;
   ~LinkSocket();
@@ -74,7 +75,8 @@ class LinkSocket {
 // addresses and ports and sends it straight back, TTL still 255.
 class EchoSocket {
  public:
-  static Result<EchoSocket> open(const std::string& device, const IpAddr& local);
+  static Result<EchoSocket> open(const std::string& device, const IpAddr& local,
+                                 int filter_fd = -1);
   EchoSocket(EchoSocket&&) noexcept;
   EchoSocket& operator=(EchoSocket&&) noexcept;
   ~EchoSocket();

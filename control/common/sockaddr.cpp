@@ -185,4 +185,9 @@ std::span<const BatchReceiver::Datagram> BatchReceiver::read(int fd, int hop_lim
   return out_;
 }
 
+Status attach_socket_filter(int fd, int prog_fd) {
+  if (prog_fd < 0) return {};
+  return set_int_option(fd, SOL_SOCKET, SO_ATTACH_BPF, prog_fd, "SO_ATTACH_BPF");
+}
+
 }  // namespace mlink

@@ -31,6 +31,8 @@ Status set_int_option(int fd, int level, int name, int value, const char* what);
 // a segment answering at once, thousands of echoes coming back together) is
 // queued instead of dropped. Best effort: the default stays on failure.
 void set_receive_buffer(int fd, int bytes);
+// Attaches a BPF socket filter (SO_ATTACH_BPF); prog_fd < 0: none.
+Status attach_socket_filter(int fd, int prog_fd);
 inline constexpr int kBurstReceiveBuffer = 4 << 20;
 
 // From a received message's control data (IP_RECVTTL / IPV6_RECVHOPLIMIT,

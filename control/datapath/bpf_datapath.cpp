@@ -110,6 +110,10 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) 
     return os_error("size ml_peers", err);
   if (int err = bpf_map__set_max_entries(dp->skel_->maps.ml_peer_stats, opts.max_peers); err)
     return os_error("size ml_peer_stats", err);
+  if (int err =
+          bpf_map__set_max_entries(dp->skel_->maps.ml_bfd_peers, opts.max_peers * ML_MAX_SLOTS);
+      err)
+    return os_error("size ml_bfd_peers", err);
   dp->pin_dir_ = opts.pin_dir;
   dp->adopted_hooks_ = opts.adopt;
   if (opts.adopt)
@@ -141,8 +145,9 @@ BpfDatapath::~BpfDatapath() {
 namespace {
 
 std::vector<bpf_map*> pinned_maps(mlink_bpf* skel) {
-  return {skel->maps.ml_peers, skel->maps.ml_locals,        skel->maps.ml_peer_stats,
-          skel->maps.ml_drops, skel->maps.ml_ingress_stats, skel->maps.ml_abi};
+  return {skel->maps.ml_peers,    skel->maps.ml_locals,        skel->maps.ml_peer_stats,
+          skel->maps.ml_drops,    skel->maps.ml_ingress_stats, skel->maps.ml_abi,
+          skel->maps.ml_bfd_peers};
 }
 
 }  // namespace
@@ -285,6 +290,37 @@ void BpfDatapath::detach_ingress(int ifindex) {
   if (it == attached_.end()) return;
   detach(*it);
   attached_.erase(it);
+}
+
+int BpfDatapath::bfd_socket_filter_fd() const {
+  return bpf_program__fd(skel_->progs.ml_sock_bfd);
+}
+
+int BpfDatapath::topo_socket_filter_fd() const {
+  return bpf_program__fd(skel_->progs.ml_sock_topo);
+}
+
+Status BpfDatapath::set_bfd_peer(const ml_bfd_key& key, bool present) {
+  int fd = bpf_map__fd(skel_->maps.ml_bfd_peers);
+  __u32 zero = 0;
+  if (present ? bpf_map_update_elem(fd, &key, &zero, BPF_ANY) != 0
+              : bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT)
+    return os_error(present ? "add to ml_bfd_peers" : "remove from ml_bfd_peers", errno);
+  return {};
+}
+
+Result<std::vector<ml_bfd_key>> BpfDatapath::bfd_peers() {
+  int fd = bpf_map__fd(skel_->maps.ml_bfd_peers);
+  std::vector<ml_bfd_key> out;
+  ml_bfd_key k{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    out.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  if (errno != ENOENT) return os_error("read ml_bfd_peers", errno);
+  return out;
 }
 
 int BpfDatapath::egress_prog_fd() const {

@@ -25,7 +25,8 @@ struct LoadOptions {
   // Maps of another ABI version or size are not reused (see adopted()).
   bool adopt = false;
   // Sizes ml_peer_stats (peer ids 0..max_peers-1) and ml_peers (2 x, one
-  // entry per ML address); 1..ML_PEERS_LIMIT ([node] max_peers).
+  // entry per ML address) and ml_bfd_peers (ML_MAX_SLOTS x, one per
+  // session); 1..ML_PEERS_LIMIT ([node] max_peers).
   uint32_t max_peers = ML_DEFAULT_PEERS;
 };
 
@@ -57,8 +58,15 @@ class BpfDatapath final : public Datapath {
   Status add_local(const IpAddr& addr) override;
   Result<ml_peer_stats> peer_stats(uint32_t peer_id) override;
   Result<std::array<ml_counter, ML_DROP_MAX>> drops() override;
-  // Ingress counters by enum ml_ingress_counter (delivered, echoes reflected).
+  // Ingress counters by enum ml_ingress_counter (delivered, echoes reflected,
+  // what the guard refused).
   Result<std::array<ml_counter, ML_IN_MAX>> ingress_stats();
+  Status set_bfd_peer(const ml_bfd_key& key, bool present) override;
+  Result<std::vector<ml_bfd_key>> bfd_peers();  // keys of ml_bfd_peers
+  // The socket filters for the agent's BFD and topology sockets
+  // (SO_ATTACH_BPF): they drop and count what the guard refuses.
+  int bfd_socket_filter_fd() const;
+  int topo_socket_filter_fd() const;
   Result<std::vector<IpAddr>> peer_addresses();  // keys of ml_peers
   Result<ml_peer> get_peer(const IpAddr& addr);
 

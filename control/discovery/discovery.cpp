@@ -45,7 +45,7 @@ Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_c
   if (d->keys_.empty()) return Error{"discovery: no key"};
   d->send_key_ = {d->keys_.rbegin()->first, d->keys_.rbegin()->second};
   for (int family : {AF_INET, AF_INET6}) {
-    auto s = TopoSocket::open(family, d->opts_.cfg.port);
+    auto s = TopoSocket::open(family, d->opts_.cfg.port, d->opts_.socket_filter_fd);
     if (!s) return s.error();
     d->sockets_.push_back(std::move(*s));
   }

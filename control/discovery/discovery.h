@@ -51,6 +51,7 @@ struct Options {
   std::string node_id;
   std::vector<Prefix> ml_addrs;
   std::map<size_t, ProtocolLink> links;  // by the agent's link id
+  int socket_filter_fd = -1;             // the datapath's guard for our sockets; -1: none
 };
 
 struct Counters {

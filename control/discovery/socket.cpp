@@ -14,7 +14,7 @@
 
 namespace mlink::discovery {
 
-Result<TopoSocket> TopoSocket::open(int family, uint16_t port) {
+Result<TopoSocket> TopoSocket::open(int family, uint16_t port, int filter_fd) {
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return os_error("topology socket", errno);
   TopoSocket s(fd, family, port);
@@ -36,6 +36,7 @@ Result<TopoSocket> TopoSocket::open(int family, uint16_t port) {
     st = set_int_option(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP");
   if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
   if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
+  if (st) st = attach_socket_filter(fd, filter_fd);
   if (!st) return st.error();
   IpAddr any;
   any.family = family;

@@ -35,7 +35,8 @@ struct Received {
 
 class TopoSocket {
  public:
-  static Result<TopoSocket> open(int family, uint16_t port);
+  // filter_fd: a socket filter (the datapath's guard), or -1.
+  static Result<TopoSocket> open(int family, uint16_t port, int filter_fd = -1);
   TopoSocket(TopoSocket&&) noexcept;
   TopoSocket& operator=(TopoSocket&&) noexcept;
   ~TopoSocket();

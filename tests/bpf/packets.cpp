@@ -418,6 +418,32 @@ void ProgHarness::put_local(const Ip& addr) {
     fail("update ml_locals", errno);
 }
 
+void ProgHarness::put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex) {
+  ml_bfd_key key{};
+  key.ifindex = ifindex;
+  key.family = local.family;
+  std::memcpy(key.local, local.bytes.data(), sizeof(key.local));
+  std::memcpy(key.remote, remote.bytes.data(), sizeof(key.remote));
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_bfd_peers), &key, &zero, BPF_ANY) != 0)
+    fail("update ml_bfd_peers", errno);
+}
+
+void ProgHarness::put_echo_peers() {
+  for (uint8_t family : {AF_INET, AF_INET6}) {
+    PacketSpec e = bfd_echo(family);
+    put_bfd_peer(e.dst, e.src);
+  }
+}
+
+RunResult ProgHarness::sock_bfd(std::span<const uint8_t> pkt) const {
+  return test_run(bpf_program__fd(skel_->progs.ml_sock_bfd), pkt);
+}
+
+RunResult ProgHarness::sock_topo(std::span<const uint8_t> pkt) const {
+  return test_run(bpf_program__fd(skel_->progs.ml_sock_topo), pkt);
+}
+
 RunResult ProgHarness::egress(std::span<const uint8_t> pkt, uint32_t repeat) const {
   return test_run(egress_fd(), pkt, repeat);
 }

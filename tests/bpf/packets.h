@@ -175,9 +175,16 @@ class ProgHarness {
   // Map writes; throw std::runtime_error on failure.
   void put_peer(const Ip& addr, const ml_peer& peer);
   void put_local(const Ip& addr);
+  // A BFD session of link `ifindex` (test-run's device is lo, 1): (local, remote) in
+  // ml_bfd_peers. bfd_echo()'s addresses by default, both families.
+  void put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex = 1);
+  void put_echo_peers();
 
   RunResult egress(std::span<const uint8_t> pkt, uint32_t repeat = 1) const;
   RunResult ingress(std::span<const uint8_t> pkt, uint32_t repeat = 1) const;
+  // The socket filters: retval 0 refuses the datagram, its length keeps it.
+  RunResult sock_bfd(std::span<const uint8_t> pkt) const;
+  RunResult sock_topo(std::span<const uint8_t> pkt) const;
 
   ml_counter slot_counter(uint32_t peer_id, uint32_t slot) const;
   std::array<ml_counter, ML_MAX_SLOTS> slot_counters(uint32_t peer_id) const;

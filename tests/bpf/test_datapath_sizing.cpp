@@ -19,8 +19,8 @@ using mlink::datapath::BpfDatapath;
 
 namespace {
 
-const char* const kMaps[] = {"ml_peers", "ml_locals",        "ml_peer_stats",
-                             "ml_drops", "ml_ingress_stats", "ml_abi"};
+const char* const kMaps[] = {"ml_peers",         "ml_locals", "ml_peer_stats", "ml_drops",
+                             "ml_ingress_stats", "ml_abi",    "ml_bfd_peers"};
 
 struct PinRoot {
   std::string root = "/sys/fs/bpf/mlink-test-" + std::to_string(getpid());
@@ -84,6 +84,7 @@ TEST_CASE("datapath: max_peers = 4096 sizes ml_peers (x2) and ml_peer_stats") {
   CHECK(shape(dir, "ml_peer_stats").max_entries == 4096);
   CHECK(shape(dir, "ml_peer_stats").value_size == 2304);
   CHECK(shape(dir, "ml_locals").max_entries == ML_MAX_LOCALS);
+  CHECK(shape(dir, "ml_bfd_peers").max_entries == 4096 * ML_MAX_SLOTS);
   CHECK(shape(dir, "ml_abi").max_entries == 1);
   // The last peer id has counters, one more has none; every slot of an entry is written.
   CHECK(dp->peer_stats(4095).ok());

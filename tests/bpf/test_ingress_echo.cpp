@@ -1,13 +1,17 @@
-// ml_ingress reflects BFD echoes (RFC 5880 §6.4, RFC 5881 §4): a UDP datagram from the link peer
-// to our link address, port 3785, from a port other than 3785, TTL / hop limit 255, is sent back
-// out the link (bpf_redirect_neigh: TC_ACT_REDIRECT) with addresses and ports swapped and
-// nothing else changed; everything else that looks almost like one passes untouched.
+// ml_ingress reflects BFD echoes (RFC 5880 §6.4, RFC 5881 §4): a UDP datagram from a BFD peer of
+// the link (ml_bfd_peers) to our address on it, port 3785, from a port other than 3785, TTL / hop
+// limit 255, is sent back out the link (bpf_redirect_neigh: TC_ACT_REDIRECT) with addresses and
+// ports swapped and nothing else changed. An echo from anyone else, or with another TTL, is
+// dropped and counted (echo_refused); what only looks almost like one passes untouched.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <doctest/doctest.h>
 #include <linux/if_ether.h>
 
 #include <cstring>
 
 #include "bpf/packets.h"
+#include "mlink.skel.h"
 
 using namespace mlink::bpftest;
 
@@ -118,6 +122,7 @@ TEST_CASE("echo: the checksum oracle agrees with the builder and catches a flipp
 
 TEST_CASE("echo: IPv4 and IPv6 echoes are reflected with valid checksums, and counted") {
   ProgHarness dp;
+  dp.put_echo_peers();
   uint64_t bytes = 0;
   for (uint8_t family : {AF_INET, AF_INET6}) {
     CAPTURE(name(family));
@@ -132,6 +137,7 @@ TEST_CASE("echo: IPv4 and IPv6 echoes are reflected with valid checksums, and co
 
 TEST_CASE("echo: IPv4 with options (IHL > 5) finds the ports after them") {
   ProgHarness dp;
+  dp.put_echo_peers();
   for (size_t opts : {4u, 12u, 40u}) {
     CAPTURE(opts);
     PacketSpec spec = bfd_echo(AF_INET);
@@ -143,6 +149,7 @@ TEST_CASE("echo: IPv4 with options (IHL > 5) finds the ports after them") {
 
 TEST_CASE("echo: larger payloads and any source port but 3785 are reflected") {
   ProgHarness dp;
+  dp.put_echo_peers();
   for (uint8_t family : {AF_INET, AF_INET6}) {
     CAPTURE(name(family));
     PacketSpec spec = bfd_echo(family);
@@ -157,6 +164,7 @@ TEST_CASE("echo: larger payloads and any source port but 3785 are reflected") {
 
 TEST_CASE("echo: look-alikes pass untouched and are not counted") {
   ProgHarness dp;
+  dp.put_echo_peers();
   for (uint8_t family : {AF_INET, AF_INET6}) {
     CAPTURE(name(family));
     const PacketSpec echo = bfd_echo(family);
@@ -170,8 +178,6 @@ TEST_CASE("echo: look-alikes pass untouched and are not counted") {
       change(s);
       cases.push_back({what, s});
     };
-    add("TTL 254", [](PacketSpec& s) { s.ttl = 254; });
-    add("TTL 64", [](PacketSpec& s) { s.ttl = 64; });
     add("source port 3785 (reflector to reflector)", [](PacketSpec& s) { s.sport = 3785; });
     add("destination port 3784 (BFD control)", [](PacketSpec& s) { s.dport = 3784; });
     add("TCP to 3785", [](PacketSpec& s) { s.proto = IPPROTO_TCP; });
@@ -223,6 +229,7 @@ TEST_CASE("echo: look-alikes pass untouched and are not counted") {
 
 TEST_CASE("echo: an IPv6 echo behind an extension header is not reflected") {
   ProgHarness dp;
+  dp.put_echo_peers();
   // The builder writes extension headers only as a Fragment header; an atomic fragment
   // (offset 0, no M flag) is a whole datagram whose next header is not UDP.
   PacketSpec spec = bfd_echo(AF_INET6);
@@ -233,6 +240,7 @@ TEST_CASE("echo: an IPv6 echo behind an extension header is not reflected") {
 
 TEST_CASE("echo: reflection comes before local delivery; other traffic is still delivered") {
   ProgHarness dp;
+  dp.put_echo_peers();
   PacketSpec echo = bfd_echo(AF_INET);
   dp.put_local(echo.dst);  // even if the link address were a local ML address
   check_reflected(dp, echo);
@@ -247,5 +255,67 @@ TEST_CASE("echo: reflection comes before local delivery; other traffic is still 
   CHECK(r.retval == TC_ACT_REDIRECT);
   CHECK(r.out == pkt);
   CHECK(dp.ingress_counter(ML_IN_DELIVERED).packets == 1);
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 1);
+}
+
+// The open relay: without the peer check, anyone on the link could make us send UDP to any
+// address and port of their choosing, at their rate.
+TEST_CASE("echo: only a BFD peer of the link, to our address on it, with TTL 255, is reflected") {
+  ProgHarness dp;
+  dp.put_echo_peers();
+  uint64_t refused = 0;
+  for (uint8_t family : {AF_INET, AF_INET6}) {
+    CAPTURE(name(family));
+    const bool v4 = family == AF_INET;
+    const PacketSpec echo = bfd_echo(family);
+    struct Case {
+      const char* what;
+      PacketSpec spec;
+    };
+    std::vector<Case> cases;
+    auto add = [&](const char* what, auto&& change) {
+      PacketSpec s = echo;
+      change(s);
+      cases.push_back({what, s});
+    };
+    add("TTL 254", [](PacketSpec& s) { s.ttl = 254; });
+    add("TTL 64", [](PacketSpec& s) { s.ttl = 64; });
+    add("from an on-link address that is no BFD peer",
+        [&](PacketSpec& s) { s.src = Ip::parse(v4 ? "10.0.0.77" : "fd00::77"); });
+    add("to another address of ours (not the session's)",
+        [&](PacketSpec& s) { s.dst = Ip::parse(v4 ? "10.0.0.3" : "fd00::3"); });
+    add("the peer, but with the victim as the source (spoofed)",
+        [&](PacketSpec& s) { s.src = Ip::parse(v4 ? "192.0.2.9" : "2001:db8::9"); });
+    for (const Case& c : cases) {
+      CAPTURE(std::string(c.what));
+      auto pkt = build(c.spec);
+      RunResult r = dp.ingress(pkt);
+      REQUIRE(r.err == 0);
+      CHECK(r.retval == TC_ACT_SHOT);
+      refused++;
+    }
+  }
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFUSED).packets == refused);
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 0);
+}
+
+TEST_CASE("echo: a peer of another link is refused on this one; removed, a peer is refused") {
+  ProgHarness dp;
+  PacketSpec echo = bfd_echo(AF_INET);
+  dp.put_bfd_peer(echo.dst, echo.src, 7);  // the session is on ifindex 7; test-run's is lo (1)
+  RunResult r = dp.ingress(build(echo));
+  REQUIRE(r.err == 0);
+  CHECK(r.retval == TC_ACT_SHOT);
+  dp.put_bfd_peer(echo.dst, echo.src);
+  check_reflected(dp, echo);
+  ml_bfd_key key{};
+  key.ifindex = 1;
+  key.family = AF_INET;
+  std::memcpy(key.local, echo.dst.bytes.data(), 16);
+  std::memcpy(key.remote, echo.src.bytes.data(), 16);
+  REQUIRE(bpf_map_delete_elem(bpf_map__fd(dp.skel()->maps.ml_bfd_peers), &key) == 0);
+  r = dp.ingress(build(echo));
+  CHECK(r.retval == TC_ACT_SHOT);
+  CHECK(dp.ingress_counter(ML_IN_ECHO_REFUSED).packets == 2);
   CHECK(dp.ingress_counter(ML_IN_ECHO_REFLECTED).packets == 1);
 }

@@ -137,20 +137,30 @@ struct Bed {
     REQUIRE(ifindex > 0);
     auto st = dp->attach_ingress(ifindex);
     if (!st.ok()) FAIL(st.error().message);
+    // X's .2 addresses are the BFD peers of this link (the agent writes these per session).
+    for (auto [local, remote] : {std::pair{"10.78.0.1", "10.78.0.2"}, {"fd78::1", "fd78::2"}}) {
+      st = dp->set_bfd_peer(
+          datapath::bfd_key(ifindex, *IpAddr::parse(local), *IpAddr::parse(remote)), true);
+      if (!st.ok()) FAIL(st.error().message);
+    }
     // Resolve the neighbours both ways first: on a fresh veth the first solicitation is
     // sometimes lost and ND retransmits only after 1 s; the 1 s deadline below is for the
     // reflection, not for that.
     for (const char* addr : {"10.78.0.1", "fd78::1"})
       sh("ip netns exec " + x.name() + " ping -c 1 -W 5 " + addr);
+    // On the link, but no BFD peer of ours; added after the pings, which must go from .2.
+    x.run("addr add 10.78.0.9/24 dev et0");
+    x.run("addr add fd78::9/64 dev et0 nodad");
   }
   // Detach while still in Y's netns (the ifindex is Y's).
   ~Bed() { dp.reset(); }
 
-  ml_counter reflected() {
+  ml_counter counter(unsigned which) {
     auto st = dp->ingress_stats();
     if (!st.ok()) FAIL(st.error().message);
-    return (*st)[ML_IN_ECHO_REFLECTED];
+    return (*st)[which];
   }
+  ml_counter reflected() { return counter(ML_IN_ECHO_REFLECTED); }
 };
 
 struct Family {
@@ -207,4 +217,19 @@ TEST_CASE("echo reflection: a datagram with TTL 64 is not reflected") {
     CHECK_FALSE(send_echo(bed, f, 64, 500, payload));
   }
   CHECK(bed.reflected().packets == 0);
+}
+
+// An open reflector would send UDP wherever a neighbour asks, as fast as it asks. Only the
+// link's BFD peers get echoes back.
+TEST_CASE("echo reflection: an echo from an on-link address that is no BFD peer is refused") {
+  Bed bed;
+  const Family strangers[] = {{AF_INET, "10.78.0.9", "10.78.0.1"},
+                              {AF_INET6, "fd78::9", "fd78::1"}};
+  for (const Family& f : strangers) {
+    CAPTURE(f.x_addr);
+    std::vector<uint8_t> payload;
+    CHECK_FALSE(send_echo(bed, f, 255, 500, payload));
+  }
+  CHECK(bed.reflected().packets == 0);
+  CHECK(bed.counter(ML_IN_ECHO_REFUSED).packets == 2);
 }

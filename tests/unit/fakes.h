@@ -38,6 +38,14 @@ class FakeDatapath final : public datapath::Datapath {
     return {};
   }
   Status add_local(const IpAddr&) override { return {}; }
+  std::set<ml_bfd_key, datapath::BfdKeyLess> bfd_peers;
+  Status set_bfd_peer(const ml_bfd_key& k, bool present) override {
+    if (present)
+      bfd_peers.insert(k);
+    else
+      bfd_peers.erase(k);
+    return {};
+  }
   int stats_reads = 0;
   std::set<uint32_t> stats_read_ids;
   Result<ml_peer_stats> peer_stats(uint32_t peer_id) override {
