@@ -7,7 +7,7 @@ PKGS=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libmnl-dev libsystemd-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libsodium-dev libssl-dev doctest-dev prometheus-cpp-dev
-  iproute2 iperf3 iputils-ping tcpdump python3 util-linux procps
+  iproute2 iperf3 iputils-ping tcpdump nftables python3 util-linux procps
   frr         # bfdd, the peer of tests/e2e/test_frr_interop.sh
   prometheus  # promtool, which checks /metrics in tests/e2e/test_metrics.sh
   systemd     # systemd-analyze, which checks dist/systemd/mlinkd.service

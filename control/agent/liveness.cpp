@@ -75,6 +75,10 @@ Status Liveness::attach(sd_event* loop) {
   int r = sd_event_add_time(loop, &timer_, CLOCK_MONOTONIC, now(),
                             timer_accuracy_us(cfg_.interval_ms), on_timer, this);
   if (r < 0) return os_error("add BFD timer", r);
+  // BFD before bulk work: of the sources ready at once, the sessions' timer
+  // and sockets are served first (a flood on the topology or control socket
+  // waits its turn behind them, never the other way round).
+  sd_event_source_set_priority(timer_, SD_EVENT_PRIORITY_IMPORTANT);
   r = sd_event_add_time(loop, &save_timer_, CLOCK_MONOTONIC, now(), kSaveDelayUsec / 10,
                         on_save_timer, this);
   if (r < 0) return os_error("add BFD state timer", r);
@@ -85,8 +89,7 @@ Status Liveness::attach(sd_event* loop) {
 // The agent did not run for a while: what arrived meanwhile is read before
 // any deadline is judged. (Echoes it did not send cannot be missing: echo
 // detection counts unanswered echoes, see run_echo.)
-void Liveness::after_stall(uint64_t t) {
-  uint64_t late = t - timers_.begin()->first;
+void Liveness::after_stall(uint64_t late) {
   stalls_++;
   if (late >= 50'000 || stalls_ == 1)
     log::info("BFD: the timer ran {} ms late (the agent did not run)", late / 1000);
@@ -101,6 +104,7 @@ Status Liveness::watch(size_t socket) {
     sd_event_source* src = nullptr;
     int r = sd_event_add_io(loop_, &src, fd, EPOLLIN, on_readable, this);
     if (r < 0) return os_error("watch BFD socket", r);
+    sd_event_source_set_priority(src, SD_EVENT_PRIORITY_IMPORTANT);
     io_.push_back(src);
   }
   return {};
@@ -230,7 +234,7 @@ int Liveness::on_readable(sd_event_source*, int fd, uint32_t, void* self) {
   return 0;
 }
 
-int Liveness::on_timer(sd_event_source*, uint64_t, void* self) {
+int Liveness::on_timer(sd_event_source*, uint64_t armed_for, void* self) {
   auto* l = static_cast<Liveness*>(self);
   uint64_t t = l->now();
   // Woken late (the process did not run: a loaded machine, a stopped VM):
@@ -238,7 +242,9 @@ int Liveness::on_timer(sd_event_source*, uint64_t, void* self) {
   // that came in time would be taken for missing and every session would
   // fail at once.
   uint64_t late = timer_accuracy_us(l->cfg_.interval_ms) + kLateUsec;
-  if (!l->timers_.empty() && t > l->timers_.begin()->first + late) l->after_stall(t);
+  // Late against the time the timer was armed for (never in the past, see
+  // rearm), not against a deadline: a new session's first packet is due "at 0".
+  if (!l->timers_.empty() && t > armed_for + late) l->after_stall(t - armed_for);
   l->run_due(t);
   l->flush_tx();
   l->rearm();
@@ -466,7 +472,7 @@ void Liveness::rearm() {
     sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
     return;
   }
-  sd_event_source_set_time(timer_, timers_.begin()->first);
+  sd_event_source_set_time(timer_, std::max(timers_.begin()->first, now()));
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
 }
 

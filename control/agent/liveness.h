@@ -146,7 +146,7 @@ class Liveness final : public SessionDriver {
   // coming up would write it 4,000 times).
   void state_changed();
   static constexpr uint64_t kSaveDelayUsec = 100'000;
-  void after_stall(uint64_t now);
+  void after_stall(uint64_t late_us);  // the timer ran that late: read what arrived
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
   // Control packets and echoes are queued per socket and leave together, one

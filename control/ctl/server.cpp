@@ -78,6 +78,7 @@ Status Server::attach(sd_event* loop) {
   loop_ = loop;
   if (int r = sd_event_add_io(loop, &listen_src_, fd_, EPOLLIN, on_accept, this); r < 0)
     return os_error("watch control socket", r);
+  sd_event_source_set_priority(listen_src_, kPriority);
   return {};
 }
 
@@ -108,6 +109,7 @@ void Server::accept_all() {
       close(fd);
       continue;
     }
+    sd_event_source_set_priority(c->src, kPriority);
     clients_.emplace(fd, std::move(c));
   }
 }

@@ -36,6 +36,9 @@ class Server {
 
   static constexpr size_t kMaxClients = 64;    // more are answered and closed
   static constexpr int kReadsPerCallback = 4;  // of 16 KiB: then the loop runs others
+  // Below the protocols (BFD is SD_EVENT_PRIORITY_IMPORTANT, discovery normal):
+  // a busy client waits behind them.
+  static constexpr int kPriority = 10;
 
   // Answers one request that matched its command's fields; errors are
   // replies. An exception it lets out is caught, logged and answered as an
