@@ -261,7 +261,9 @@ void Liveness::receive(size_t socket) {
 
 void Liveness::reject(bfd::Reject r, const IpAddr& from) {
   rejected_[static_cast<size_t>(r)]++;
-  log::debug("BFD from {}: dropped ({})", from.str(), bfd::to_string(r));
+  if (log::enabled(log::Level::Debug) && reject_log_.allow(now()))
+    log::debug("BFD from {}: dropped ({}){}", from.str(), bfd::to_string(r),
+               log::suppressed_note(reject_log_));
 }
 
 // Single hop: the socket (link, local address) and the sender's address

@@ -42,6 +42,7 @@
 #include "bfd/session.h"
 #include "bfd/transport.h"
 #include "common/ip.h"
+#include "common/log.h"
 #include "common/result.h"
 #include "config/config.h"
 
@@ -162,6 +163,7 @@ class Liveness final : public SessionDriver {
   config::Bfd cfg_;
   bool reflects_ = false;
   int filter_fd_ = -1;
+  log::RateLimit reject_log_;  // rejected packets: 10 lines a second at most
   std::string state_path_;
   OnChange on_change_;
   OnLoss on_loss_;

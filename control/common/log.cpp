@@ -52,4 +52,28 @@ void write(Level l, std::string_view msg) {
   std::fflush(stderr);
 }
 
+bool RateLimit::allow(uint64_t now_us) {
+  if (now_us >= window_us_ + 1'000'000) {
+    window_us_ = now_us;
+    used_ = 0;
+  }
+  if (used_ < burst_) {
+    used_++;
+    return true;
+  }
+  held_++;
+  return false;
+}
+
+uint64_t RateLimit::suppressed() {
+  uint64_t n = held_;
+  held_ = 0;
+  return n;
+}
+
+std::string suppressed_note(RateLimit& r) {
+  uint64_t n = r.suppressed();
+  return n ? fmt::format(" ({} more since the last such line)", n) : std::string();
+}
+
 }  // namespace mlink::log

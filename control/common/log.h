@@ -6,6 +6,8 @@
 
 #include <fmt/core.h>
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace mlink::log {
@@ -33,5 +35,24 @@ template <class... Args>
 void error(fmt::format_string<Args...> f, Args&&... a) {
   write(Level::Error, fmt::format(f, std::forward<Args>(a)...));
 }
+
+// At most `burst` lines per second for one kind of event (a rejected packet:
+// a flood must not become a flood of log lines). allow() says whether this
+// one may be logged; the lines held back meanwhile are counted, and
+// suppressed() hands that count to the next line that is logged.
+class RateLimit {
+ public:
+  explicit RateLimit(uint32_t burst = 10) : burst_(burst) {}
+  bool allow(uint64_t now_us);
+  uint64_t suppressed();  // since the last call; resets
+ private:
+  uint32_t burst_;
+  uint64_t window_us_ = 0;
+  uint32_t used_ = 0;
+  uint64_t held_ = 0;
+};
+
+// "" or " (N more since the last such line)": for the line a RateLimit allowed.
+std::string suppressed_note(RateLimit& r);
 
 }  // namespace mlink::log

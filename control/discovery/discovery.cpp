@@ -172,16 +172,18 @@ void Discovery::handle(std::span<const uint8_t> bytes, const IpAddr& src, int if
   auto decoded = topo::decode(bytes, keys_);
   if (const auto* rej = std::get_if<topo::Reject>(&decoded)) {
     counters_.rejected[static_cast<size_t>(rej->reason)]++;
-    log::debug("topology packet from {} on {}: dropped ({}: {})", src.str(), link->device,
-               topo::reason_name(rej->reason), rej->detail);
+    if (log::enabled(log::Level::Debug) && reject_log_.allow(now))
+      log::debug("topology packet from {} on {}: dropped ({}: {}){}", src.str(), link->device,
+                 topo::reason_name(rej->reason), rej->detail, log::suppressed_note(reject_log_));
     return;
   }
   auto& m = std::get<topo::Message>(decoded);
   if (m.node_id == opts_.node_id) return;  // ours, back from a bridge or loop
   if (!replay_.accept(m.node_id, m.key_id, m.seq)) {
     counters_.rejected[static_cast<size_t>(topo::Reason::Replay)]++;
-    log::debug("topology packet from {} ({}) on {}: dropped (replay)", m.node_id, src.str(),
-               link->device);
+    if (log::enabled(log::Level::Debug) && reject_log_.allow(now))
+      log::debug("topology packet from {} ({}) on {}: dropped (replay){}", m.node_id, src.str(),
+                 link->device, log::suppressed_note(reject_log_));
     return;
   }
   bool changed = false;
@@ -369,14 +371,10 @@ void Discovery::send_links(size_t link) {
 
 // To the group of each family the link has an address in, and to static
 // peers; or to one address.
+// Every datagram gets a sequence number of its own, the copies to the group of
+// each family and to static peers too: a receiver hears several of them, and
+// one sequence shared by all would make every copy after the first a replay.
 void Discovery::send(size_t link, const topo::Message& msg, const std::optional<IpAddr>& to) {
-  topo::Message m = msg;
-  m.seq = seq_->next(static_cast<uint32_t>(wall_us() / 1'000'000));
-  auto bytes = topo::encode(m, send_key_);
-  if (!bytes) {
-    log::error("{}", bytes.error().message);
-    return;
-  }
   const auto& l = opts_.links.at(link);
   for (size_t i = 0; i < sockets_.size(); i++) {
     int family = sockets_[i].family();
@@ -392,7 +390,16 @@ void Discovery::send(size_t link, const topo::Message& msg, const std::optional<
       for (const auto& u : l.unicast)
         if (u.family == family) dsts.push_back(u);
     }
-    for (const auto& dst : dsts) queued_[i].push_back({l.ifindex, src->addr, dst, *bytes});
+    for (const auto& dst : dsts) {
+      topo::Message m = msg;
+      m.seq = seq_->next(static_cast<uint32_t>(wall_us() / 1'000'000));
+      auto bytes = topo::encode(m, send_key_);
+      if (!bytes) {
+        log::error("{}", bytes.error().message);
+        return;
+      }
+      queued_[i].push_back({l.ifindex, src->addr, dst, std::move(*bytes)});
+    }
   }
 }
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/ip.h"
+#include "common/log.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "discovery/neighbors.h"
@@ -121,6 +122,7 @@ class Discovery {
   NeighborTable table_;
   std::vector<TopoSocket> sockets_;  // one per family
   Counters counters_;
+  log::RateLimit reject_log_;  // rejected packets: 10 lines a second at most
   std::minstd_rand rng_{std::random_device{}()};
   uint64_t start_us_ = 0;  // nothing is sent before the epoch starts (docs/PROTOCOL.md)
   uint64_t next_hello_us_ = 0;

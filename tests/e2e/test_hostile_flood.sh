@@ -5,8 +5,8 @@
 # own address on the link (a BFD peer) and from another address on it (no peer). Asserted:
 # no BFD session leaves Up on either end (both maps keep every link), no stream stalls for 1 s
 # or more, not one echo from the non-peer is reflected (an nftables counter on b), and a's
-# guard counted what it refused. Discovery runs beside the static peer, so 28012 has a
-# listener. b's eth1 is left unshaped for the flood: at 200 Mbit/s its own queue would carry
+# guard counted what it refused, and no topology packet of b's was refused as a replay.
+# Discovery runs beside the static peer, so 28012 has a listener. b's eth1 is left unshaped for the flood: at 200 Mbit/s its own queue would carry
 # mostly junk, which is congestion that BFD is right to report, not what this test is about.
 FO_CONFIG_APPEND=""
 source "$(dirname "$0")/lib/failover.sh"
@@ -63,6 +63,13 @@ PY
 for c in echo_refused hop_limit not_a_peer malformed; do
   grep -qE "^  $c: \+[1-9]" "$BED_TMP/guard.txt" || fo_fail "a's guard counted no $c during the flood"
 done
+# b is a's static peer and a discovery neighbour: its HELLOs reach a via the group and by
+# unicast, and every copy has a sequence number of its own (one shared sequence made every
+# second copy a "replay").
+replays=$(sed -n 's/^mlink_protocol_dropped_packets_total{protocol="topo",reason="replay"} //p' \
+  "$BED_TMP/metrics-after.txt")
+echo "  topology packets a refused as replays: ${replays:-?}"
+[ "${replays:-x}" = 0 ] || fo_fail "a refused ${replays:-?} of b's topology packets as replays"
 stranger=$(bed_exec b nft -j list counter inet mlflood reflected_to_stranger |
   python3 -c 'import json,sys; print([o["counter"]["packets"] for o in json.load(sys.stdin)["nftables"] if "counter" in o][0])')
 echo "  echoes reflected to the non-peer 10.1.0.77: $stranger"
