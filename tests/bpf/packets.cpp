@@ -418,12 +418,25 @@ void ProgHarness::put_local(const Ip& addr) {
     fail("update ml_locals", errno);
 }
 
-void ProgHarness::put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex) {
+namespace {
+ml_bfd_key bfd_key(const Ip& local, const Ip& remote, uint32_t ifindex) {
   ml_bfd_key key{};
   key.ifindex = ifindex;
   key.family = local.family;
   std::memcpy(key.local, local.bytes.data(), sizeof(key.local));
   std::memcpy(key.remote, remote.bytes.data(), sizeof(key.remote));
+  return key;
+}
+}  // namespace
+
+void ProgHarness::del_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex) {
+  ml_bfd_key key = bfd_key(local, remote, ifindex);
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.ml_bfd_peers), &key) != 0)
+    fail("delete from ml_bfd_peers", errno);
+}
+
+void ProgHarness::put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex) {
+  ml_bfd_key key = bfd_key(local, remote, ifindex);
   uint32_t zero = 0;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_bfd_peers), &key, &zero, BPF_ANY) != 0)
     fail("update ml_bfd_peers", errno);

@@ -179,6 +179,7 @@ class ProgHarness {
   // ml_bfd_peers. bfd_echo()'s addresses by default, both families.
   void put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex = 1);
   void put_echo_peers();
+  void del_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex = 1);
 
   RunResult egress(std::span<const uint8_t> pkt, uint32_t repeat = 1) const;
   RunResult ingress(std::span<const uint8_t> pkt, uint32_t repeat = 1) const;

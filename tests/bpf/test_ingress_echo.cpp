@@ -3,15 +3,12 @@
 // limit 255, is sent back out the link (bpf_redirect_neigh: TC_ACT_REDIRECT) with addresses and
 // ports swapped and nothing else changed. An echo from anyone else, or with another TTL, is
 // dropped and counted (echo_refused); what only looks almost like one passes untouched.
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <doctest/doctest.h>
 #include <linux/if_ether.h>
 
 #include <cstring>
 
 #include "bpf/packets.h"
-#include "mlink.skel.h"
 
 using namespace mlink::bpftest;
 
@@ -308,12 +305,7 @@ TEST_CASE("echo: a peer of another link is refused on this one; removed, a peer 
   CHECK(r.retval == TC_ACT_SHOT);
   dp.put_bfd_peer(echo.dst, echo.src);
   check_reflected(dp, echo);
-  ml_bfd_key key{};
-  key.ifindex = 1;
-  key.family = AF_INET;
-  std::memcpy(key.local, echo.dst.bytes.data(), 16);
-  std::memcpy(key.remote, echo.src.bytes.data(), 16);
-  REQUIRE(bpf_map_delete_elem(bpf_map__fd(dp.skel()->maps.ml_bfd_peers), &key) == 0);
+  dp.del_bfd_peer(echo.dst, echo.src);
   r = dp.ingress(build(echo));
   CHECK(r.retval == TC_ACT_SHOT);
   CHECK(dp.ingress_counter(ML_IN_ECHO_REFUSED).packets == 2);
