@@ -24,7 +24,11 @@ const char* const kMaps[] = {"ml_peers",         "ml_locals", "ml_peer_stats", "
 
 struct PinRoot {
   std::string root = "/sys/fs/bpf/mlink-test-" + std::to_string(getpid());
-  PinRoot() { std::filesystem::create_directories(root); }
+  PinRoot() {
+    // A fresh machine may have no bpffs yet: mounted as the agent mounts it.
+    if (auto s = datapath::ensure_bpffs("/sys/fs/bpf"); !s) FAIL(s.error().message);
+    std::filesystem::create_directories(root);
+  }
   ~PinRoot() {
     std::error_code ec;
     std::filesystem::remove_all(root, ec);
