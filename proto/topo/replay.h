@@ -52,27 +52,40 @@ class ReplayGuard {
   explicit ReplayGuard(size_t capacity) : capacity_(capacity ? capacity : 1) {}
 
   // True when seq is new for (node_id, key_id): above the highest accepted,
-  // or within kWindow below it and not seen yet.
-  bool accept(std::string_view node_id, KeyId key_id, uint64_t seq);
-  // Drops the state of a node (e.g. removed from the configuration).
+  // or within kWindow below it and not seen yet. now_us: when (for expire_idle).
+  bool accept(std::string_view node_id, KeyId key_id, uint64_t seq, uint64_t now_us = 0);
+  // Drops the state of a node: it left the neighbour table (its hold time passed with no
+  // packet accepted). This is the rule for a sender whose numbers restart below what was
+  // accepted (its clock stepped back, or one packet came with a number near 2^64): refused
+  // until its neighbour entry expires, then taken as new.
   void forget(std::string_view node_id);
+  // Drops the state of a key id that was removed (a rotation's last step).
+  void forget_key(KeyId key_id);
+  // Drops every state that accepted nothing for idle_us (senders no table holds: the
+  // same rule, for those that never got or no longer have a neighbour entry). Returns how many.
+  size_t expire_idle(uint64_t now_us, uint64_t idle_us);
   size_t size() const { return state_.size(); }
   size_t capacity() const { return capacity_; }
   uint64_t evicted() const { return evicted_; }
+  uint64_t forgotten() const { return forgotten_; }  // by forget, forget_key and expire_idle
 
  private:
   using Key = std::pair<std::string, KeyId>;
   struct Window {
     uint64_t highest = 0;
-    uint64_t seen = 0;  // bit i: highest - i was accepted
-    uint64_t used = 0;  // when a packet was last accepted (a tick of this guard)
+    uint64_t seen = 0;     // bit i: highest - i was accepted
+    uint64_t used = 0;     // when a packet was last accepted (a tick of this guard)
+    uint64_t used_us = 0;  // and in microseconds (the caller's clock)
   };
-  void touch(std::map<Key, Window, std::less<>>::iterator it);
+  using State = std::map<Key, Window, std::less<>>;
+  void touch(State::iterator it, uint64_t now_us);
+  State::iterator erase(State::iterator it);
 
   size_t capacity_ = kDefaultCapacity;
   uint64_t tick_ = 0;
   uint64_t evicted_ = 0;
-  std::map<Key, Window, std::less<>> state_;
+  uint64_t forgotten_ = 0;
+  State state_;
   std::map<uint64_t, Key> by_use_;  // used -> key: the least recently used first
 };
 

@@ -46,3 +46,47 @@ TEST_CASE("ReplayGuard: 40,000 senders stay within the default capacity") {
   CHECK(g.evicted() == 40000 - ReplayGuard::kDefaultCapacity);
   CHECK_FALSE(g.accept("n39999", 1, 7));
 }
+
+// docs/PROTOCOL.md "Replay", the rule for a sender whose numbers restart below what was
+// accepted: one packet numbered near 2^64 (a bug, or a key holder) or a clock stepped back
+// across a restart locks the node out only until its state is forgotten, which discovery does
+// when the node leaves the neighbour table and for any state idle past the longest hold time.
+TEST_CASE("ReplayGuard: a sender locked out by a huge number gets back in once forgotten") {
+  const uint64_t e = uint64_t{0x66000000} << 32;
+  ReplayGuard g;
+  CHECK(g.accept("a", 1, e | 1, 1'000));
+  CHECK(g.accept("a", 1, UINT64_MAX, 2'000));   // one bad packet
+  CHECK_FALSE(g.accept("a", 1, e | 2, 3'000));  // every real one after it is a "replay"
+  CHECK_FALSE(g.accept("a", 1, e | 3, 4'000));
+  g.forget("a");  // its neighbour entry expired
+  CHECK(g.forgotten() == 1);
+  CHECK(g.accept("a", 1, e | 4, 5'000));
+  CHECK_FALSE(g.accept("a", 1, e | 4, 5'000));  // and guarded again at once
+}
+
+TEST_CASE("ReplayGuard: expire_idle drops exactly the states idle for that long, oldest first") {
+  ReplayGuard g;
+  CHECK(g.accept("a", 1, 10, 1'000));
+  CHECK(g.accept("b", 1, 10, 2'000));
+  CHECK(g.accept("c", 1, 10, 3'000));
+  CHECK(g.accept("a", 1, 11, 4'000));        // a is recent again
+  CHECK_FALSE(g.accept("b", 1, 10, 4'500));  // a refused packet does not count as use
+  CHECK(g.expire_idle(5'000, 2'500) == 1);   // b (idle since 2,000); c at 3,000 is kept
+  CHECK(g.size() == 2);
+  CHECK(g.accept("b", 1, 10, 5'000));        // b's state went
+  CHECK_FALSE(g.accept("c", 1, 10, 5'000));  // c's did not
+  CHECK(g.expire_idle(100'000, 2'500) == 3);
+  CHECK(g.size() == 0);
+  CHECK(g.forgotten() == 4);
+}
+
+TEST_CASE("ReplayGuard: forget_key drops one key id's states, the others stay") {
+  ReplayGuard g;
+  CHECK(g.accept("a", 1, 10));
+  CHECK(g.accept("a", 2, 10));
+  CHECK(g.accept("b", 1, 10));
+  g.forget_key(1);
+  CHECK(g.size() == 1);
+  CHECK_FALSE(g.accept("a", 2, 10));
+  CHECK(g.accept("a", 1, 10));
+}
