@@ -308,6 +308,14 @@ json Agent::reload(const char* who) {
     controller_->set_hash(cfg_.node.hash);
     return fail(s.error().message);
   }
+  // The keys last: config::load checked them, and restart_only_change that authentication
+  // stays on or off, so neither can refuse them now.
+  if (liveness_)
+    if (auto s = liveness_->set_keys(cfg_.bfd.keys, cfg_.bfd.send_key_id); !s)
+      log::error("reload ({}): BFD keys: {}", who, s.error().message);
+  if (discovery_)
+    if (auto s = discovery_->set_keys(cfg_.discovery.keys, cfg_.discovery.send_key_id); !s)
+      log::error("reload ({}): discovery keys: {}", who, s.error().message);
   log::info("reload ({}): {} applied: {}", who, cfg_.path, changes.dump());
   publish({{"type", "config"}, {"action", "reload"}, {"ok", true}, {"changes", changes}});
   return ok({{"config", cfg_.path}, {"changes", changes}});

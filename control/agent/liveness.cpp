@@ -42,12 +42,27 @@ Liveness::Liveness(Options opts, OnChange on_change, OnLoss on_loss)
       on_loss_(std::move(on_loss)) {
   std::random_device rd;
   disc_base_ = rd() | 1u;  // odd, and unlikely to repeat across restarts
+  seq_rng_.seed(rd());     // §6.7.3: bfd.XmitAuthSeq starts at a random value
   if (!cfg_.keys.empty()) {
     keys_.required = true;
-    for (const auto& [id, bytes] : cfg_.keys) keys_.keys[static_cast<uint8_t>(id)] = bytes;
-    tx_seq_ = rd();  // §6.7.3: the initial sequence number should be random
+    if (auto s = set_keys(cfg_.keys, cfg_.send_key_id); !s)
+      log::warn("BFD: {}", s.error().message);  // config::load has checked it
   }
   load_state();
+}
+
+Status Liveness::set_keys(const KeyMap& keys, std::optional<uint32_t> send_key_id) {
+  if (keys.empty() != keys_.keys.empty() && !entries_.empty())
+    return Error{"turning BFD authentication on or off needs a restart"};
+  uint32_t send = send_key_id.value_or(keys.empty() ? 0 : keys.rbegin()->first);
+  if (!keys.empty() && !keys.count(send))
+    return Error{"send_key_id " + std::to_string(send) + " is not in the key file"};
+  bfd::KeyRing ring;
+  ring.required = !keys.empty();
+  for (const auto& [id, bytes] : keys) ring.keys[static_cast<uint8_t>(id)] = bytes;
+  keys_ = std::move(ring);
+  send_key_id_ = static_cast<uint8_t>(send);
+  return {};
 }
 
 std::unique_ptr<Liveness> Liveness::create(Options opts, OnChange on_change, OnLoss on_loss) {
@@ -140,15 +155,20 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
   sc.auth = !keys_.keys.empty();
   auto saved = saved_.find({t.device, t.local, t.remote});
   if (saved != saved_.end()) sc.my_disc = saved->second.snap.my_disc;  // the peer knows this one
-  auto [it, added] = entries_.emplace(id, Entry{t, bfd::Session(sc), *socket, {}});
+  auto [it, added] = entries_.emplace(id, Entry{t, bfd::Session(sc), *socket});
+  it->second.tx_seq = seq_rng_();
   by_remote_.emplace(std::pair{*socket, t.remote}, id);  // a second one over the same pair waits
   by_disc_[sc.my_disc] = id;
   if (saved != saved_.end()) {
     Entry& e = it->second;
-    e.remote_echo_rx_us = saved->second.remote_echo_rx_us;
-    if (auto tr = e.session.resume(saved->second.snap, now())) {
-      log::info("BFD {}: resumed Up from the previous agent", t.name);
-      changed(id, *tr);
+    uint64_t t_now = now();
+    restore(e, saved->second, t_now);
+    if (saved->second.resume) {
+      e.remote_echo_rx_us = saved->second.remote_echo_rx_us;
+      if (auto tr = e.session.resume(saved->second.snap, t_now)) {
+        log::info("BFD {}: resumed Up from the previous agent", t.name);
+        changed(id, *tr);
+      }
     }
     saved_.erase(saved);
   }
@@ -280,29 +300,31 @@ void Liveness::deliver(size_t socket, std::span<const uint8_t> bytes, const IpAd
   }
   Id id = r->second;
   Entry& e = entries_.at(id);
-  // Meticulous Keyed SHA1 (§6.7.3): every packet's number is above the last.
+  // Meticulous Keyed SHA1 (§6.7.3): the number must be in the window above the last one
+  // accepted, whatever the session's state (a recorded Init replayed in Down is refused too).
   if (p.auth) {
     if (p.auth->type != static_cast<uint8_t>(bfd::AuthType::MeticulousKeyedSha1))
       return reject(bfd::Reject::BadAuthType, src);
-    if (e.rx_seq && static_cast<int32_t>(p.auth->seq - *e.rx_seq) <= 0)
+    if (!e.rx_auth.acceptable(p.auth->seq, p.detect_mult, true, t))
       return reject(bfd::Reject::Replay, src);
-    e.rx_seq = p.auth->seq;
   }
   e.remote_echo_rx_us = p.required_min_echo_rx_us;
   if (!e.remote_echo_rx_us && e.echo != Echo::Off) stop_echo(e);  // it stopped reflecting
   auto tr = e.session.on_packet(p, t);
+  if (p.auth) rx_by_key_[p.auth->key_id]++;
+  if (p.auth)  // known for twice the detection time (at least the one this packet sets)
+    e.rx_auth.accepted(
+        p.auth->seq, t,
+        std::max(e.session.detect_time_us(), uint64_t{p.detect_mult} * p.desired_min_tx_us));
   send_due(id, t);
   if (tr) changed(id, *tr);
   touch(id);
 }
 
-// §6.7.3: once a session is down, the peer's sequence is no longer known (a
-// restarted peer starts from a new random number). Not on Down -> Init: the
-// packet that made it is the sequence to stay above. Echo runs only while Up.
+// Echo runs only while Up.
 void Liveness::changed(Id id, const bfd::Transition& tr) {
   Entry& e = entries_.at(id);
   if (tr.to != bfd::State::Up) {
-    if (tr.to != bfd::State::Init) e.rx_seq.reset();
     stop_echo(e);
   } else if (cfg_.echo && e.remote_echo_rx_us) {
     start_echo(e, tr.at_us);
@@ -435,8 +457,8 @@ void Liveness::send_due(Id id, uint64_t t) {
     if (keys_.keys.empty()) {
       bytes = bfd::encode(*tx);
     } else {
-      const auto& [key_id, key] = *keys_.keys.rbegin();  // the highest id signs
-      bytes = bfd::encode_signed(*tx, key_id, tx_seq_++, key);
+      bytes = bfd::encode_signed(*tx, send_key_id_, e.tx_seq++, keys_.keys.at(send_key_id_));
+      sent_since_save_++;
     }
     queue(ctl_tx_[e.socket], e.target.remote, bytes);
   }

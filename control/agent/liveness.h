@@ -32,12 +32,14 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "agent/sessions.h"
+#include "bfd/auth_seq.h"
 #include "bfd/echo_loss.h"
 #include "bfd/session.h"
 #include "bfd/transport.h"
@@ -88,14 +90,24 @@ class Liveness final : public SessionDriver {
     return i == kBadHopLimit ? "bad_hop_limit" : bfd::to_string(static_cast<bfd::Reject>(i));
   }
   uint64_t rx_unmatched() const { return rx_unmatched_; }
+  // Packets accepted, by the key id that signed them: in a rotation, the old key's count
+  // stops growing once every peer signs with the new one.
+  const std::map<uint8_t, uint64_t>& rx_by_key() const { return rx_by_key_; }
   uint64_t stalls() const { return stalls_; }
   bool echo_active(Id target) const;
   bool lossy(Id target) const;            // Up, but losing echoes (only while echo runs)
   unsigned echo_lost(Id target) const;    // of the last bfd::EchoLoss::kWindow decided echoes
   uint64_t echo_rtt_us(Id target) const;  // of the last echo; 0 when none
-  // Saves the sessions if the auth sequence moved on (call every second or so).
+  // New keys (reload): every key verifies, send_key_id signs (none: the highest id). Refused
+  // when it would turn authentication on or off, or send_key_id is not a key.
+  Status set_keys(const KeyMap& keys, std::optional<uint32_t> send_key_id);
+  uint8_t send_key_id() const { return send_key_id_; }
+  // Saves the sessions if a packet was sent since the last save (call every second: a
+  // resumed session's first sequence number is estimated from that cadence).
   void checkpoint();
-  // A clean stop: the sessions end with this agent, nothing to resume.
+  static constexpr uint64_t kCheckpointUsec = 1'000'000;
+  // A clean stop: the sessions end with this agent, nothing to resume; only the sequence
+  // numbers are kept, so the next agent's packets fall in the peers' windows.
   void forget_state();
 
  private:
@@ -104,7 +116,8 @@ class Liveness final : public SessionDriver {
     Target target;
     bfd::Session session;
     size_t socket;                   // index into sockets_ / echo_sockets_
-    std::optional<uint32_t> rx_seq;  // last authenticated sequence number received
+    bfd::RxAuthSeq rx_auth;          // §6.7.3 bfd.RcvAuthSeq and bfd.AuthSeqKnown
+    uint32_t tx_seq = 0;             // §6.7.3 bfd.XmitAuthSeq: per session, random start
     uint32_t remote_echo_rx_us = 0;  // the peer reflects echoes at most this often; 0: not at all
     Echo echo = Echo::Off;
     uint64_t echo_since_us = 0;  // probing started
@@ -117,8 +130,13 @@ class Liveness final : public SessionDriver {
     uint64_t due_us = std::numeric_limits<uint64_t>::max();  // its key in timers_
   };
   struct Saved {
+    bool resume = false;  // it was Up when a running agent saved it
     bfd::Session::Snapshot snap;
     uint32_t remote_echo_rx_us = 0;
+    std::optional<uint32_t> tx_seq;  // the next number to send, as saved
+    uint64_t tx_interval_us = 0;     // how often it sent then
+    std::optional<uint32_t> rx_seq;  // bfd.RcvAuthSeq, known until rx_forget_at_us
+    uint64_t rx_forget_at_us = 0;    // CLOCK_MONOTONIC, the same for every process
   };
   using SocketKey = std::pair<std::string, IpAddr>;  // (device, local)
   using SessionKey = std::tuple<std::string, IpAddr, IpAddr>;
@@ -142,6 +160,7 @@ class Liveness final : public SessionDriver {
   uint64_t next_echo_deadline(const Entry& e) const;
   void load_state();
   void save_state();
+  void restore(Entry& e, const Saved& s, uint64_t now);
   // A session changed: the state file is written once, kSaveDelayUsec later,
   // for all that changed meanwhile (not once per change: 4,000 sessions
   // coming up would write it 4,000 times).
@@ -187,9 +206,12 @@ class Liveness final : public SessionDriver {
   bool save_pending_ = false;
   std::vector<sd_event_source*> io_;
   bfd::KeyRing keys_;  // empty: unauthenticated (config allowed it)
-  uint32_t tx_seq_ = 0;
-  uint32_t saved_seq_ = 0;  // tx_seq_ when the state file was written
+  uint8_t send_key_id_ = 0;
+  std::mt19937 seq_rng_;          // every session's first transmit sequence number
+  uint64_t sent_since_save_ = 0;  // signed packets sent since the state file was written
+  bool clean_stop_ = false;       // forget_state(): what is saved resumes nothing
   std::array<uint64_t, kRejects> rejected_{};
+  std::map<uint8_t, uint64_t> rx_by_key_;
   uint64_t rx_unmatched_ = 0;  // from an address no session of that socket talks to
   uint64_t stalls_ = 0;        // timer wakeups so late the agent cannot have been running
 };

@@ -15,10 +15,15 @@
 namespace mlink::agent {
 namespace {
 
-// The auth sequence resumes this far above what was saved: more than the
-// packets sent between two checkpoints (every second).
-constexpr uint32_t kSeqResumeMargin = 1u << 22;
-constexpr uint32_t kSeqCheckpoint = 1u << 16;
+// The peer accepts 3 × our Detect Mult numbers above the last it saw (RFC 5880 §6.7.3), so
+// a resumed session must not jump far. It carries on above what was saved by what may have
+// been sent between that save and the end of the previous agent: one checkpoint's worth at
+// the session's rate (jitter sends up to 1/0.75 as often), and one Poll/Final more.
+uint32_t resume_margin(uint64_t tx_interval_us) {
+  if (!tx_interval_us) return 1;
+  return static_cast<uint32_t>(2 + (Liveness::kCheckpointUsec * 4 + tx_interval_us * 3 - 1) /
+                                       (tx_interval_us * 3));
+}
 
 }  // namespace
 
@@ -41,47 +46,75 @@ void Liveness::load_state() {
   if (state_path_.empty()) return;
   std::ifstream in(state_path_);
   if (!in) return;
+  size_t resumable = 0;
   try {
     auto j = nlohmann::json::parse(in);
-    if (!keys_.keys.empty()) tx_seq_ = j.at("tx_seq").get<uint32_t>() + kSeqResumeMargin;
     for (const auto& s : j.at("sessions")) {
       auto local = IpAddr::parse(s.at("local").get<std::string>());
       auto remote = IpAddr::parse(s.at("remote").get<std::string>());
       if (!local || !remote) continue;
       Saved v;
+      v.resume = s.value("resume", true);
       v.snap.my_disc = s.at("my_disc");
       v.snap.remote_disc = s.at("remote_disc");
       v.snap.remote_detect_mult = s.at("remote_detect_mult");
       v.snap.remote_min_rx_us = s.at("remote_min_rx_us");
       v.snap.remote_desired_tx_us = s.at("remote_desired_tx_us");
       v.remote_echo_rx_us = s.at("remote_echo_rx_us");
+      if (s.contains("tx_seq")) v.tx_seq = s.at("tx_seq").get<uint32_t>();
+      v.tx_interval_us = s.value("tx_interval_us", uint64_t{0});
+      if (s.contains("rx_seq")) {
+        v.rx_seq = s.at("rx_seq").get<uint32_t>();
+        v.rx_forget_at_us = s.at("rx_forget_at_us").get<uint64_t>();
+      }
+      resumable += v.resume;
       saved_[{s.at("device").get<std::string>(), *local, *remote}] = v;
     }
-    log::info("BFD: {} sessions of the previous agent to resume", saved_.size());
+    log::info("BFD: {} sessions of the previous agent to resume, {} sequence numbers to keep",
+              resumable, saved_.size());
   } catch (const std::exception& e) {
     log::warn("BFD state {}: {}; starting afresh", state_path_, e.what());
     saved_.clear();
   }
-  saved_seq_ = tx_seq_;
+}
+
+// The sequence numbers go on where the previous agent left them: ours stays in the peer's
+// window, and the peer's packets that agent accepted are still replays to this one.
+void Liveness::restore(Entry& e, const Saved& s, uint64_t t) {
+  if (s.tx_seq) e.tx_seq = *s.tx_seq + (s.resume ? resume_margin(s.tx_interval_us) : 0);
+  if (s.rx_seq && s.rx_forget_at_us > t) e.rx_auth.restore(*s.rx_seq, t, s.rx_forget_at_us - t);
 }
 
 void Liveness::save_state() {
   if (state_path_.empty()) return;
+  uint64_t t = now();
   nlohmann::json sessions = nlohmann::json::array();
   for (const auto& [id, e] : entries_) {
-    if (e.session.state() != bfd::State::Up) continue;
+    bool up = e.session.state() == bfd::State::Up;
+    auto rx = e.rx_auth.known(t);
+    if (!up && !rx && keys_.keys.empty()) continue;  // nothing worth keeping
     auto s = e.session.snapshot();
-    sessions.push_back({{"device", e.target.device},
-                        {"local", e.target.local.str()},
-                        {"remote", e.target.remote.str()},
-                        {"my_disc", s.my_disc},
-                        {"remote_disc", s.remote_disc},
-                        {"remote_detect_mult", s.remote_detect_mult},
-                        {"remote_min_rx_us", s.remote_min_rx_us},
-                        {"remote_desired_tx_us", s.remote_desired_tx_us},
-                        {"remote_echo_rx_us", e.remote_echo_rx_us}});
+    nlohmann::json j{{"device", e.target.device},
+                     {"local", e.target.local.str()},
+                     {"remote", e.target.remote.str()},
+                     {"resume", up && !clean_stop_},
+                     {"my_disc", s.my_disc},
+                     {"remote_disc", s.remote_disc},
+                     {"remote_detect_mult", s.remote_detect_mult},
+                     {"remote_min_rx_us", s.remote_min_rx_us},
+                     {"remote_desired_tx_us", s.remote_desired_tx_us},
+                     {"remote_echo_rx_us", e.remote_echo_rx_us}};
+    if (!keys_.keys.empty()) {
+      j["tx_seq"] = e.tx_seq;
+      j["tx_interval_us"] = e.session.tx_interval_us();
+    }
+    if (rx) {
+      j["rx_seq"] = *rx;
+      j["rx_forget_at_us"] = e.rx_auth.forget_at_us();
+    }
+    sessions.push_back(std::move(j));
   }
-  nlohmann::json j{{"tx_seq", tx_seq_}, {"sessions", sessions}};
+  nlohmann::json j{{"sessions", sessions}};
   std::string tmp = state_path_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -93,16 +126,16 @@ void Liveness::save_state() {
   }
   if (std::rename(tmp.c_str(), state_path_.c_str()) != 0)
     log::warn("rename {}: {}", tmp, strerror(errno));
-  saved_seq_ = tx_seq_;
+  sent_since_save_ = 0;
 }
 
 void Liveness::checkpoint() {
-  if (tx_seq_ - saved_seq_ >= kSeqCheckpoint) save_state();
+  if (sent_since_save_) save_state();
 }
 
 void Liveness::forget_state() {
-  if (!state_path_.empty()) std::remove(state_path_.c_str());
-  state_path_.clear();
+  clean_stop_ = true;
+  save_state();
 }
 
 }  // namespace mlink::agent

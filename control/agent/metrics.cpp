@@ -103,6 +103,24 @@ void Agent::refresh_metrics() {
   for (const char* protocol : {"topo", "bfd"})
     for (const auto& [reason, n] : protocol_drops(protocol))
       proto.add({{"protocol", protocol}, {"reason", reason}}, static_cast<double>(n));
+  // A rotation's evidence: every peer signs with the new key once the old one's count on
+  // every host stops growing (OPERATIONS.md, "Keys and rotation").
+  Family by_key("mlink_protocol_authenticated_packets_total",
+                "Protocol packets received that verified and were not replays, by protocol and "
+                "the key id that signed them.",
+                MetricType::Counter);
+  Family send_key("mlink_protocol_send_key_id", "The key id this agent signs with, by protocol.",
+                  MetricType::Gauge);
+  if (discovery_) {
+    for (const auto& [id, n] : discovery_->counters().rx_by_key)
+      by_key.add({{"protocol", "topo"}, {"key_id", std::to_string(id)}}, static_cast<double>(n));
+    send_key.add({{"protocol", "topo"}}, discovery_->send_key_id());
+  }
+  if (liveness_ && !cfg_.bfd.keys.empty()) {
+    for (const auto& [id, n] : liveness_->rx_by_key())
+      by_key.add({{"protocol", "bfd"}, {"key_id", std::to_string(id)}}, static_cast<double>(n));
+    send_key.add({{"protocol", "bfd"}}, liveness_->send_key_id());
+  }
   Family clients("mlink_control_clients_dropped_total",
                  "Control socket clients cut off for falling behind.", MetricType::Counter);
   clients.add({}, ctl_ ? static_cast<double>(ctl_->clients_dropped()) : 0);
@@ -118,9 +136,9 @@ void Agent::refresh_metrics() {
   failed.add({}, ctl_ ? static_cast<double>(ctl_->requests_failed()) : 0);
 
   std::vector<prometheus::MetricFamily> out;
-  for (Family* f : {&info,     &uptime,  &peers, &limit,   &over,     &refused, &packets,
-                    &bytes,    &up,      &share, &session, &rtt,      &loss,    &changes,
-                    &dp_drops, &ingress, &proto, &clients, &requests, &failed})
+  for (Family* f : {&info,  &uptime, &peers,    &limit,   &over,     &refused, &packets,  &bytes,
+                    &up,    &share,  &session,  &rtt,     &loss,     &changes, &dp_drops, &ingress,
+                    &proto, &by_key, &send_key, &clients, &requests, &failed})
     if (auto fam = f->take(); !fam.metric.empty()) out.push_back(std::move(fam));
   exporter_->update(std::move(out));
 }

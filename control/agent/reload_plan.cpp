@@ -56,6 +56,23 @@ std::variant<ReloadPlan, config::ConfigError> plan_reload(const config::Config& 
     if (!before.count(a)) plan.changes.push_back({{"peer", a}, {"change", "added"}});
   for (const auto& b : before)
     if (!after.count(b)) plan.changes.push_back({{"peer", b}, {"change", "removed"}});
+  // Keys are named by id only: the bytes never leave the key file.
+  auto keys_json = [](const KeyMap& keys, std::optional<uint32_t> send) {
+    json ids = json::array();
+    for (const auto& [id, k] : keys) ids.push_back(id);
+    return json{{"key_ids", ids},
+                {"send_key_id", keys.empty() ? json() : json(send.value_or(keys.rbegin()->first))}};
+  };
+  auto key_change = [&](const char* proto, const KeyMap& a, std::optional<uint32_t> sa,
+                        const KeyMap& b, std::optional<uint32_t> sb) {
+    json from = keys_json(a, sa), to = keys_json(b, sb);
+    if (a != b || from != to)
+      plan.changes.push_back({{proto, "keys"}, {"change", "keys"}, {"from", from}, {"to", to}});
+  };
+  key_change("bfd", running.bfd.keys, running.bfd.send_key_id, next.bfd.keys, next.bfd.send_key_id);
+  if (running.discovery.enabled)
+    key_change("discovery", running.discovery.keys, running.discovery.send_key_id,
+               next.discovery.keys, next.discovery.send_key_id);
   if (next.node.hash != running.node.hash)
     plan.changes.push_back({{"node", "hash"}, {"change", config::to_string(next.node.hash)}});
   return plan;

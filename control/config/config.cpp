@@ -222,6 +222,8 @@ class Loader {
   void check_whole(const toml::table& root);
   std::optional<std::string> key_file(const toml::table& t, const std::string& path,
                                       const KeyFileRules& rules, KeyMap& keys);
+  std::optional<uint32_t> send_key_id(const toml::table& t, const std::string& path, int64_t max_id,
+                                      const KeyMap& keys);
   std::optional<IpAddr> group(const toml::table& t, const std::string& path, std::string_view key,
                               int family);
   std::optional<uint32_t> bounded(const toml::table& t, const std::string& path,
@@ -395,19 +397,41 @@ void Loader::load_bfd(const toml::table& root) {
   if (!t) return;
   cfg_.bfd.line = static_cast<int>(t->source().begin.line);
   check_keys(*t, "bfd",
-             {"enabled", "interval_ms", "multiplier", "key_file", "allow_unauthenticated", "echo"});
+             {"enabled", "interval_ms", "multiplier", "key_file", "send_key_id",
+              "allow_unauthenticated", "echo"});
   if (auto e = get<bool>(*t, "bfd", "echo", false)) cfg_.bfd.echo = e->get();
   if (auto e = get<bool>(*t, "bfd", "enabled", false)) cfg_.bfd.enabled = e->get();
   if (auto i = bounded(*t, "bfd", "interval_ms", 10, 10000)) cfg_.bfd.interval_ms = *i;
   if (auto m = bounded(*t, "bfd", "multiplier", 1, 255)) cfg_.bfd.multiplier = *m;
   if (auto f = key_file(*t, "bfd", {.max_id = 255, .min_len = 1, .max_len = 20}, cfg_.bfd.keys))
     cfg_.bfd.key_file = *f;
+  cfg_.bfd.send_key_id = send_key_id(*t, "bfd", 255, cfg_.bfd.keys);
   if (auto a = get<bool>(*t, "bfd", "allow_unauthenticated", false)) {
     cfg_.bfd.allow_unauthenticated = a->get();
     if (a->get() && t->get("key_file"))
       fail_relation(a->source(), "bfd.allow_unauthenticated",
                     "contradicts bfd.key_file: with a key, BFD is always authenticated");
   }
+}
+
+// The key that signs must be one of the file's; the others only verify (a rotation's new
+// key before every host has it, or its old key until every host has moved on).
+std::optional<uint32_t> Loader::send_key_id(const toml::table& t, const std::string& path,
+                                            int64_t max_id, const KeyMap& keys) {
+  auto id = bounded(t, path, "send_key_id", 0, max_id);
+  if (!id) return std::nullopt;
+  if (!t.get("key_file")) {
+    fail_relation(t.get("send_key_id")->source(), join(path, "send_key_id"),
+                  "needs " + join(path, "key_file"));
+    return std::nullopt;
+  }
+  if (!keys.empty() && !keys.count(*id)) {  // empty: the key file's own error is reported
+    fail(t.get("send_key_id")->source(), join(path, "send_key_id"),
+         "key id " + std::to_string(*id) + " is not in " +
+             t.get("key_file")->value_or(std::string()));
+    return std::nullopt;
+  }
+  return id;
 }
 
 // Reads the keys now, so a bad key file is a config error like any other.
@@ -454,8 +478,9 @@ void Loader::load_discovery(const toml::table& root) {
   Discovery& d = cfg_.discovery;
   d.enabled = true;
   d.line = static_cast<int>(t->source().begin.line);
-  check_keys(*t, "discovery",
-             {"enabled", "port", "group4", "group6", "hello_interval_ms", "key_file"});
+  check_keys(
+      *t, "discovery",
+      {"enabled", "port", "group4", "group6", "hello_interval_ms", "key_file", "send_key_id"});
   if (auto e = get<bool>(*t, "discovery", "enabled", false)) d.enabled = e->get();
   if (auto p = bounded(*t, "discovery", "port", 1, 65535)) d.port = static_cast<uint16_t>(*p);
   if (auto g = group(*t, "discovery", "group4", AF_INET)) d.group4 = *g;
@@ -467,6 +492,7 @@ void Loader::load_discovery(const toml::table& root) {
   else if (auto f =
                key_file(*t, "discovery", {.max_id = 65535, .min_len = 32, .max_len = 32}, d.keys))
     d.key_file = *f;
+  d.send_key_id = send_key_id(*t, "discovery", 65535, d.keys);
 }
 
 void Loader::load_metrics(const toml::table& root) {
@@ -690,7 +716,7 @@ std::optional<ConfigError> restart_only_change(const Config& running, const Conf
       {fa.enabled != fb.enabled, fb.line, "bfd"},
       {fa.interval_ms != fb.interval_ms, fb.line, "bfd.interval_ms"},
       {fa.multiplier != fb.multiplier, fb.line, "bfd.multiplier"},
-      {fa.key_file != fb.key_file || fa.keys != fb.keys, fb.line, "bfd.key_file"},
+      {fa.keys.empty() != fb.keys.empty(), fb.line, "bfd.key_file"},  // auth on or off
       {fa.allow_unauthenticated != fb.allow_unauthenticated, fb.line, "bfd.allow_unauthenticated"},
       {fa.echo != fb.echo, fb.line, "bfd.echo"},
       {da.enabled != db.enabled, db.line, "discovery"},
@@ -698,7 +724,6 @@ std::optional<ConfigError> restart_only_change(const Config& running, const Conf
       {da.group4 != db.group4, db.line, "discovery.group4"},
       {da.group6 != db.group6, db.line, "discovery.group6"},
       {da.hello_interval_ms != db.hello_interval_ms, db.line, "discovery.hello_interval_ms"},
-      {da.key_file != db.key_file || da.keys != db.keys, db.line, "discovery.key_file"},
       {running.metrics.listen != next.metrics.listen, next.metrics.line, "metrics.listen"},
   };
   for (const auto& i : items)

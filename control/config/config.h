@@ -67,10 +67,11 @@ struct Peer {
 // allow_unauthenticated = true (e.g. against a peer that has no BFD auth).
 struct Bfd {
   bool enabled = true;
-  uint32_t interval_ms = 30;  // 10..10000: desired tx and required rx
-  uint32_t multiplier = 3;    // 1..255
-  std::string key_file;       // "<id 0..255> <hex, 1..20 bytes>" per line
-  KeyMap keys;                // read from key_file by load(); the highest id signs
+  uint32_t interval_ms = 30;            // 10..10000: desired tx and required rx
+  uint32_t multiplier = 3;              // 1..255
+  std::string key_file;                 // "<id 0..255> <hex, 1..20 bytes>" per line
+  KeyMap keys;                          // read from key_file by load(); every key verifies
+  std::optional<uint32_t> send_key_id;  // the key that signs; none: the highest id
   bool allow_unauthenticated = false;
   bool echo = true;  // RFC 5880 §6.4 Echo, reflected by the peer's datapath
   int line = 0;
@@ -84,9 +85,10 @@ struct Discovery {
   uint16_t port = 28012;
   IpAddr group4 = *IpAddr::parse("224.0.0.200");
   IpAddr group6 = *IpAddr::parse("ff02::6d6c");
-  uint32_t hello_interval_ms = 1000;  // 100..60000; hold time is 3.5 × this
-  std::string key_file;               // "<id 0..65535> <64 hex digits>" per line
-  KeyMap keys;                        // read from key_file by load(); the highest id signs
+  uint32_t hello_interval_ms = 1000;    // 100..60000; hold time is 3.5 × this
+  std::string key_file;                 // "<id 0..65535> <64 hex digits>" per line
+  KeyMap keys;                          // read from key_file by load(); every key verifies
+  std::optional<uint32_t> send_key_id;  // the key that signs; none: the highest id
   int line = 0;
 };
 
@@ -130,9 +132,11 @@ LoadResult parse(const std::string& text, const std::string& path);  // for test
 using DeviceExists = std::function<bool(const std::string&)>;
 std::optional<ConfigError> check_devices(const Config& cfg, const DeviceExists& exists);
 
-// A reload (mlinkctl reload, SIGHUP) applies changes to [[link]], [[peer]]
-// and node.hash at run time. A change to anything else needs a restart: the
-// first such key, so the reload is refused and the running config kept.
+// A reload (mlinkctl reload, SIGHUP) applies changes to [[link]], [[peer]],
+// node.hash and both protocols' keys (the key files and send_key_id; a key
+// rotation) at run time. A change to anything else, turning BFD
+// authentication on or off included, needs a restart: the first such key, so
+// the reload is refused and the running config kept.
 std::optional<ConfigError> restart_only_change(const Config& running, const Config& next);
 
 const char* to_string(HashPolicy p);

@@ -33,17 +33,29 @@ uint64_t answer_gap_us(uint32_t hello_interval_ms) {
 Discovery::Discovery(Options opts, OnChange on_change)
     : opts_(std::move(opts)), on_change_(std::move(on_change)), table_(opts_.node_id) {}
 
+Status Discovery::set_keys(const KeyMap& keys, std::optional<uint32_t> send_key_id) {
+  if (keys.empty()) return Error{"discovery: no key"};
+  uint32_t send = send_key_id.value_or(keys.rbegin()->first);
+  if (!keys.count(send))
+    return Error{"discovery: send_key_id " + std::to_string(send) + " is not in the key file"};
+  topo::KeyRing ring;
+  for (const auto& [id, bytes] : keys) {
+    topo::KeyBytes k{};
+    std::copy_n(bytes.begin(), std::min(bytes.size(), k.size()), k.begin());
+    ring[static_cast<topo::KeyId>(id)] = k;
+  }
+  for (const auto& [id, k] : keys_)
+    if (!ring.count(id)) replay_.forget_key(id);
+  keys_ = std::move(ring);
+  send_key_ = {static_cast<topo::KeyId>(send), keys_.at(static_cast<topo::KeyId>(send))};
+  return {};
+}
+
 Result<std::unique_ptr<Discovery>> Discovery::create(Options opts, OnChange on_change) {
   std::unique_ptr<Discovery> d(new Discovery(std::move(opts), std::move(on_change)));
   for (auto& [id, l] : d->opts_.links)
     std::erase_if(l.addresses, [](const Prefix& p) { return p.addr.is_link_local_v6(); });
-  for (const auto& [id, bytes] : d->opts_.cfg.keys) {
-    topo::KeyBytes k{};
-    std::copy_n(bytes.begin(), std::min(bytes.size(), k.size()), k.begin());
-    d->keys_[static_cast<topo::KeyId>(id)] = k;
-  }
-  if (d->keys_.empty()) return Error{"discovery: no key"};
-  d->send_key_ = {d->keys_.rbegin()->first, d->keys_.rbegin()->second};
+  if (auto s = d->set_keys(d->opts_.cfg.keys, d->opts_.cfg.send_key_id); !s) return s.error();
   for (int family : {AF_INET, AF_INET6}) {
     auto s = TopoSocket::open(family, d->opts_.cfg.port, d->opts_.socket_filter_fd);
     if (!s) return s.error();
@@ -150,6 +162,11 @@ void Discovery::deliver(const Received& r, uint64_t now) {
   flush(now);
 }
 
+void Discovery::run_timer(uint64_t now) {
+  tick(now);
+  flush(now);
+}
+
 std::vector<Outgoing> Discovery::take_queued() {
   std::vector<Outgoing> out;
   for (auto& q : queued_) {
@@ -179,13 +196,14 @@ void Discovery::handle(std::span<const uint8_t> bytes, const IpAddr& src, int if
   }
   auto& m = std::get<topo::Message>(decoded);
   if (m.node_id == opts_.node_id) return;  // ours, back from a bridge or loop
-  if (!replay_.accept(m.node_id, m.key_id, m.seq)) {
+  if (!replay_.accept(m.node_id, m.key_id, m.seq, now)) {
     counters_.rejected[static_cast<size_t>(topo::Reason::Replay)]++;
     if (log::enabled(log::Level::Debug) && reject_log_.allow(now))
       log::debug("topology packet from {} ({}) on {}: dropped (replay){}", m.node_id, src.str(),
                  link->device, log::suppressed_note(reject_log_));
     return;
   }
+  counters_.rx_by_key[m.key_id]++;
   bool changed = false;
   if (const auto* h = std::get_if<topo::Hello>(&m.body)) {
     counters_.rx_hello++;
@@ -252,7 +270,10 @@ void Discovery::tick(uint64_t now) {
   for (const auto& id : expired) {
     log::info("discovery: node {}: hold time expired on a link", id);
     changed_.insert(id);
+    // Gone from the table: its numbers start afresh (docs/PROTOCOL.md, "Replay").
+    if (!table_.find(id)) replay_.forget(id);
   }
+  replay_.expire_idle(now, 2 * uint64_t{kMaxHoldMs} * 1000);  // longer than any hold time
   bool hello_all = now >= next_hello_us_;
   bool links_all = now >= next_links_us_;
   for (const auto& [l, link] : opts_.links) {

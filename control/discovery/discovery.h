@@ -60,8 +60,9 @@ struct Counters {
   uint64_t bad_hop_limit = 0;                           // not 255: from farther than one hop
   uint64_t not_a_link = 0;                              // arrived on a device that is no link
   uint64_t rx_hello = 0, rx_links = 0, tx = 0, tx_errors = 0;
-  uint64_t tx_unicast_hello = 0;  // answers and asks to one node (part of tx)
-  uint64_t refused_nodes = 0;     // HELLOs from a node past the table's limit
+  uint64_t tx_unicast_hello = 0;              // answers and asks to one node (part of tx)
+  uint64_t refused_nodes = 0;                 // HELLOs from a node past the table's limit
+  std::map<topo::KeyId, uint64_t> rx_by_key;  // accepted, by the key id that signed them
 };
 
 class Discovery {
@@ -81,10 +82,17 @@ class Discovery {
   // forgotten, and the peers hear the smaller link set at once. The caller
   // replans (no OnChange from here).
   void remove_link(size_t link);
+  // New keys (reload, a rotation): every key verifies, send_key_id signs (none: the highest
+  // id). The replay state of a removed key id goes with it. Fails, changing nothing, when
+  // there is no key or send_key_id is not one.
+  Status set_keys(const KeyMap& keys, std::optional<uint32_t> send_key_id);
+  topo::KeyId send_key_id() const { return send_key_.id; }
   Counters counters() const;
   // For tests and the fuzzer of the receive path: one datagram as if
   // received, then what it makes us send and the change report.
   void deliver(const Received& r, uint64_t now_us);
+  // For tests: the timer's work at now_us (expiry, HELLOs due), then what it makes us send.
+  void run_timer(uint64_t now_us);
   // Datagrams handed to the sockets and not yet sent (tests).
   std::vector<Outgoing> take_queued();
 

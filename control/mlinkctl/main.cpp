@@ -300,6 +300,14 @@ int main(int argc, char** argv) {
         else if (c.contains("peer"))
           fmt::print("  peer {}: {}\n", c["peer"].get<std::string>(),
                      c["change"].get<std::string>());
+        else if (c["change"] == "keys")  // key ids only: the bytes stay in the key files
+          for (const char* proto : {"bfd", "discovery"}) {
+            if (!c.contains(proto)) continue;
+            auto side = [](const json& k) {
+              return fmt::format("ids {} signs {}", k["key_ids"].dump(), k["send_key_id"].dump());
+            };
+            fmt::print("  {} keys: {} -> {}\n", proto, side(c["from"]), side(c["to"]));
+          }
         else
           fmt::print("  node.hash: {}\n", c["change"].get<std::string>());
       }

@@ -542,3 +542,93 @@ TEST_CASE("BFD: every rejection on the wire is counted by reason, the session do
   }
   CHECK(l->rx_unmatched() == 0);
 }
+
+// RFC 5880 §6.7.3 on the wire: B's numbers are accepted only in the window RcvAuthSeq+1 ..
+// +3×DetectMult, in Down as in Init (the old code forgot the last number on Down, so a
+// recorded packet could be replayed), and a restarted agent carries on both windows: B's
+// recorded packets stay replays, and our own numbers go on from where they stopped (each
+// session has its own, one up per packet).
+TEST_CASE("BFD: the Meticulous sequence window holds in every state and across a restart") {
+  Bed bed;
+  Loop loop;
+  char dir[] = "/tmp/mlink-authseq-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string state = std::string(dir) + "/bfd.json";
+  agent::Liveness::Options o;
+  o.cfg.keys = {{1, kBfdKey}};
+  o.cfg.echo = false;
+  o.state_path = state;
+  agent::Liveness::Target target{"rj0", *IpAddr::parse(kLocal4), *IpAddr::parse(kPeer4),
+                                 "b via rj0"};
+  auto tx = bed.peer_socket(kPeer4, kBfdSourcePort);
+  auto rx = bed.peer_socket(kPeer4, bfd::kControlPort);
+  bfd::KeyRing ring;
+  ring.keys[1] = kBfdKey;
+  ring.required = true;
+  std::vector<uint32_t> our_seqs;  // the numbers of what the agent sent to B
+  auto read_sent = [&] {
+    for (const auto& b : rx->receive_all()) {
+      auto r = bfd::decode(b, &ring);
+      REQUIRE(std::holds_alternative<bfd::ControlPacket>(r));
+      our_seqs.push_back(std::get<bfd::ControlPacket>(r).auth->seq);
+    }
+  };
+
+  auto run_agent = [&](auto&& body) {
+    std::vector<bfd::Transition> transitions;
+    auto l = agent::Liveness::create(
+        o, [&](agent::Liveness::Id, const bfd::Transition& tr) { transitions.push_back(tr); });
+    auto id = l->add(target);
+    REQUIRE_MESSAGE(id.ok(), id.error().message);
+    REQUIRE(l->attach(loop.e).ok());
+    const auto replay = static_cast<size_t>(bfd::Reject::Replay);
+    // Sends one packet; true when it was accepted, false when refused as a replay.
+    auto send = [&](const Bytes& bytes) {
+      auto rejected = l->rejected()[replay];
+      auto received = l->session(*id).rx_packets();
+      tx->send(kLocal4, bfd::kControlPort, bytes);
+      REQUIRE(loop.run_until([&] {
+        return l->rejected()[replay] > rejected || l->session(*id).rx_packets() > received;
+      }));
+      return l->session(*id).rx_packets() > received;
+    };
+    body(*l, *id, send, transitions);
+    loop.run_for(milliseconds(50));
+    read_sent();
+    l->forget_state();  // a clean stop
+  };
+
+  bfd::ControlPacket down = bfd_down();
+  bfd::ControlPacket admin_down = bfd_down();
+  admin_down.state = bfd::State::AdminDown;
+  run_agent([&](agent::Liveness& l, agent::Liveness::Id id, auto& send, auto& transitions) {
+    CHECK(send(sign(down, 1000)));  // the first number sets the window: Down -> Init
+    CHECK(l.session(id).state() == bfd::State::Init);
+    CHECK_FALSE(send(sign(down, 1010)));  // +10 > 3 × 3
+    CHECK(send(sign(down, 1009)));        // +9: the edge of the window
+    CHECK_FALSE(send(sign(down, 1009)));
+    CHECK(send(sign(admin_down, 1010)));  // B says AdminDown: Init -> Down
+    REQUIRE(!transitions.empty());
+    CHECK(transitions.back().to == bfd::State::Down);
+    // Down: the recorded first packet again. The old code took it (Down -> Init).
+    CHECK_FALSE(send(sign(down, 1000)));
+    CHECK(l.session(id).state() == bfd::State::Down);
+  });
+  REQUIRE(our_seqs.size() >= 2);
+  for (size_t i = 1; i < our_seqs.size(); i++) CHECK(our_seqs[i] == our_seqs[i - 1] + 1);
+  const uint32_t last_sent = our_seqs.back();
+  our_seqs.clear();
+
+  // The next agent, from the state file the clean stop left.
+  run_agent([&](agent::Liveness& l, agent::Liveness::Id id, auto& send, auto&) {
+    CHECK_FALSE(send(sign(down, 1010)));  // accepted by the previous agent: still a replay
+    CHECK_FALSE(send(sign(down, 1000)));
+    CHECK(send(sign(down, 1011)));
+    CHECK(l.session(id).state() == bfd::State::Init);
+  });
+  REQUIRE(!our_seqs.empty());
+  CHECK(our_seqs.front() == last_sent + 1);  // in B's window: no gap, no jump
+  for (size_t i = 1; i < our_seqs.size(); i++) CHECK(our_seqs[i] == our_seqs[i - 1] + 1);
+  std::remove(state.c_str());
+  rmdir(dir);
+}

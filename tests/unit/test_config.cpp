@@ -682,3 +682,44 @@ TEST_CASE("reload: node.max_peers needs a restart (the maps are sized at load)")
   CHECK(e->line == 1);
   CHECK_FALSE(restart_only_change(running, config_of(kNode + "max_peers = 1024\n" + kLinks)));
 }
+
+// A key rotation (OPERATIONS.md, "Keys and rotation"): every key of the file verifies, the one
+// named by send_key_id signs, and a reload may change both.
+TEST_CASE("send_key_id names the signing key; the others only verify; a reload may change them") {
+  KeyDir keys;
+  auto bfd_key = keys.write("bfd.key", "3 00ff\n7 " + std::string(40, 'e') + "\n");
+  auto topo_key =
+      keys.write("topo.key", std::string(kTopoKey) + "9 " + std::string(64, 'a') + "\n");
+  Config c = config_of(kBase + "[bfd]\nkey_file = \"" + bfd_key + "\"\nsend_key_id = 3\n");
+  CHECK(c.bfd.send_key_id == 3u);
+  CHECK(c.bfd.keys.size() == 2);
+  CHECK_FALSE(config_of(kBase + "[bfd]\nkey_file = \"" + bfd_key + "\"\n").bfd.send_key_id);
+  auto missing = error_of(kBase + "[bfd]\nkey_file = \"" + bfd_key + "\"\nsend_key_id = 5\n");
+  CHECK(missing.key == "bfd.send_key_id");
+  CHECK(missing.line == 10);
+  CHECK(mentions(missing, "key id 5 is not in " + bfd_key));
+  auto no_file = error_of(kBase + "[bfd]\nallow_unauthenticated = true\nsend_key_id = 1\n");
+  CHECK(no_file.key == "bfd.send_key_id");
+  CHECK(mentions(no_file, "bfd.key_file"));
+  CHECK(error_of(kBase + "[bfd]\nkey_file = \"" + bfd_key + "\"\nsend_key_id = 256\n").key ==
+        "bfd.send_key_id");
+  Config d = config_of(kBase + "[bfd]\nenabled = false\n[discovery]\nkey_file = \"" + topo_key +
+                       "\"\nsend_key_id = 9\n");
+  CHECK(d.discovery.send_key_id == 9u);
+  CHECK(error_of(kBase + "[bfd]\nenabled = false\n[discovery]\nkey_file = \"" + topo_key +
+                 "\"\nsend_key_id = 8\n")
+            .key == "discovery.send_key_id");
+
+  // Reload: new keys and a new send key apply at run time...
+  auto one = keys.write("one.key", "3 00ff\n");
+  Config running = config_of(kBase + "[bfd]\nkey_file = \"" + one + "\"\n");
+  CHECK_FALSE(restart_only_change(running, c));
+  CHECK_FALSE(restart_only_change(d, config_of(kBase +
+                                               "[bfd]\nenabled = false\n[discovery]\n"
+                                               "key_file = \"" +
+                                               topo_key + "\"\n")));
+  // ... turning BFD authentication on or off does not.
+  auto e = restart_only_change(running, config_of(kBase + "[bfd]\nallow_unauthenticated = true\n"));
+  REQUIRE(e);
+  CHECK(e->key == "bfd.key_file");
+}

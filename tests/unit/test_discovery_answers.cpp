@@ -149,3 +149,77 @@ TEST_CASE("discovery: a restarted node (new epoch) is answered at once, with LIN
   CHECK(sent[0].m.flags == 0);  // still two-way: the link stays while b is heard
   CHECK(std::holds_alternative<topo::Links>(sent[1].m.body));
 }
+
+// docs/PROTOCOL.md "Replay": a node whose numbers restart below what was accepted (one packet
+// numbered near 2^64, or its clock stepped back) is refused only until it leaves the
+// neighbour table; the old code kept its replay state until the receiver restarted.
+TEST_CASE(
+    "discovery: a node locked out by a huge sequence number is taken back after its hold time") {
+  std::vector<std::string> changed;
+  auto d = make(&changed);
+  const auto replays = [&] {
+    return d->counters().rejected[static_cast<size_t>(topo::Reason::Replay)];
+  };
+  Node n{"b", *IpAddr::parse("10.0.0.2")};
+  d->deliver({hello_from(n, {"a"}), n.addr, kLo}, 1'000'000);
+  REQUIRE(d->table().find("b"));
+  Node bad = n;
+  bad.seq = UINT64_MAX - 1;  // hello_from adds one
+  d->deliver({hello_from(bad, {"a"}), bad.addr, kLo}, 1'100'000);
+  // b's real packets are all "replays" from now on, so b is no longer heard...
+  for (uint64_t t = 2'000'000; t <= 4'000'000; t += 1'000'000)
+    d->deliver({hello_from(n, {"a"}), n.addr, kLo}, t);
+  CHECK(replays() == 3);
+  // ... and its hold time (3.5 s after the huge one) passes: it leaves the table.
+  d->run_timer(4'700'000);
+  CHECK_FALSE(d->table().find("b"));
+  // Its next real HELLO is taken: b is back.
+  d->deliver({hello_from(n, {"a"}), n.addr, kLo}, 5'000'000);
+  CHECK(replays() == 3);
+  REQUIRE(d->table().find("b"));
+  CHECK(d->table().find("b")->links.at(0).two_way);
+}
+
+// A rotation (docs/OPERATIONS.md "Keys and rotation"): a key added by set_keys verifies, the
+// send key moves, and a key removed no longer verifies.
+TEST_CASE("discovery: set_keys adds a verifying key, moves the send key, removes the old one") {
+  std::vector<std::string> changed;
+  auto d = make(&changed);
+  topo::Key two{2, {}};
+  two.bytes.fill(0x5a);
+  auto key_map = [](std::initializer_list<topo::Key> ks) {
+    KeyMap m;
+    for (const auto& k : ks) m[k.id] = std::vector<uint8_t>(k.bytes.begin(), k.bytes.end());
+    return m;
+  };
+  Node n{"b", *IpAddr::parse("10.0.0.2")};
+  auto hello_with = [&](const topo::Key& k) {
+    topo::Hello h;
+    h.link_addrs = {Prefix{n.addr, 16}};
+    h.ml_addrs = {*Prefix::parse("10.88.1.1/16")};
+    h.seen = {"a"};
+    h.hold_ms = 3500;
+    auto b = topo::encode(topo::Message{0, 0, ++n.seq, n.id, h}, k);
+    REQUIRE(b.ok());
+    return *b;
+  };
+  const auto unknown_key = [&] {
+    return d->counters().rejected[static_cast<size_t>(topo::Reason::UnknownKey)];
+  };
+  d->deliver({hello_with(two), n.addr, kLo}, 1'000'000);
+  CHECK(unknown_key() == 1);
+  REQUIRE(d->set_keys(key_map({kKey, two}), 1).ok());  // round 1: 2 verifies, 1 signs
+  CHECK(d->send_key_id() == 1);
+  d->deliver({hello_with(two), n.addr, kLo}, 1'100'000);
+  d->deliver({hello_with(kKey), n.addr, kLo}, 1'200'000);
+  CHECK(unknown_key() == 1);
+  CHECK(d->counters().rx_by_key.at(1) == 1);
+  CHECK(d->counters().rx_by_key.at(2) == 1);
+  REQUIRE(d->set_keys(key_map({kKey, two}), std::nullopt).ok());  // round 2: the highest signs
+  CHECK(d->send_key_id() == 2);
+  CHECK_FALSE(d->set_keys(key_map({two}), 1).ok());  // refused: 1 is not a key; nothing changes
+  CHECK(d->send_key_id() == 2);
+  REQUIRE(d->set_keys(key_map({two}), 2).ok());  // round 3
+  d->deliver({hello_with(kKey), n.addr, kLo}, 1'300'000);
+  CHECK(unknown_key() == 2);
+}

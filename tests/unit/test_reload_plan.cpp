@@ -1,4 +1,9 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include "agent/reload_plan.h"
 
@@ -107,4 +112,36 @@ TEST_CASE("reload plan: refusals name file, line and key") {
     CHECK(e.key == "peer[0].via[0].address[0]");
     CHECK(e.line == 10);
   }
+}
+
+TEST_CASE("reload plan: a key rotation is reported by key id, never by key bytes") {
+  char dir[] = "/tmp/mlink-rplan-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::string p = std::string(dir) + "/" + name;
+    FILE* f = std::fopen(p.c_str(), "w");
+    REQUIRE(f);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    chmod(p.c_str(), 0600);
+    return p;
+  };
+  auto old_key = write("old.key", "1 00ff\n");
+  auto both = write("both.key", "1 00ff\n2 aabb\n");
+  const std::string links = "[[link]]\ndevice = \"eth0\"\n[[link]]\ndevice = \"eth1\"\n";
+  const std::string node = "[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\"]\n";
+  auto running = parse(node + "[bfd]\nkey_file = \"" + old_key + "\"\n" + links);
+  auto next = parse(node + "[bfd]\nkey_file = \"" + both + "\"\nsend_key_id = 1\n" + links);
+  auto r = plan_reload(running, running_links(), 2, next, read_link, exists);
+  REQUIRE(std::holds_alternative<ReloadPlan>(r));
+  CHECK(std::get<ReloadPlan>(r).changes.dump() ==
+        R"([{"bfd":"keys","change":"keys","from":{"key_ids":[1],"send_key_id":1},)"
+        R"("to":{"key_ids":[1,2],"send_key_id":1}}])");
+  auto moved = parse(node + "[bfd]\nkey_file = \"" + both + "\"\n" + links);  // 2 signs now
+  r = plan_reload(next, running_links(), 2, moved, read_link, exists);
+  REQUIRE(std::holds_alternative<ReloadPlan>(r));
+  CHECK(std::get<ReloadPlan>(r).changes.dump().find(R"("to":{"key_ids":[1,2],"send_key_id":2})") !=
+        std::string::npos);
+  for (const char* f : {"old.key", "both.key"}) std::remove((std::string(dir) + "/" + f).c_str());
+  rmdir(dir);
 }
