@@ -381,7 +381,8 @@ void Liveness::run_echo(Id id, uint64_t t) {
     return;
   }
   if ((e.echo == Echo::Probing || e.echo == Echo::Active) && t >= e.echo_next_tx_us) {
-    auto b = bfd::encode_echo({.my_disc = e.session.my_disc(), .seq = e.echo_seq, .sent_us = t});
+    auto b = bfd::encode_echo({.my_disc = e.session.my_disc(), .seq = e.echo_seq, .sent_us = t},
+                              echo_key_);
     queue(echo_tx_[e.socket], e.target.remote, b);
     e.loss.sent(e.echo_seq++);
     e.echo_unanswered++;
@@ -400,11 +401,15 @@ void Liveness::receive_echo(size_t socket) {
       echo_back(socket, d, t);
 }
 
-// One reflected echo of ours: it proves the session's link.
-// One reflected echo of ours: it proves the session's link.
+// One reflected echo of ours: it proves the session's link. Only an echo tagged with our
+// key counts, so an on-link host cannot keep a dead link "proven" by forging them.
 void Liveness::echo_back(size_t socket, const BatchReceiver::Datagram& d, uint64_t t) {
-  auto echo = bfd::decode_echo(d.bytes);
-  if (!echo) return;  // not one of ours
+  auto decoded = bfd::decode_echo(d.bytes, echo_key_);
+  if (const auto* why = std::get_if<bfd::EchoReject>(&decoded)) {
+    echo_refused_[static_cast<size_t>(*why)]++;
+    return;
+  }
+  const auto* echo = &std::get<bfd::EchoPayload>(decoded);
   uint32_t disc = echo->my_disc;
   uint64_t sent = echo->sent_us;
   auto b = by_disc_.find(disc);

@@ -47,6 +47,7 @@
 #include "common/log.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "proto/bfd/echo.h"
 
 struct sd_event;
 struct sd_event_source;
@@ -90,6 +91,10 @@ class Liveness final : public SessionDriver {
     return i == kBadHopLimit ? "bad_hop_limit" : bfd::to_string(static_cast<bfd::Reject>(i));
   }
   uint64_t rx_unmatched() const { return rx_unmatched_; }
+  // Datagrams on the echo sockets that prove nothing, by bfd::EchoReject: not shaped like
+  // our echoes, or not tagged with this agent's echo key (forged, or the previous agent's).
+  static constexpr size_t kEchoRejects = static_cast<size_t>(bfd::EchoReject::BadTag) + 1;
+  const std::array<uint64_t, kEchoRejects>& echo_refused() const { return echo_refused_; }
   // Packets accepted, by the key id that signed them: in a rotation, the old key's count
   // stops growing once every peer signs with the new one.
   const std::map<uint8_t, uint64_t>& rx_by_key() const { return rx_by_key_; }
@@ -211,6 +216,8 @@ class Liveness final : public SessionDriver {
   uint64_t sent_since_save_ = 0;  // signed packets sent since the state file was written
   bool clean_stop_ = false;       // forget_state(): what is saved resumes nothing
   std::array<uint64_t, kRejects> rejected_{};
+  bfd::EchoKey echo_key_ = bfd::random_echo_key();  // tags our echoes; never leaves the agent
+  std::array<uint64_t, kEchoRejects> echo_refused_{};
   std::map<uint8_t, uint64_t> rx_by_key_;
   uint64_t rx_unmatched_ = 0;  // from an address no session of that socket talks to
   uint64_t stalls_ = 0;        // timer wakeups so late the agent cannot have been running

@@ -161,6 +161,9 @@ std::vector<std::pair<std::string, uint64_t>> Agent::protocol_drops(const char* 
   if (std::string(protocol) == "bfd" && liveness_) {
     auto r = liveness_->rejected();
     for (size_t i = 0; i < r.size(); i++) out.emplace_back(Liveness::reject_name(i), r[i]);
+    const auto& echo = liveness_->echo_refused();
+    for (size_t i = 0; i < echo.size(); i++)
+      out.emplace_back(bfd::to_string(static_cast<bfd::EchoReject>(i)), echo[i]);
   }
   return out;
 }

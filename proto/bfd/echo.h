@@ -7,21 +7,32 @@
 //   4  my discriminator    u32: the sending session
 //   8  sequence number     u32: loss counting (bfd/echo_loss.h)
 //  12  send time           u64: microseconds, the sender's monotonic clock (round trip time)
-//  20  zero padding        to 32 bytes, so an Ethernet frame needs no padding the reflector
+//  20  tag                 8 bytes: SipHash-2-4 (libsodium crypto_shorthash) of bytes 0..19
+//                          under the sending agent's own random 16-byte key
+//  28  zero padding        to 32 bytes, so an Ethernet frame needs no padding the reflector
 //                          would have to strip
+//
+// Only the sender ever checks the tag, so the key is never shared: a forged echo (from an
+// on-link host, a peer holding the BFD keys included) cannot prove a link. A restarted agent
+// has a new key; the previous agent's echoes still in flight are refused (bad_tag).
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
+#include <variant>
 #include <vector>
 
 namespace mlink::bfd {
 
 inline constexpr std::array<uint8_t, 4> kEchoMagic = {'M', 'L', 'E', 'C'};
 inline constexpr size_t kEchoLen = 32;
+inline constexpr size_t kEchoTagOffset = 20;
+inline constexpr size_t kEchoTagLen = 8;
+
+using EchoKey = std::array<uint8_t, 16>;
+EchoKey random_echo_key();
 
 struct EchoPayload {
   uint32_t my_disc = 0;  // the sender's discriminator: which session sent it
@@ -30,11 +41,19 @@ struct EchoPayload {
   bool operator==(const EchoPayload&) const = default;
 };
 
-// kEchoLen bytes.
-std::vector<uint8_t> encode_echo(const EchoPayload& e);
+// Why a datagram on the echo socket is not an echo of ours.
+enum class EchoReject : uint8_t {
+  NotOurs,  // shorter than kEchoLen or no kEchoMagic
+  BadTag,   // shaped like ours, but the tag is not ours: forged, or from a previous agent
+};
+const char* to_string(EchoReject r);
 
-// nullopt when bytes is shorter than kEchoLen or does not start with kEchoMagic (not ours).
-// The padding and anything after kEchoLen bytes are ignored.
-std::optional<EchoPayload> decode_echo(std::span<const uint8_t> bytes);
+// kEchoLen bytes, tagged with key.
+std::vector<uint8_t> encode_echo(const EchoPayload& e, const EchoKey& key);
+
+// The payload when bytes is an echo this key tagged. The padding and anything after kEchoLen
+// bytes are ignored.
+std::variant<EchoPayload, EchoReject> decode_echo(std::span<const uint8_t> bytes,
+                                                  const EchoKey& key);
 
 }  // namespace mlink::bfd

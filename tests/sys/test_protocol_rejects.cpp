@@ -27,8 +27,10 @@
 #include <vector>
 
 #include "agent/liveness.h"
+#include "bfd/transport.h"
 #include "discovery/discovery.h"
 #include "proto/bfd/codec.h"
+#include "proto/bfd/echo.h"
 #include "proto/topo/codec.h"
 #include "sys/netns.h"
 
@@ -89,6 +91,23 @@ class Udp {
     sockaddr_storage to = sockaddr_of(dst, port, len);
     REQUIRE(sendto(fd_, b.data(), b.size(), 0, reinterpret_cast<sockaddr*>(&to), len) ==
             static_cast<ssize_t>(b.size()));
+  }
+  // Everything queued now, with the port each came from.
+  std::vector<std::pair<Bytes, uint16_t>> receive_all_from() {
+    std::vector<std::pair<Bytes, uint16_t>> out;
+    for (;;) {
+      Bytes b(2048);
+      sockaddr_storage from{};
+      socklen_t len = sizeof(from);
+      ssize_t n =
+          recvfrom(fd_, b.data(), b.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
+      if (n < 0) return out;
+      b.resize(static_cast<size_t>(n));
+      uint16_t port = from.ss_family == AF_INET
+                          ? ntohs(reinterpret_cast<sockaddr_in*>(&from)->sin_port)
+                          : ntohs(reinterpret_cast<sockaddr_in6*>(&from)->sin6_port);
+      out.emplace_back(std::move(b), port);
+    }
   }
   // Everything queued now.
   std::vector<Bytes> receive_all() {
@@ -631,4 +650,67 @@ TEST_CASE("BFD: the Meticulous sequence window holds in every state and across a
   for (size_t i = 1; i < our_seqs.size(); i++) CHECK(our_seqs[i] == our_seqs[i - 1] + 1);
   std::remove(state.c_str());
   rmdir(dir);
+}
+
+// Issue 12: echoes carry a tag under the agent's own key (proto/bfd/echo.h). An on-link host
+// that knows the layout, the session's discriminator and the link addresses forges an echo of
+// a dead link; the old code took it as proof (echo Active). Now it is refused and counted, and
+// only our own echo, reflected unchanged, makes echo active. B plays the peer without a
+// datapath: its socket on 3785 receives our echoes and B sends them back by hand.
+TEST_CASE("BFD echo: a forged echo proves nothing, our own reflected echo does") {
+  Bed bed;
+  Loop loop;
+  agent::Liveness::Options o;  // no keys: the forgery needs none, and the tag needs none
+  std::vector<bfd::Transition> transitions;
+  auto l = agent::Liveness::create(
+      o, [&](agent::Liveness::Id, const bfd::Transition& tr) { transitions.push_back(tr); });
+  agent::Liveness::Target target{"rj0", *IpAddr::parse(kLocal4), *IpAddr::parse(kPeer4),
+                                 "b via rj0"};
+  auto id = l->add(target);
+  REQUIRE_MESSAGE(id.ok(), id.error().message);
+  REQUIRE(l->attach(loop.e).ok());
+  auto tx = bed.peer_socket(kPeer4, kBfdSourcePort);
+  auto reflector = bed.peer_socket(kPeer4, bfd::kEchoPort);
+
+  // The three-way handshake, B advertising that it reflects echoes.
+  bfd::ControlPacket p = bfd_down();
+  p.required_min_echo_rx_us = 30'000;
+  tx->send(kLocal4, bfd::kControlPort, bfd::encode(p));
+  REQUIRE(loop.run_until([&] { return l->session(*id).state() == bfd::State::Init; }));
+  p.state = bfd::State::Up;
+  p.your_disc = l->session(*id).my_disc();
+  tx->send(kLocal4, bfd::kControlPort, bfd::encode(p));
+  REQUIRE(loop.run_until([&] { return l->session(*id).state() == bfd::State::Up; }));
+
+  // Our first echo reaches B's 3785.
+  std::vector<std::pair<Bytes, uint16_t>> echoes;
+  REQUIRE(loop.run_until([&] {
+    auto got = reflector->receive_all_from();
+    echoes.insert(echoes.end(), got.begin(), got.end());
+    return !echoes.empty();
+  }));
+  const auto& [ours, port] = echoes.front();
+  REQUIRE(ours.size() == bfd::kEchoLen);
+  CHECK_FALSE(l->echo_active(*id));
+
+  // The forgery: our bytes with a later sequence number; the tag cannot follow.
+  Bytes forged = ours;
+  forged[11] ^= 0x40;
+  const auto bad_tag = static_cast<size_t>(bfd::EchoReject::BadTag);
+  reflector->send(kLocal4, port, forged);
+  REQUIRE(loop.run_until([&] { return l->echo_refused()[bad_tag] == 1; }));
+  // And the untagged layout of the old code, a fresh echo as the forger would write it.
+  Bytes untagged = ours;
+  std::fill(untagged.begin() + bfd::kEchoTagOffset, untagged.end(), 0);
+  reflector->send(kLocal4, port, untagged);
+  REQUIRE(loop.run_until([&] { return l->echo_refused()[bad_tag] == 2; }));
+  loop.run_for(milliseconds(20));
+  CHECK_FALSE(l->echo_active(*id));
+  CHECK(l->session(*id).state() == bfd::State::Up);
+
+  // Our own echo, sent back unchanged as a reflector does: echo is active.
+  reflector->send(kLocal4, port, ours);
+  CHECK(loop.run_until([&] { return l->echo_active(*id); }));
+  CHECK(l->echo_refused()[bad_tag] == 2);
+  CHECK(l->echo_refused()[static_cast<size_t>(bfd::EchoReject::NotOurs)] == 0);
 }

@@ -1,72 +1,106 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <variant>
 #include <vector>
 
 #include "proto/bfd/echo.h"
 
 namespace bfd = mlink::bfd;
 using bfd::EchoPayload;
+using bfd::EchoReject;
 
 namespace {
 
-// magic "MLEC", disc 0x11223344, seq 0xfffffffe, sent 0x0001020304050607 us, 12 zero bytes.
+const bfd::EchoKey kKey = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+// magic "MLEC", disc 0x11223344, seq 0xfffffffe, sent 0x0001020304050607 us, the tag, 4 zero
+// bytes. The tag is SipHash-2-4 of the first 20 bytes under kKey, computed apart from libsodium
+// (a Python SipHash-2-4 that gives the paper's vector, 00..0e -> a129ca6149be45e5).
 const std::vector<uint8_t> kKnown = {
-    'M',  'L',  'E',  'C',                                       // magic
-    0x11, 0x22, 0x33, 0x44,                                      // my discriminator
-    0xff, 0xff, 0xff, 0xfe,                                      // sequence
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,              // send time
-    0,    0,    0,    0,    0,    0,    0,    0,    0, 0, 0, 0,  // padding
+    'M',  'L',  'E',  'C',                           // magic
+    0x11, 0x22, 0x33, 0x44,                          // my discriminator
+    0xff, 0xff, 0xff, 0xfe,                          // sequence
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,  // send time
+    0x0a, 0xab, 0xd0, 0x9b, 0x2f, 0xf7, 0xac, 0x15,  // tag
+    0,    0,    0,    0,                             // padding
 };
 
 const EchoPayload kKnownPayload{
     .my_disc = 0x11223344, .seq = 0xfffffffe, .sent_us = 0x0001020304050607};
 
+std::variant<EchoPayload, EchoReject> decode(const std::vector<uint8_t>& b,
+                                             const bfd::EchoKey& key = kKey) {
+  return bfd::decode_echo(b, key);
+}
+
+bool refused_as(const std::variant<EchoPayload, EchoReject>& r, EchoReject why) {
+  return std::holds_alternative<EchoReject>(r) && std::get<EchoReject>(r) == why;
+}
+
 }  // namespace
 
 TEST_CASE("bfd echo: a known payload encodes to exactly these bytes") {
   REQUIRE(kKnown.size() == bfd::kEchoLen);
-  CHECK(bfd::encode_echo(kKnownPayload) == kKnown);
-  auto back = bfd::decode_echo(kKnown);
-  REQUIRE(back.has_value());
-  CHECK(*back == kKnownPayload);
+  CHECK(bfd::encode_echo(kKnownPayload, kKey) == kKnown);
+  auto back = decode(kKnown);
+  REQUIRE(std::holds_alternative<EchoPayload>(back));
+  CHECK(std::get<EchoPayload>(back) == kKnownPayload);
 }
 
-TEST_CASE("bfd echo: round trip") {
+TEST_CASE("bfd echo: round trip under a random key") {
+  auto key = bfd::random_echo_key();
+  CHECK(key != bfd::random_echo_key());
   for (const EchoPayload& e :
        {EchoPayload{}, EchoPayload{.my_disc = 1, .seq = 0, .sent_us = 1},
         EchoPayload{.my_disc = 0xffffffff, .seq = 0xffffffff, .sent_us = 0xffffffffffffffff}}) {
-    auto bytes = bfd::encode_echo(e);
+    auto bytes = bfd::encode_echo(e, key);
     CHECK(bytes.size() == bfd::kEchoLen);
-    auto back = bfd::decode_echo(bytes);
-    REQUIRE(back.has_value());
-    CHECK(*back == e);
+    auto back = decode(bytes, key);
+    REQUIRE(std::holds_alternative<EchoPayload>(back));
+    CHECK(std::get<EchoPayload>(back) == e);
   }
 }
 
-TEST_CASE("bfd echo: short input is refused") {
+TEST_CASE("bfd echo: short input is not ours") {
   for (size_t n = 0; n < bfd::kEchoLen; n++) {
     CAPTURE(n);
     std::vector<uint8_t> cut(kKnown.begin(), kKnown.begin() + static_cast<std::ptrdiff_t>(n));
-    CHECK_FALSE(bfd::decode_echo(cut).has_value());
+    CHECK(refused_as(decode(cut), EchoReject::NotOurs));
   }
 }
 
-TEST_CASE("bfd echo: a payload that is not ours is refused") {
+TEST_CASE("bfd echo: a payload without our magic is not ours") {
   for (size_t i = 0; i < bfd::kEchoMagic.size(); i++) {
     CAPTURE(i);
     auto b = kKnown;
     b[i] ^= 0x20;  // "mLEC", ...
-    CHECK_FALSE(bfd::decode_echo(b).has_value());
+    CHECK(refused_as(decode(b), EchoReject::NotOurs));
   }
-  CHECK_FALSE(bfd::decode_echo(std::vector<uint8_t>(bfd::kEchoLen, 0)).has_value());
+  CHECK(refused_as(decode(std::vector<uint8_t>(bfd::kEchoLen, 0)), EchoReject::NotOurs));
+}
+
+// The forgery an on-link host could make before the tag: the right magic, discriminator and
+// a fresh sequence number. Any change to the tagged bytes or the tag, or another agent's key
+// (a restarted agent's, or a peer's with the same BFD keys), is refused.
+TEST_CASE("bfd echo: every tagged byte counts; another key's echo is refused") {
+  for (size_t i = 0; i < bfd::kEchoTagOffset + bfd::kEchoTagLen; i++) {
+    CAPTURE(i);
+    auto b = kKnown;
+    b[i] ^= 0x01;
+    CHECK(std::holds_alternative<EchoReject>(decode(b)));
+  }
+  auto untagged = kKnown;
+  std::fill(untagged.begin() + bfd::kEchoTagOffset, untagged.end(), 0);  // the old layout
+  CHECK(refused_as(decode(untagged), EchoReject::BadTag));
+  CHECK(refused_as(decode(kKnown, bfd::random_echo_key()), EchoReject::BadTag));
 }
 
 TEST_CASE("bfd echo: padding and trailing bytes are ignored") {
   auto b = kKnown;
   b[bfd::kEchoLen - 1] = 0x5a;   // padding not zero
   b.insert(b.end(), {1, 2, 3});  // longer than kEchoLen (a reflector may pad)
-  auto back = bfd::decode_echo(b);
-  REQUIRE(back.has_value());
-  CHECK(*back == kKnownPayload);
+  auto back = decode(b);
+  REQUIRE(std::holds_alternative<EchoPayload>(back));
+  CHECK(std::get<EchoPayload>(back) == kKnownPayload);
 }
