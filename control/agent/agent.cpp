@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <linux/if_addr.h>
 #include <net/if.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -10,6 +11,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -213,9 +215,15 @@ Status Agent::load_datapath() {
 // managed neighbour that someone deleted (e.g. `ip neigh flush`).
 void Agent::resync() {
   std::map<size_t, unsigned> flags;
-  for (const auto& [id, link] : links())
+  std::set<int> link_local_ready;
+  for (const auto& [id, link] : links()) {
     if (auto info = rtnl_.link_get(link.ifindex)) flags[id] = info->flags;
-  controller_->resync(flags);
+    if (auto addrs = rtnl_.addr_dump(link.ifindex))
+      for (const auto& a : *addrs)
+        if (a.prefix.addr.is_link_local_v6() && !(a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)))
+          link_local_ready.insert(link.ifindex);
+  }
+  controller_->resync(flags, link_local_ready);
 }
 
 // What the stack sends through the ML device reaches the tun's fd only when

@@ -223,29 +223,57 @@ void LinkSetController::report(const PeerPlan& plan, const std::vector<EntryWrit
 
 void LinkSetController::on_netlink(const nl::Event& ev) {
   if (const auto* l = std::get_if<nl::LinkEvent>(&ev)) {
-    for (auto& [id, link] : links_) {
-      if (link.ifindex != l->ifindex) continue;
-      bool was_up = link_up(id);
-      link.flags = l->deleted ? 0 : l->flags;
-      touched_.insert(id);
-      if (was_up == link_up(id)) continue;
-      if (was_up) carrier_lost_.insert(l->ifindex);
-      deps_.publish({{"type", "device"},
-                     {"link", link.device},
-                     {"state", link_up(id) ? "up" : "down"},
-                     {"admin", (link.flags & IFF_UP) ? "up" : "down"},
-                     {"carrier", (link.flags & IFF_LOWER_UP) != 0}});
-    }
+    for (const auto& [id, link] : links_)
+      if (link.ifindex == l->ifindex) set_flags(id, l->deleted ? 0 : l->flags);
     return;
   }
   if (const auto* a = std::get_if<nl::Addr6Event>(&ev)) {
-    if (!a->deleted && a->scope == RT_SCOPE_LINK && !(a->flags & IFA_F_TENTATIVE))
+    if (a->scope != RT_SCOPE_LINK) return;
+    if (!a->deleted && !(a->flags & IFA_F_TENTATIVE)) {
       link_local_ready_.insert(a->ifindex);
+      link_local_known_.insert(a->ifindex);
+    } else {
+      link_local_known_.erase(a->ifindex);
+    }
     return;
   }
   const auto& n = std::get<nl::NeighEvent>(ev);
   if (!neighbours_.on_event(n)) return;
   if (auto id = link_of(n.ifindex)) touched_.insert(*id);
+}
+
+// A link's flags as an event or a resync tells them; a change of usability is published, and
+// a carrier loss noted for renew_neighbours().
+void LinkSetController::set_flags(size_t id, unsigned flags) {
+  LocalLink& link = links_.at(id);
+  bool was_up = link_up(id);
+  link.flags = flags;
+  touched_.insert(id);
+  if (was_up == link_up(id)) return;
+  if (was_up) carrier_lost_.insert(link.ifindex);
+  deps_.publish({{"type", "device"},
+                 {"link", link.device},
+                 {"state", link_up(id) ? "up" : "down"},
+                 {"admin", (link.flags & IFF_UP) ? "up" : "down"},
+                 {"carrier", (link.flags & IFF_LOWER_UP) != 0}});
+}
+
+// Carrier loss: packets sent to the link in the moment before the map update wait on its
+// neighbour entry, and TCP does not retransmit a segment whose clone sits there; a
+// link-local address out of DAD: an IPv6 next hop asked for before could not be solicited.
+// Renewing the entries frees the one and resolves the other at once (docs/FINDINGS.md,
+// "Carrier loss and queued packets", "IPv6 next hops before DAD"). After the entries are
+// rewritten, so the renewed ones are not used again.
+void LinkSetController::renew_neighbours(const char* why) {
+  for (int ifindex : carrier_lost_)
+    if (size_t n = neighbours_.renew(ifindex, false))
+      log::debug("ifindex {}: {} neighbour entries renewed (carrier lost, {})", ifindex, n, why);
+  carrier_lost_.clear();
+  for (int ifindex : link_local_ready_)
+    if (size_t n = neighbours_.renew(ifindex, true))
+      log::debug("ifindex {}: {} neighbour entries renewed (link-local address ready, {})", ifindex,
+                 n, why);
+  link_local_ready_.clear();
 }
 
 std::vector<size_t> LinkSetController::after_netlink(const char* why) {
@@ -257,30 +285,23 @@ std::vector<size_t> LinkSetController::after_netlink(const char* why) {
                     [&](const PeerLink& pl) { return touched_.count(pl.link) > 0; }))
       refresh(plan, why);
   touched_.clear();
-  // Carrier loss: packets sent to the link in the moment before the map
-  // update wait on its neighbour entry, and TCP does not retransmit a segment
-  // whose clone sits there; a link-local address out of DAD: an IPv6 next
-  // hop asked for before could not be solicited. Renewing the entries frees
-  // the one and resolves the other at once (docs/FINDINGS.md, "Carrier loss
-  // and queued packets", "IPv6 next hops before DAD").
-  for (int ifindex : carrier_lost_)
-    if (size_t n = neighbours_.renew(ifindex, false))
-      log::debug("ifindex {}: {} neighbour entries renewed (carrier lost)", ifindex, n);
-  carrier_lost_.clear();
-  for (int ifindex : link_local_ready_)
-    if (size_t n = neighbours_.renew(ifindex, true))
-      log::debug("ifindex {}: {} neighbour entries renewed (link-local address ready)", ifindex, n);
-  link_local_ready_.clear();
+  renew_neighbours(why);
   return lost;
 }
 
-void LinkSetController::resync(const std::map<size_t, unsigned>& link_flags) {
-  for (auto& [id, link] : links_) {
+void LinkSetController::resync(const std::map<size_t, unsigned>& link_flags,
+                               const std::set<int>& link_local_ready) {
+  for (const auto& [id, link] : links_) {
     auto f = link_flags.find(id);
-    link.flags = f == link_flags.end() ? 0 : f->second;
+    set_flags(id, f == link_flags.end() ? 0 : f->second);
   }
+  touched_.clear();  // every peer is rewritten below
+  for (int ifindex : link_local_ready)
+    if (!link_local_known_.count(ifindex)) link_local_ready_.insert(ifindex);
+  link_local_known_ = link_local_ready;
   neighbours_.resync();
   refresh_all("resync");
+  renew_neighbours("resync");
 }
 
 std::optional<LinkSetController::SessionEvent> LinkSetController::session_event(

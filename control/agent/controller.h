@@ -99,8 +99,12 @@ class LinkSetController {
   std::vector<size_t> after_netlink(const char* why);
   // Entries written to the datapath so far (for timing what an event cost).
   uint64_t entry_writes() const { return entry_writes_; }
-  // Link flags and neighbour states as read again (events may have been lost).
-  void resync(const std::map<size_t, unsigned>& link_flags);
+  // Link flags, ready link-local addresses and neighbour states as read again (events may
+  // have been lost: ENOBUFS). What a lost event would have done is done now: a link found
+  // down that was up, or a link-local address found out of DAD that was not, gets its
+  // neighbour entries renewed as after_netlink() does. link_local_ready: the ifindexes with
+  // an IPv6 link-local address past DAD.
+  void resync(const std::map<size_t, unsigned>& link_flags, const std::set<int>& link_local_ready);
   void on_transition(SessionDriver::Id id, const bfd::Transition& t);
   void on_loss(SessionDriver::Id id, bool lossy, unsigned lost);
   // Every 100 ms: the peers that carried packets at the last look, and a
@@ -124,6 +128,8 @@ class LinkSetController {
   void reconcile(const char* why, bool rewrite_all);
   bool slot_usable(const PeerPlan& plan, size_t slot, const IpAddr& next_hop);
   void refresh(const PeerPlan& plan, const char* why);
+  void set_flags(size_t link, unsigned flags);
+  void renew_neighbours(const char* why);
   void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why);
   void sync_neighbours();
   void sync_sessions();
@@ -153,6 +159,7 @@ class LinkSetController {
   std::set<size_t> touched_;             // links whose state changed since after_netlink()
   std::set<int> carrier_lost_;           // ifindexes, likewise
   std::set<int> link_local_ready_;       // likewise: an IPv6 link-local address left DAD
+  std::set<int> link_local_known_;       // ifindexes known to have one past DAD (events, resync)
   uint64_t entry_writes_ = 0;
   std::set<PeerKey> active_;                 // carried packets at the last rebalance look
   std::set<PeerKey> holding_;                // a link of theirs may be in a hold-down

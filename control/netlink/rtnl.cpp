@@ -102,7 +102,11 @@ std::optional<AddrInfo> parse_addr(const nlmsghdr* nlh) {
   if (!attr) return std::nullopt;
   auto addr = get_addr(attr, ifa->ifa_family);
   if (!addr) return std::nullopt;
-  return AddrInfo{static_cast<int>(ifa->ifa_index), Prefix{*addr, ifa->ifa_prefixlen}};
+  AddrInfo a{static_cast<int>(ifa->ifa_index), Prefix{*addr, ifa->ifa_prefixlen}, ifa->ifa_scope,
+             ifa->ifa_flags};
+  if (tb[IFA_FLAGS] && mnl_attr_validate(tb[IFA_FLAGS], MNL_TYPE_U32) == 0)
+    a.flags = mnl_attr_get_u32(tb[IFA_FLAGS]);
+  return a;
 }
 
 std::optional<NeighInfo> parse_neigh(const nlmsghdr* nlh) {

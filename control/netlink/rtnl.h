@@ -31,7 +31,9 @@ struct LinkInfo {
 
 struct AddrInfo {
   int ifindex = 0;
-  Prefix prefix;  // address with its prefix length
+  Prefix prefix;       // address with its prefix length
+  uint8_t scope = 0;   // RT_SCOPE_*
+  uint32_t flags = 0;  // IFA_F_* (IFA_FLAGS when present: all 32 bits)
 };
 
 struct NeighInfo {

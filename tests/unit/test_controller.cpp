@@ -330,3 +330,50 @@ TEST_CASE("controller: at the end of adoption a known peer's entry is rewritten,
   REQUIRE(w[0].value);
   CHECK(w[0].value->slots[0].state == ML_SLOT_DOWN);
 }
+
+// Issue 12: after a netlink ENOBUFS the events are lost, so the resync must do what they would
+// have done. The old resync took the new flags but renewed nothing: packets queued on a dead
+// link's neighbour entry stayed there (a TCP stall of seconds), and an IPv6 next hop asked for
+// before DAD waited for the kernel's retry.
+TEST_CASE("controller: a resync after lost events renews what the events would have") {
+  Bed b;
+  b.c->set_static_plans({Bed::peer(2, {0, 1})});
+  b.c->sync({}, "start");
+  b.all_up();
+  (void)b.dp.take();
+  std::map<size_t, unsigned> all_up{{0, kUp}, {1, kUp}, {2, kUp}};
+  b.c->resync(all_up, {10, 11, 12});  // the state as the events told it: nothing to do
+  b.nb.log.clear();
+  b.events.clear();
+
+  // eth0 lost carrier, and the event with it.
+  auto flags = all_up;
+  flags[0] = IFF_UP;
+  b.c->resync(flags, {10, 11, 12});
+  auto w = b.dp.take();
+  REQUIRE(!w.empty());
+  CHECK(w.back().value->slots[0].state == ML_SLOT_DOWN);
+  CHECK(b.nb.log == std::vector<std::string>{"del 10.0.0.2@10", "add 10.0.0.2@10"});
+  REQUIRE(!b.events.empty());
+  CHECK(b.events[0]["type"] == "device");
+  CHECK(b.events[0]["link"] == "eth0");
+  CHECK(b.events[0]["state"] == "down");
+  // The next resync finds it as it left it: nothing renewed again.
+  b.nb.log.clear();
+  b.c->resync(flags, {10, 11, 12});
+  CHECK(b.nb.log.empty());
+
+  // eth1's link-local address left DAD (it went and came back; the events were lost): its
+  // unresolved IPv6 next hops are renewed, the IPv4 ones are not.
+  PeerPlan v6 = Bed::peer(3, {1});
+  v6.links[0].nh6 = ip("fd01::3");
+  b.c->set_static_plans({Bed::peer(2, {0, 1}), v6});
+  b.c->sync({}, "peer");
+  b.nb.table[{11, ip("fd01::3")}] = NUD_INCOMPLETE;
+  b.c->resync(flags, {10, 11, 12});  // fd01::3's entry is read as it stands: unresolved
+  b.nb.log.clear();
+  b.c->resync(flags, {10, 12});  // the address went (tentative again) ...
+  CHECK(b.nb.log.empty());
+  b.c->resync(flags, {10, 11, 12});  // ... and is back past DAD
+  CHECK(b.nb.log == std::vector<std::string>{"del fd01::3@11", "add fd01::3@11"});
+}
