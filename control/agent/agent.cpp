@@ -126,8 +126,7 @@ Status Agent::start_liveness() {
   Liveness::Options o{cfg_.bfd, cfg_.node.rx_mode == config::RxMode::Redirect,
                       ec ? std::string() : std::string(kRunDir) + "/" + cfg_.node.id + ".bfd.json",
                       dp_->bfd_socket_filter_fd()};
-  if (!adopting_ && !o.state_path.empty())
-    std::remove(o.state_path.c_str());  // sessions of an agent whose datapath is gone
+  o.resume = adopting_;  // else the sessions' datapath is gone: only the numbers go on
   liveness_ = Liveness::create(
       std::move(o),
       [this](Liveness::Id t, const bfd::Transition& tr) { controller_->on_transition(t, tr); },
@@ -230,7 +229,11 @@ void Agent::resync() {
 // no program redirected it: packets to no peer.
 void Agent::discard_tun_packets() {
   char buf[65536];
-  while (read(ml_dev_->fd(), buf, sizeof(buf)) > 0) tun_discarded_++;
+  ssize_t n;
+  while ((n = read(ml_dev_->fd(), buf, sizeof(buf))) > 0) tun_discarded_++;
+  // A tun whose device was deleted reads EBADFD for ever (and polls ready): not a wait.
+  if (n < 0 && errno != EAGAIN && errno != EINTR)
+    ml_device_lost(std::string("unreadable: ") + strerror(errno));
 }
 
 int Agent::on_signal(sd_event_source* s, const signalfd_siginfo* si, void* self) {
@@ -246,7 +249,11 @@ int Agent::on_netlink(sd_event_source*, int, uint32_t, void* self) {
   auto* a = static_cast<Agent*>(self);
   uint64_t t0 = monotonic_us();
   uint64_t writes0 = a->controller_->entry_writes();
-  auto s = a->events_->read_all([a](const nl::Event& ev) { a->controller_->on_netlink(ev); });
+  std::vector<nl::LinkEvent> link_events;
+  auto s = a->events_->read_all([&](const nl::Event& ev) {
+    a->controller_->on_netlink(ev);
+    if (const auto* l = std::get_if<nl::LinkEvent>(&ev)) link_events.push_back(*l);
+  });
   auto lost = a->controller_->after_netlink("netlink event");
   if (!lost.empty()) {
     // What the scale target measures: agent time from reading the
@@ -257,6 +264,7 @@ int Agent::on_netlink(sd_event_source*, int, uint32_t, void* self) {
     log::info("carrier loss on {}: {} peer entries rewritten in {} us", names,
               a->controller_->entry_writes() - writes0, a->carrier_loss_us_);
   }
+  a->on_link_events(link_events);  // after the carrier loss is handled: that is the fast part
   if (!s) {
     log::warn("{}; resyncing", s.error().message);
     a->resync();
@@ -272,6 +280,7 @@ int Agent::on_tun(sd_event_source*, int, uint32_t, void* self) {
 int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
   auto* a = static_cast<Agent*>(self);
   a->resync();
+  a->recover_links();
   if (a->liveness_) a->liveness_->checkpoint();
   a->refresh_metrics();
   return rearm(src, kResyncUsec);
@@ -312,7 +321,7 @@ Status Agent::run() {
       return os_error("watch signal", r);
   if (int r = sd_event_add_io(loop_, nullptr, events_->fd(), EPOLLIN, on_netlink, this); r < 0)
     return os_error("watch netlink events", r);
-  if (int r = sd_event_add_io(loop_, nullptr, ml_dev_->fd(), EPOLLIN, on_tun, this); r < 0)
+  if (int r = sd_event_add_io(loop_, &tun_source_, ml_dev_->fd(), EPOLLIN, on_tun, this); r < 0)
     return os_error("watch ML device", r);
   if (auto st = add_timer(kResyncUsec, on_resync_timer); !st) return st;
   if (auto st = add_timer(kRebalanceUsec, on_rebalance_timer); !st) return st;
@@ -328,6 +337,7 @@ Status Agent::run() {
   log::info("running: {} peers, {} links", controller_->registry().peers().size(), links().size());
   int r = sd_event_loop(loop_);
   sd_notify(0, "STOPPING=1");
+  if (fatal_) return *fatal_;
   if (r < 0) return os_error("event loop", r);
   return {};
 }

@@ -68,6 +68,12 @@ class Agent {
   void sync_peers(const char* why);
   void resync();
   void discard_tun_packets();
+  // Device lifecycle (device_lifecycle.cpp): a link's device deleted or renamed leaves
+  // service and comes back when a device of its name (with an address) appears; the ML
+  // device deleted ends the agent (exit 1) after a clean stop.
+  void on_link_events(const std::vector<nl::LinkEvent>& events);
+  void recover_links();
+  void ml_device_lost(const std::string& why);
   std::string config_error(int line, const std::string& key, const std::string& msg) const;
 
   // The control socket (api.cpp): requests, and events to `mlinkctl monitor`.
@@ -120,6 +126,15 @@ class Agent {
   RtnlNeighbours neighbour_ops_{rtnl_};
   std::unique_ptr<LinkSetController> controller_;
   std::unique_ptr<discovery::Discovery> discovery_;
+  // Links whose device went (deleted, renamed) by the name that brings them back, with
+  // their policy; a new device of that name takes their place (recover_links).
+  struct AbsentLink {
+    LocalLink policy;           // weight, backup, drain as they were
+    bool said_waiting = false;  // logged once that its device is back but not usable yet
+  };
+  std::map<std::string, AbsentLink> absent_links_;
+  std::optional<Error> fatal_;  // why the loop was ended from inside (run() returns it)
+  sd_event_source* tun_source_ = nullptr;
   uint64_t tun_discarded_ = 0;
   uint64_t carrier_loss_us_ = 0;  // the last carrier loss: handling it took this long
   // Restart: the ML device and pins of an agent that died are taken over.

@@ -277,6 +277,8 @@ json Agent::link_del(const ctl::Request& req) {
   std::string dev = req.text("link");
   auto it = std::find_if(links().begin(), links().end(),
                          [&](const auto& kv) { return kv.second.device == dev; });
+  if (it == links().end() && absent_links_.erase(dev))  // its device went: it will not come back
+    return ok({{"link", dev}, {"absent", true}});
   if (it == links().end()) return error("link del: '" + dev + "' is not one of this node's links");
   if (links().size() == 1)
     return error("link del: '" + dev + "' is this node's only link (stop mlinkd instead)");

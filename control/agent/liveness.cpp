@@ -1,5 +1,6 @@
 #include "agent/liveness.h"
 
+#include <net/if.h>
 #include <sys/epoll.h>
 #include <systemd/sd-event.h>
 
@@ -38,6 +39,7 @@ Liveness::Liveness(Options opts, OnChange on_change, OnLoss on_loss)
       reflects_(opts.reflects),
       filter_fd_(opts.socket_filter_fd),
       state_path_(std::move(opts.state_path)),
+      opts_resume_(opts.resume),
       on_change_(std::move(on_change)),
       on_loss_(std::move(on_loss)) {
   std::random_device rd;
@@ -126,7 +128,7 @@ Status Liveness::watch(size_t socket) {
 }
 
 Result<size_t> Liveness::socket_for(const Target& t) {
-  SocketKey key{t.device, t.local};
+  SocketKey key{t.device, if_nametoindex(t.device.c_str()), t.local};
   if (auto it = socket_index_.find(key); it != socket_index_.end()) return it->second;
   auto s = bfd::LinkSocket::open(t.device, t.local, bfd::kControlPort, filter_fd_);
   if (!s) return s.error();
@@ -157,6 +159,10 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
   if (saved != saved_.end()) sc.my_disc = saved->second.snap.my_disc;  // the peer knows this one
   auto [it, added] = entries_.emplace(id, Entry{t, bfd::Session(sc), *socket});
   it->second.tx_seq = seq_rng_();
+  if (auto r = retired_.find({t.device, t.local, t.remote}); r != retired_.end()) {
+    it->second.tx_seq = r->second.tx_seq;
+    retired_.erase(r);
+  }
   by_remote_.emplace(std::pair{*socket, t.remote}, id);  // a second one over the same pair waits
   by_disc_[sc.my_disc] = id;
   if (saved != saved_.end()) {
@@ -190,6 +196,9 @@ void Liveness::remove(Id target) {
     flush_tx();
   }
   timers_.erase({it->second.due_us, target});
+  if (!keys_.keys.empty())
+    retired_[{it->second.target.device, it->second.target.local, it->second.target.remote}] = {
+        it->second.tx_seq, now()};
   if (auto d = by_disc_.find(it->second.session.my_disc());
       d != by_disc_.end() && d->second == target)
     by_disc_.erase(d);

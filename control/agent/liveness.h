@@ -66,6 +66,10 @@ class Liveness final : public SessionDriver {
     bool reflects = false;      // our datapath reflects echoes: advertise Required Min Echo RX
     std::string state_path;     // where sessions are kept across a restart; empty: nowhere
     int socket_filter_fd = -1;  // the datapath's guard for every BFD socket; -1: none
+    // Resume the Up sessions the state file holds (the datapath was adopted, so the peers'
+    // links never went). Either way its sequence numbers are kept: our packets stay in the
+    // peers' windows and theirs that were accepted stay replays.
+    bool resume = true;
   };
   static std::unique_ptr<Liveness> create(Options opts, OnChange on_change, OnLoss on_loss = {});
   ~Liveness() override;
@@ -143,7 +147,9 @@ class Liveness final : public SessionDriver {
     std::optional<uint32_t> rx_seq;  // bfd.RcvAuthSeq, known until rx_forget_at_us
     uint64_t rx_forget_at_us = 0;    // CLOCK_MONOTONIC, the same for every process
   };
-  using SocketKey = std::pair<std::string, IpAddr>;  // (device, local)
+  // (device, its ifindex when the socket was opened, local): a device deleted and made anew
+  // under the same name gets new sockets, bound to the new one.
+  using SocketKey = std::tuple<std::string, unsigned, IpAddr>;
   using SessionKey = std::tuple<std::string, IpAddr, IpAddr>;
 
   Liveness(Options opts, OnChange on_change, OnLoss on_loss);
@@ -189,6 +195,7 @@ class Liveness final : public SessionDriver {
   int filter_fd_ = -1;
   log::RateLimit reject_log_;  // rejected packets: 10 lines a second at most
   std::string state_path_;
+  bool opts_resume_ = true;  // Options::resume
   OnChange on_change_;
   OnLoss on_loss_;
   std::map<Id, Entry> entries_;
@@ -205,6 +212,14 @@ class Liveness final : public SessionDriver {
   std::vector<std::vector<std::pair<IpAddr, bfd::Bytes64>>> ctl_tx_, echo_tx_;  // per socket
   std::map<SocketKey, size_t> socket_index_;
   std::map<SessionKey, Saved> saved_;  // from the previous agent, until resumed
+  // The next transmit sequence number of a session removed at run time (link del, a device
+  // gone), so that one added again over the same pair goes on inside the peer's window: a
+  // fresh random start would be refused for twice the peer's detection time (seconds).
+  struct Retired {
+    uint32_t tx_seq = 0;
+    uint64_t at_us = 0;
+  };
+  std::map<SessionKey, Retired> retired_;
   sd_event* loop_ = nullptr;
   sd_event_source* timer_ = nullptr;
   sd_event_source* save_timer_ = nullptr;

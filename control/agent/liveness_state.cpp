@@ -54,7 +54,7 @@ void Liveness::load_state() {
       auto remote = IpAddr::parse(s.at("remote").get<std::string>());
       if (!local || !remote) continue;
       Saved v;
-      v.resume = s.value("resume", true);
+      v.resume = s.value("resume", true) && opts_resume_;
       v.snap.my_disc = s.at("my_disc");
       v.snap.remote_disc = s.at("remote_disc");
       v.snap.remote_detect_mult = s.at("remote_detect_mult");
@@ -131,6 +131,10 @@ void Liveness::save_state() {
 
 void Liveness::checkpoint() {
   if (sent_since_save_) save_state();
+  // A peer forgets our sequence twice its detection time after our last packet (at most
+  // 2 x 255 x 10 s in theory; a minute covers every configuration mlink uses).
+  uint64_t t = now();
+  std::erase_if(retired_, [t](const auto& kv) { return kv.second.at_us + 60'000'000 < t; });
 }
 
 void Liveness::forget_state() {
