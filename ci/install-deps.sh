@@ -10,7 +10,8 @@ PKGS=(
   iproute2 iperf3 iputils-ping tcpdump nftables python3 util-linux procps
   frr         # bfdd, the peer of tests/e2e/test_frr_interop.sh
   prometheus  # promtool, which checks /metrics in tests/e2e/test_metrics.sh
-  systemd     # systemd-analyze, which checks dist/systemd/mlinkd.service
+  systemd     # systemd-analyze, which checks dist/systemd/*.service
+  libcap2-bin libseccomp2  # capsh, seccomp: tests/e2e/test_systemd_unit.sh runs mlinkd in the unit's sandbox
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -333,6 +333,12 @@ Status Agent::run() {
     if (auto st = discovery_->attach(loop_); !st) return st;
   if (auto st = start_control(); !st) return st;
   if (auto st = start_metrics(); !st) return st;
+  // Under WatchdogSec= (WATCHDOG_USEC/WATCHDOG_PID set), sd-event sends WATCHDOG=1 from
+  // the loop itself, so a loop stuck in a handler stops the pings and systemd restarts
+  // the agent. Without them this is a no-op.
+  int wd = sd_event_set_watchdog(loop_, 1);
+  if (wd < 0) return os_error("enable watchdog", wd);
+  if (wd > 0) log::info("systemd watchdog on: the loop sends WATCHDOG=1");
   sd_notify(0, "READY=1");
   log::info("running: {} peers, {} links", controller_->registry().peers().size(), links().size());
   int r = sd_event_loop(loop_);
