@@ -22,10 +22,16 @@ namespace {
 constexpr uint64_t kResyncUsec = 1000000;    // safety net for missed netlink events
 constexpr uint64_t kRebalanceUsec = 100000;  // look at bucket activity this often
 constexpr uint64_t kTimerAccuracyUsec = 1000;
-constexpr const char* kRunDir = "/run/mlink";  // state a restarted agent resumes from
+// The control socket, and state that outlives an agent: BFD sessions to
+// resume, sysctl originals to restore. Root's only (0700).
+constexpr const char* kRunDir = "/run/mlink";
 
-std::string pin_dir(const config::Config& cfg) {
-  return cfg.node.bpffs + "/mlink/" + cfg.node.id;
+Status make_run_dir() {
+  std::error_code ec;
+  std::filesystem::create_directories(kRunDir, ec);
+  if (ec) return Error{std::string("create ") + kRunDir + ": " + ec.message(), ec.value()};
+  if (chmod(kRunDir, 0700) != 0) return os_error(std::string("chmod ") + kRunDir, errno);
+  return {};
 }
 
 uint64_t now_usec(sd_event* loop) {
@@ -51,7 +57,7 @@ std::string Agent::config_error(int line, const std::string& key, const std::str
 Agent::Agent(config::Config cfg, nl::Rtnl rtnl)
     : cfg_(std::move(cfg)),
       rtnl_(std::move(rtnl)),
-      control_path_(std::string(kRunDir) + "/" + cfg_.node.id + ".sock"),
+      control_path_(run_path(".sock")),
       started_us_(monotonic_us()) {}
 
 Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
@@ -61,7 +67,7 @@ Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
   if (if_nametoindex(a->cfg_.node.ml_device.c_str()) != 0) {
     // A tun with this node's pins was left by an agent that died: adopt it
     // (and the datapath on it, which kept forwarding). Anything else is not ours.
-    std::string pins = pin_dir(a->cfg_) + "/ml_peers";
+    std::string pins = a->pin_dir() + "/ml_peers";
     if (!nl::TunDevice::is_tun(a->cfg_.node.ml_device) || access(pins.c_str(), F_OK) != 0)
       return Error{a->config_error(a->cfg_.node.line, "node.ml_device",
                                    "device " + a->cfg_.node.ml_device + " already exists")};
@@ -75,9 +81,35 @@ Result<std::unique_ptr<Agent>> Agent::prepare(config::Config cfg) {
   return a;
 }
 
+std::string Agent::pin_dir() const {
+  return cfg_.node.bpffs + "/mlink/" + cfg_.node.id;
+}
+
+std::string Agent::run_path(const std::string& suffix) const {
+  return std::string(kRunDir) + "/" + cfg_.node.id + suffix;
+}
+
+// A second agent of the same node id would take over (and at its exit
+// remove) the running one's ml0, pins and sysctl originals.
+Status Agent::refuse_if_running() const {
+  if (ctl::Server::in_use(control_path_))
+    return Error{"an agent of node " + cfg_.node.id + " is running (" + control_path_ +
+                 " accepts connections)"};
+  return {};
+}
+
+Status Agent::open_sysctl_store() {
+  auto store = SysctlStore::open(run_path(".sysctl.json"));
+  if (!store) return store.error();
+  sysctl_store_ = std::move(*store);
+  return {};
+}
+
 Agent::~Agent() {
+  const bool ran = controller_ != nullptr;  // else: a failed apply, or --cleanup
+  const bool owned = ran || dp_ || ml_dev_ || sysctl_store_;
   controller_.reset();  // its managed neighbour entries go
-  log_protocol_drops();
+  if (ran) log_protocol_drops();
   exporter_.reset();                         // its HTTP threads end here
   ctl_.reset();                              // clients see the socket close; the file goes
   discovery_.reset();                        // event sources belong to loop_, unreffed below
@@ -88,14 +120,20 @@ Agent::~Agent() {
   dp_.reset();                                    // detach programs, unpin maps
   ml_dev_.reset();                                // the tun goes, with its addresses and routes
   while (!sysctls_.empty()) sysctls_.pop_back();  // restore in reverse order
+  // What no guard holds: originals of a dead agent's settings (--cleanup, or
+  // a start that failed before taking them over). Then the file goes.
+  if (sysctl_store_) sysctl_store_->restore_all();
   if (loop_) sd_event_unref(loop_);
   if (tun_discarded_)
     log::info("discarded {} packets the stack sent through {} to no peer (e.g. IPv6 MLD)",
               tun_discarded_, cfg_.node.ml_device);
-  log::info("removed everything this agent created");
+  if (owned) log::info("removed everything this agent created");
 }
 
 Status Agent::apply() {
+  if (auto s = refuse_if_running(); !s) return s;
+  if (auto s = make_run_dir(); !s) return s;
+  if (auto s = open_sysctl_store(); !s) return s;
   if (auto s = apply_sysctls(); !s) return s;
   if (auto s = create_ml_device(); !s) return s;
   if (auto s = load_datapath(); !s) return s;
@@ -120,12 +158,8 @@ Status Agent::apply() {
 
 Status Agent::start_liveness() {
   if (!cfg_.bfd.enabled) return {};
-  std::error_code ec;
-  std::filesystem::create_directories(kRunDir, ec);
-  chmod(kRunDir, 0700);
   Liveness::Options o{cfg_.bfd, cfg_.node.rx_mode == config::RxMode::Redirect,
-                      ec ? std::string() : std::string(kRunDir) + "/" + cfg_.node.id + ".bfd.json",
-                      dp_->bfd_socket_filter_fd()};
+                      run_path(".bfd.json"), dp_->bfd_socket_filter_fd()};
   o.resume = adopting_;  // else the sessions' datapath is gone: only the numbers go on
   liveness_ = Liveness::create(
       std::move(o),
@@ -159,13 +193,15 @@ void Agent::sync_peers(const char* why) {
   controller_->sync(heard, why);
 }
 
-// Also per link: set_link_sysctls().
+// Also per link: set_link_sysctls(). Originals go through the store, so a
+// restarted agent restores the values from before the first agent, not its.
 Status Agent::apply_sysctls() {
-  auto g = SysctlGuard::set("net/ipv4/conf/all/arp_announce", "2");
+  auto g = SysctlGuard::set("net/ipv4/conf/all/arp_announce", "2", sysctl_store_.get());
   if (!g) return g.error();
   sysctls_.push_back(std::move(*g));
   for (const auto& [id, l] : links_)
     if (auto s = set_link_sysctls(id, l); !s) return s;
+  sysctl_store_->restore_unclaimed();
   return {};
 }
 
@@ -185,8 +221,8 @@ Status Agent::create_ml_device() {
 
 Status Agent::load_datapath() {
   if (auto s = datapath::ensure_bpffs(cfg_.node.bpffs); !s) return s;
-  auto dp = datapath::BpfDatapath::load(
-      {ml_dev_->ifindex(), pin_dir(cfg_), adopting_, cfg_.node.max_peers});
+  auto dp =
+      datapath::BpfDatapath::load({ml_dev_->ifindex(), pin_dir(), adopting_, cfg_.node.max_peers});
   if (!dp) return dp.error();
   dp_ = std::move(*dp);
   if (adopting_ && dp_->adopted()) {  // else: maps of another ABI or size, replaced (logged)
@@ -205,7 +241,7 @@ Status Agent::load_datapath() {
       if (auto s = dp_->attach_ingress(l.ifindex); !s) return s;
   for (const auto& p : cfg_.node.ml_address)
     if (auto s = dp_->add_local(p.addr); !s) return s;
-  log::info("datapath loaded, maps pinned in {}, rx_mode {}", pin_dir(cfg_),
+  log::info("datapath loaded, maps pinned in {}, rx_mode {}", pin_dir(),
             config::to_string(cfg_.node.rx_mode));
   return {};
 }

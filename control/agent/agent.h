@@ -30,6 +30,7 @@
 #include "netlink/rtnl.h"
 #include "netlink/tun.h"
 #include "system/sysctl.h"
+#include "system/sysctl_store.h"
 
 struct sd_event;
 struct sd_event_source;
@@ -47,8 +48,19 @@ class Agent {
   Status apply();  // create ml0, sysctls, load/attach/pin, neighbours, peers
   Status run();    // event loop until SIGTERM/SIGINT
 
+  // mlinkd --cleanup (cleanup.cpp): removes what an agent of this node id
+  // that died left behind; refused while one runs. Nothing left: no-op.
+  static Status cleanup(config::Config cfg);
+
  private:
   Agent(config::Config cfg, nl::Rtnl rtnl);
+  // /run/mlink/<node id><suffix>: state that outlives the agent.
+  std::string run_path(const std::string& suffix) const;
+  std::string pin_dir() const;  // <bpffs>/mlink/<node id>
+  Status refuse_if_running() const;
+  Status open_sysctl_store();
+  Status take_over_remains();  // for cleanup(): what the destructor then removes
+  size_t remove_left_neighbours();
   const Links& links() const { return controller_ ? controller_->links() : links_; }
   Status read_links();
   // A link as the kernel has it now (ifindex, flags, addresses); policy from the caller.
@@ -116,6 +128,7 @@ class Agent {
 
   // Owned system state, destroyed in reverse order of declaration (the
   // destructor ends the controller first: its neighbour entries go first).
+  std::unique_ptr<mlink::SysctlStore> sysctl_store_;  // the originals, in a file
   std::vector<mlink::SysctlGuard> sysctls_;
   std::map<size_t, std::vector<mlink::SysctlGuard>> link_sysctls_;  // by link id
   std::optional<nl::TunDevice> ml_dev_;

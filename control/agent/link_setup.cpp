@@ -52,7 +52,7 @@ Status Agent::set_link_sysctls(size_t id, const LocalLink& l) {
     want.emplace_back("net/ipv4/conf/" + l.device + "/rp_filter", "2");
   std::vector<SysctlGuard> guards;
   for (const auto& [path, value] : want) {
-    auto g = SysctlGuard::set(path, value);
+    auto g = SysctlGuard::set(path, value, sysctl_store_.get());
     if (!g) return g.error();
     guards.push_back(std::move(*g));
   }

@@ -38,6 +38,11 @@ bool someone_listens(const sockaddr_un& sa) {
 
 }  // namespace
 
+bool Server::in_use(const std::string& path) {
+  auto sa = unix_address(path);
+  return sa && someone_listens(*sa);
+}
+
 Result<std::unique_ptr<Server>> Server::listen(const std::string& path,
                                                std::span<const Command> commands, Handler handler) {
   auto sa = unix_address(path);

@@ -49,6 +49,9 @@ class Server {
   // for requests of `commands`; anything else is refused with an error reply.
   static Result<std::unique_ptr<Server>> listen(const std::string& path,
                                                 std::span<const Command> commands, Handler handler);
+  // Whether an agent accepts connections on `path` (a running agent, not the
+  // file a killed one left).
+  static bool in_use(const std::string& path);
   ~Server();  // closes every connection and removes the socket file
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -283,6 +283,14 @@ Status BpfDatapath::attach_ingress(int ifindex) {
   return attach(ifindex, BPF_TC_INGRESS, bpf_program__fd(skel_->progs.ml_ingress));
 }
 
+Result<bool> BpfDatapath::adopt_ingress(int ifindex) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, tc, .handle = kTcHandle, .priority = kTcPriority);
+  if (bpf_tc_query(&hook, &tc) != 0) return false;  // no hook, or no filter of ours on it
+  if (auto s = attach_ingress(ifindex); !s) return s.error();
+  return true;
+}
+
 void BpfDatapath::detach_ingress(int ifindex) {
   auto it = std::find_if(attached_.begin(), attached_.end(), [&](const Attachment& a) {
     return a.ifindex == ifindex && a.attach_point == BPF_TC_INGRESS;

@@ -52,6 +52,10 @@ class BpfDatapath final : public Datapath {
   Status attach_egress(int ifindex);   // on the ML device
   Status attach_ingress(int ifindex);  // on a link
   void detach_ingress(int ifindex);    // a link taken out at run time
+  // mlinkd --cleanup: takes over the ingress program an agent that died left
+  // on a link, if there is one (false: none), so that the destructor removes
+  // it with its hook, as it would a restarted agent's.
+  Result<bool> adopt_ingress(int ifindex);
 
   Status set_peer(const IpAddr& addr, const ml_peer& value) override;
   Status del_peer(const IpAddr& addr) override;

@@ -1,5 +1,6 @@
 // mlinkd - the mlink agent. Static mode: runs in the foreground from a TOML
-// config; --check validates the config against this host and exits.
+// config; --check validates the config against this host and exits;
+// --cleanup removes what a dead agent of the config's node id left behind.
 // Exit codes (docs/OPERATIONS.md, "Exit status"): 0 clean stop or a valid
 // --check, 1 runtime failure, 2 configuration or usage error.
 #include <net/if.h>
@@ -43,15 +44,20 @@ std::optional<mlink::config::Config> load_checked(const std::string& path) {
 int main(int argc, char** argv) {
   CLI::App app{"mlinkd: multi-link load balancing agent"};
   std::string config_path, level = "info";
-  bool check = false;
+  bool check = false, cleanup = false;
   app.add_option("-c,--config", config_path, "configuration file (TOML)")->required();
-  app.add_flag("--check", check, "validate the configuration and exit");
+  auto* check_flag = app.add_flag("--check", check, "validate the configuration and exit");
+  app.add_flag("--cleanup", cleanup,
+               "remove what a dead agent of this node id left behind (ml0, programs, pins, "
+               "managed neighbours, sysctl changes, BFD state) and exit; refused while one runs")
+      ->excludes(check_flag);
   app.add_option("--log-level", level, "debug, info, warning or error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   app.set_version_flag("--version", MLINK_VERSION);
   app.footer(
-      "Exit status: 0 stopped cleanly (SIGTERM/SIGINT) or --check found the configuration "
-      "valid; 1 runtime failure (setting up or running; what was applied is undone); 2 "
+      "Exit status: 0 stopped cleanly (SIGTERM/SIGINT), --check found the configuration "
+      "valid, or --cleanup is done; 1 runtime failure (setting up or running: what was applied "
+      "is undone; --cleanup: it failed, or an agent of the node id runs); 2 "
       "configuration or usage error (bad command line, or a configuration that does not load "
       "or does not fit this host; nothing is changed). Errors go to stderr.");
   app.failure_message([](const CLI::App* a, const CLI::Error& e) {
@@ -66,6 +72,20 @@ int main(int argc, char** argv) {
   }
 
   mlink::log::set_level(parse_level(level));
+  if (cleanup) {
+    // Not load_checked(): a link that is gone is no reason to leave the rest.
+    auto r = mlink::config::load(config_path);
+    if (r.error) {
+      mlink::log::error("{}", r.error->str());
+      return 2;
+    }
+    mlink::log::set_tag("mlinkd[" + r.config->node.id + "]");
+    if (auto s = mlink::agent::Agent::cleanup(std::move(*r.config)); !s) {
+      mlink::log::error("cleanup: {}", s.error().message);
+      return 1;
+    }
+    return 0;
+  }
   auto cfg = load_checked(config_path);
   if (!cfg) return 2;
   mlink::log::set_tag("mlinkd[" + cfg->node.id + "]");
