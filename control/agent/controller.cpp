@@ -134,13 +134,21 @@ void LinkSetController::reconcile(const char* why, bool rewrite_all) {
     if (const PeerPlan* p = registry_.find(now.key)) refresh(*p, why);
 }
 
-// Every next hop of every peer gets a managed entry.
+// A NOARP link (an L3 point-to-point link: a tunnel, PPP-like) has no neighbours to resolve:
+// the kernel keys an IPv4 neighbour on one by 0.0.0.0 and its entries are NUD_NOARP, usable at
+// once. Its usability comes from carrier and BFD alone.
+bool LinkSetController::resolves_neighbours(size_t link) const {
+  return !(links_.at(link).flags & IFF_NOARP);
+}
+
+// Every next hop of every peer on a link that resolves neighbours gets a managed entry.
 void LinkSetController::sync_neighbours() {
   std::set<NeighKey> want;
   for (const auto& [key, plan] : registry_.peers())
     for (const auto& pl : plan.links)
-      for (const auto& nh : {pl.nh4, pl.nh6})
-        if (nh) want.insert({links_.at(pl.link).ifindex, *nh});
+      if (resolves_neighbours(pl.link))
+        for (const auto& nh : {pl.nh4, pl.nh6})
+          if (nh) want.insert({links_.at(pl.link).ifindex, *nh});
   neighbours_.sync(want);
 }
 
@@ -174,7 +182,9 @@ void LinkSetController::track_slot_owners() {
 
 bool LinkSetController::slot_usable(const PeerPlan& plan, size_t slot, const IpAddr& next_hop) {
   const PeerLink& pl = plan.links[slot];
-  return link_up(pl.link) && neighbours_.usable({links_.at(pl.link).ifindex, next_hop}) &&
+  return link_up(pl.link) &&
+         (!resolves_neighbours(pl.link) ||
+          neighbours_.usable({links_.at(pl.link).ifindex, next_hop})) &&
          sessions_.proven(session_key(plan.key, pl));
 }
 

@@ -129,6 +129,7 @@ class LinkSetController {
   bool slot_usable(const PeerPlan& plan, size_t slot, const IpAddr& next_hop);
   void refresh(const PeerPlan& plan, const char* why);
   void set_flags(size_t link, unsigned flags);
+  bool resolves_neighbours(size_t link) const;
   void renew_neighbours(const char* why);
   void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why);
   void sync_neighbours();

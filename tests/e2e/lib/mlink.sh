@@ -138,14 +138,35 @@ for ns in json.load(sys.stdin):
         print(hook["id"])'
 }
 
+# ml_l3link HOST_A HOST_B IDX: an L3 point-to-point link named eth<IDX> in both hosts (a tun
+# device in each, no MAC, NOARP, joined by tests/tools/ml-tunrelay), up, with the addresses
+# bed_link gives. Ends (and the devices with it) at cleanup, or with bed_kill on ML_RELAY_PID_<IDX>.
+ml_l3link() {
+  local a=$1 b=$2 idx=$3 h dev="eth$3" log="relay-eth$3.log" i
+  bed_bg "$a" "$log" "$ML_BUILD/tests/ml-tunrelay" "$(bed_ns "$a")" "$dev" "$(bed_ns "$b")" "$dev"
+  printf -v "ML_RELAY_PID_$idx" '%s' "$BED_LAST_PID"
+  for ((i = 0; i < 100; i++)); do
+    grep -qx ready "$BED_TMP/$log" && break
+    kill -0 "$BED_LAST_PID" 2>/dev/null || bed_die "ml-tunrelay for $dev: $(cat "$BED_TMP/$log")"
+    sleep 0.02
+  done
+  grep -qx ready "$BED_TMP/$log" || bed_die "ml-tunrelay for $dev not ready after 2 s"
+  for h in "$a" "$b"; do
+    bed_exec "$h" ip addr add "10.${idx}.0.${BED_HOSTNUM[$h]}/24" dev "$dev"
+    bed_exec "$h" ip -6 addr add "fd00:0:0:${idx}::${BED_HOSTNUM[$h]}/64" dev "$dev" nodad
+    bed_exec "$h" ip link set "$dev" up
+  done
+}
+
 # ml_two_hosts NLINKS [RATE]: hosts a (1) and b (2) joined by eth0..eth<NLINKS-1>, each end
-# shaped to RATE when given.
+# shaped to RATE when given. Links named in ML_L3_LINKS (indexes, e.g. "1") are L3 links
+# (ml_l3link), the others veth.
 ml_two_hosts() {
   local n=$1 rate=${2:-} i
   bed_host a 1
   bed_host b 2
   for ((i = 0; i < n; i++)); do
-    bed_link a b "$i"
+    if [[ " ${ML_L3_LINKS:-} " == *" $i "* ]]; then ml_l3link a b "$i"; else bed_link a b "$i"; fi
     if [ -n "$rate" ]; then bed_shape a "eth$i" "$rate"; bed_shape b "eth$i" "$rate"; fi
   done
 }
