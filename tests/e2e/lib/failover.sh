@@ -40,7 +40,7 @@ fo_t() { local ms=${1:-$(fo_now)}; awk -v a="$ms" -v b="$FO_T0" 'BEGIN { printf 
 fo_setup() {
   bed_require_root
   bed_init
-  ml_two_hosts 3 200mbit
+  ml_two_hosts 3 "${FO_RATE:-200mbit}"
   # Keep the links' static IPv6 addresses across an admin down/up (the kernel flushes them
   # otherwise, and the peer's IPv6 entry then keeps the link down for good: nothing on this
   # bed re-adds them, as an OS's network configuration would).
