@@ -8,6 +8,7 @@
 # - iperf3 -P8 a -> b: every link carries at least 15 % of the bytes.
 # - a silent one-way failure of the L3 link (b drops what arrives on it): both ends take it
 #   out, and it comes back once repaired.
+# - discovery (no [[peer]]) finds the peer over both links.
 # The failover and restart cases over a mixed set run in test_failover_*_l3.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib/bed.sh"
@@ -57,4 +58,20 @@ ml_wait_slot b eth1 up 10
 bed_exec a ping -c 3 -i 0.2 -w 5 10.88.0.2 >/dev/null || bed_die "ping after the repair"
 
 for h in a b; do ml_stop "$h"; done
-echo "PASS: a veth and an L3 link in one set: both carry ML traffic, one-way failure repaired"
+
+echo "== discovery: the same hosts with no [[peer]], hellos on both links"
+# A tun is MULTICAST: the IPv4 group's hellos cross the L3 link like any packet (it has no
+# IPv6 link-local address, so only the IPv4 group is heard there).
+ml_start a "$(ml_config_mesh a 1 eth0 eth1)"
+ml_start b "$(ml_config_mesh b 2 eth0 eth1)"
+ml_wait_links a b
+for h in a b; do
+  n=$(ml_peers_json "$h" | python3 -c '
+import json, sys
+print(sum(1 for p in json.load(sys.stdin) for l in p["links"] if l["state"] == "up"))')
+  [ "$n" = 4 ] || bed_die "$h: $n of 4 slots up by discovery (2 entries x 2 links)"
+done
+bed_exec a ping -c 3 -i 0.2 -w 5 10.88.0.2 >/dev/null || bed_die "ping over discovered links"
+echo "  both links discovered and up on both hosts"
+for h in a b; do ml_stop "$h"; done
+echo "PASS: a veth and an L3 link in one set: both carry ML traffic, one-way failure repaired, discovery"
