@@ -27,6 +27,8 @@ bed_exec a ping -6 -c 30 -i 0.02 -q fd88::2 >/dev/null
 sleep 1.3 # /metrics is rebuilt every second
 scrape a >"$BED_TMP/metrics-a.txt"
 bed_exec a "$MLINKCTL" -n "$(ml_node_id a)" -j show maps >"$BED_TMP/maps-a.json"
+# MLINK_METRICS_SAMPLE=FILE: the scrape is copied there (how docs/OPERATIONS.md's is made).
+[ -z "${MLINK_METRICS_SAMPLE:-}" ] || cp "$BED_TMP/metrics-a.txt" "$MLINK_METRICS_SAMPLE"
 promtool check metrics <"$BED_TMP/metrics-a.txt" || bed_die "promtool check metrics failed"
 echo "  promtool check metrics: ok ($(grep -vc '^#' "$BED_TMP/metrics-a.txt") samples)"
 python3 - "$BED_TMP/metrics-a.txt" "$BED_TMP/maps-a.json" <<'PY' || bed_die "/metrics disagrees"
