@@ -12,6 +12,7 @@ PKGS=(
   prometheus  # promtool, which checks /metrics in tests/e2e/test_metrics.sh
   systemd     # systemd-analyze, which checks dist/systemd/*.service
   libcap2-bin libseccomp2  # capsh, seccomp: tests/e2e/test_systemd_unit.sh runs mlinkd in the unit's sandbox
+  dpkg-dev lintian man-db groff-base mandoc  # the .deb (cpack, dpkg-shlibdeps) and its checks: tests/e2e/test_package.sh
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -25,6 +25,12 @@ struct KeyFileRules {
 
 using KeyMap = std::map<uint32_t, std::vector<uint8_t>>;
 
+// The two protocols' files. BFD (Meticulous Keyed SHA1, RFC 5880 §6.7.4): a
+// one-byte key id, up to 20 bytes of key. Topology (HMAC-SHA-512-256,
+// docs/PROTOCOL.md): a 16-bit key id, 32 bytes.
+inline constexpr KeyFileRules kBfdKeyRules{.max_id = 255, .min_len = 1, .max_len = 20};
+inline constexpr KeyFileRules kTopoKeyRules{.max_id = 65535, .min_len = 32, .max_len = 32};
+
 // Errors read "PATH:LINE: message" (LINE omitted when the whole file is wrong).
 Result<KeyMap> read_key_file(const std::string& path, const KeyFileRules& rules);
 

@@ -403,8 +403,7 @@ void Loader::load_bfd(const toml::table& root) {
   if (auto e = get<bool>(*t, "bfd", "enabled", false)) cfg_.bfd.enabled = e->get();
   if (auto i = bounded(*t, "bfd", "interval_ms", 10, 10000)) cfg_.bfd.interval_ms = *i;
   if (auto m = bounded(*t, "bfd", "multiplier", 1, 255)) cfg_.bfd.multiplier = *m;
-  if (auto f = key_file(*t, "bfd", {.max_id = 255, .min_len = 1, .max_len = 20}, cfg_.bfd.keys))
-    cfg_.bfd.key_file = *f;
+  if (auto f = key_file(*t, "bfd", kBfdKeyRules, cfg_.bfd.keys)) cfg_.bfd.key_file = *f;
   cfg_.bfd.send_key_id = send_key_id(*t, "bfd", 255, cfg_.bfd.keys);
   if (auto a = get<bool>(*t, "bfd", "allow_unauthenticated", false)) {
     cfg_.bfd.allow_unauthenticated = a->get();
@@ -489,8 +488,7 @@ void Loader::load_discovery(const toml::table& root) {
   if (!t->get("key_file"))
     fail_missing(*t, "discovery.key_file",
                  "missing required key: every topology packet is authenticated");
-  else if (auto f =
-               key_file(*t, "discovery", {.max_id = 65535, .min_len = 32, .max_len = 32}, d.keys))
+  else if (auto f = key_file(*t, "discovery", kTopoKeyRules, d.keys))
     d.key_file = *f;
   d.send_key_id = send_key_id(*t, "discovery", 65535, d.keys);
 }

@@ -2,7 +2,8 @@
 // people, `-j` for JSON. Asks the agent over its control socket
 // (/run/mlink/<node>.sock, see docs/OPERATIONS.md); `show maps` and
 // `show drops` read the datapath's pinned maps (<bpffs>/mlink/<node>/)
-// directly, which works even while the agent is restarting.
+// directly, which works even while the agent is restarting. `keygen` prints
+// a new key line for a key file and needs neither.
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <fmt/core.h>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/keygen.h"
 #include "datapath/bpf_datapath.h"
 #include "datapath/datapath.h"
 #include "linkset/buckets.h"
@@ -215,6 +217,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> flow_args;
   flow_get->add_option("args", flow_args, "[SRC] DST [proto tcp|udp|icmp|N] [sport S] [dport D]")
       ->required();
+  auto* keygen = app.add_subcommand(
+      "keygen",
+      "print a new key line \"<id> <hex>\" for a key file: bfd (20 bytes, id 0..255) or topo "
+      "(32 bytes, id 0..65535); e.g. (umask 077; mlinkctl keygen topo > /etc/mlink/topo.key)");
+  std::string key_proto;
+  uint32_t key_id = 1;
+  keygen->add_option("protocol", key_proto, "bfd | topo")
+      ->required()
+      ->check(CLI::IsMember({"bfd", "topo"}));
+  keygen->add_option("--id", key_id, "the key's id (default 1; a rotation adds the next one)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -227,6 +239,16 @@ int main(int argc, char** argv) {
     return (unexpected ? app.exit(CLI::ExtrasError(extra)) : app.exit(e)) == 0 ? 0 : 1;
   }
 
+  if (keygen->parsed()) {  // needs no agent, nor root
+    auto line = mlink::generate_key_line(
+        key_proto == "bfd" ? mlink::kBfdKeyRules : mlink::kTopoKeyRules, key_id);
+    if (!line) {
+      fmt::print(stderr, "mlinkctl: keygen: {}\n", line.error().message);
+      return 1;
+    }
+    fmt::print("{}", *line);
+    return 0;
+  }
   try {
     if (node.empty()) node = find_node(run_dir);
     if (show->parsed() && (what == "maps" || what == "drops")) {
