@@ -34,6 +34,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -118,6 +119,23 @@ class Liveness final : public SessionDriver {
   // A clean stop: the sessions end with this agent, nothing to resume; only the sequence
   // numbers are kept, so the next agent's packets fall in the peers' windows.
   void forget_state();
+
+  // For tests and the fuzzer of the receive path (fuzz/fuzz_liveness_deliver.cpp), with no
+  // loop attached: no socket is read, and what is queued stays queued until taken.
+  // One datagram as if it arrived at now_us from src on the control socket (echo: the echo
+  // socket) that session `via` uses; false when there is no such session.
+  bool test_deliver(Id via, std::span<const uint8_t> bytes, const IpAddr& src, uint64_t now_us,
+                    bool echo = false);
+  void test_run_timer(uint64_t now_us);  // the timer's work at now_us (sessions and echoes due)
+  struct Outgoing {
+    bool echo = false;
+    IpAddr dst;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Outgoing> test_take_queued();  // control packets and echoes not yet sent
+  uint64_t test_next_deadline_us() const {   // the earliest due time of any session or echo
+    return timers_.empty() ? std::numeric_limits<uint64_t>::max() : timers_.begin()->first;
+  }
 
  private:
   enum class Echo { Off, Probing, Active, Unsupported };
