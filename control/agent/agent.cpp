@@ -117,7 +117,9 @@ Agent::~Agent() {
   bfd_peers_.reset();
   liveness_.reset();
   events_.reset();
-  dp_.reset();                                    // detach programs, unpin maps
+  dp_.reset();  // detach programs, unpin maps
+  // Not floating (ml_device_lost turns it off): it holds the loop; gone before its fd.
+  if (tun_source_) sd_event_source_disable_unref(tun_source_);
   ml_dev_.reset();                                // the tun goes, with its addresses and routes
   while (!sysctls_.empty()) sysctls_.pop_back();  // restore in reverse order
   // What no guard holds: originals of a dead agent's settings (--cleanup, or
