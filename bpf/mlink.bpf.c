@@ -137,13 +137,23 @@ int ml_egress(struct __sk_buff *skb)
  * payload bytes: 74 bytes on Ethernet) never is. Then the header at data + l2
  * must equal, byte for byte, the one read relative to the network header;
  * otherwise (padding, trailers, anything unexpected) the packet is not
- * reflected. l2 must also be ETH_HLEN or 0: bpf_redirect_neigh strips exactly
- * an Ethernet-sized header (skb_pull(sizeof(struct ethhdr)) in
- * __bpf_redirect_neigh) and needs mac_header < network_header; an L3 link (l2
- * 0) gets the same zeroed placeholder the egress pushes (docs/FINDINGS.md,
- * "bpf_redirect_neigh drops packets from L3 devices").
- * A link with any other L2 length (e.g. IPoIB's pseudo header) cannot be
- * reflected by this helper: the echo passes to the stack, unanswered.
+ * reflected. bpf_redirect_neigh strips exactly an Ethernet-sized header
+ * (skb_pull(sizeof(struct ethhdr)) in __bpf_redirect_neigh), reads its first
+ * byte as a destination MAC and needs mac_header < network_header, so the echo
+ * leaves with a 14-byte L2 header whatever it came with:
+ * - 14 (Ethernet): as it came;
+ * - 0 (an L3 link): the zeroed placeholder the egress pushes (docs/FINDINGS.md,
+ *   "bpf_redirect_neigh drops packets from L3 devices");
+ * - 15 to 34 (IPoIB: a 20-byte pseudo header and a 4-byte header): no helper
+ *   shrinks the L2 header itself, but bpf_skb_adjust_room(BPF_ADJ_ROOM_MAC)
+ *   removes the bytes right after it by moving the L2 header forward. So the
+ *   IP header's first l2 - 14 bytes are copied in front of it (behind a zeroed
+ *   14-byte placeholder), and those bytes are then removed from the IP
+ *   header's start: the IP header now starts at 14. This runs after the swap,
+ *   which happens inside the IP header, so a CHECKSUM_COMPLETE sum (covering
+ *   from the network header) is only ever pulled over bytes it covers.
+ * Any other length (1 to 13, over 34) is not reflected: the echo passes to the
+ * stack, unanswered.
  *
  * bpf_redirect_neigh(skb->ifindex, NULL) routes the swapped packet (its new
  * destination, oif = this link) and lets the neighbour subsystem build the L2
@@ -154,6 +164,8 @@ int ml_egress(struct __sk_buff *skb)
  * 3785, so the stack would only answer it with an ICMP error.
  */
 #define ML_NOT_ECHO (-1)
+/* L2 bytes beyond 14 an echo may come with: the minimum IP header (see above). */
+#define ML_ECHO_L2_EXTRA_MAX 20
 
 static __always_inline int ml_echo_refuse(struct __sk_buff *skb)
 {
@@ -207,13 +219,31 @@ static __always_inline int ml_echo_l2(struct __sk_buff *skb, __u32 ip_len, const
 	if (ip_len > skb->len)
 		return -1; /* truncated */
 	l2 = skb->len - ip_len;
-	if (l2 != 0 && l2 != ETH_HLEN)
+	if (l2 != 0 && (l2 < ETH_HLEN || l2 > ETH_HLEN + ML_ECHO_L2_EXTRA_MAX))
 		return -1;
 	if (hdr_len > sizeof(raw) || bpf_skb_load_bytes(skb, l2, raw, hdr_len))
 		return -1;
 	if (!ml_same_words(raw, hdr, hdr_len / 4))
 		return -1;
 	return l2;
+}
+
+/* A swapped echo whose L2 header is l2 (15..34) bytes gets a 14-byte one
+ * (see above). Returns 0, or -1 if it could not (the packet is then unusable). */
+static __always_inline int ml_echo_l2_shrink(struct __sk_buff *skb, __u32 l2)
+{
+	__u8 front[ETH_HLEN + ML_ECHO_L2_EXTRA_MAX] = {};
+	__u64 len = l2; /* the placeholder and the IP bytes to move: l2 - 14 */
+
+	/* Opaque to clang, so the bounds test below is made on the register
+	 * passed to the helper (the verifier needs it there). */
+	asm volatile("" : "+r"(len));
+	if (len <= ETH_HLEN || len > sizeof(front))
+		return -1;
+	if (bpf_skb_load_bytes(skb, l2, front + ETH_HLEN, ML_ECHO_L2_EXTRA_MAX) ||
+	    bpf_skb_store_bytes(skb, 0, front, len, 0))
+		return -1;
+	return bpf_skb_adjust_room(skb, ETH_HLEN - (__s32)l2, BPF_ADJ_ROOM_MAC, 0) ? -1 : 0;
 }
 
 /*
@@ -238,6 +268,8 @@ static __always_inline int ml_echo_send(struct __sk_buff *skb, __u32 l2, __u32 a
 	 * placeholder-fronted packet must not reach the stack. */
 	if (bpf_skb_store_bytes(skb, l2 + addr_off, addrs, addr_len, 0) ||
 	    bpf_skb_store_bytes(skb, l2 + port_off, swapped, sizeof(swapped), 0))
+		return TC_ACT_SHOT;
+	if (l2 > ETH_HLEN && ml_echo_l2_shrink(skb, l2))
 		return TC_ACT_SHOT;
 	ml_count(&ml_ingress_stats, ML_IN_ECHO_REFLECTED, len);
 	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);

@@ -184,14 +184,18 @@ ml_l3link() {
 
 # ml_two_hosts NLINKS [RATE]: hosts a (1) and b (2) joined by eth0..eth<NLINKS-1>, each end
 # shaped to RATE when given. Links named in ML_L3_LINKS (indexes, e.g. "1") are L3 links
-# (ml_l3link), the others veth.
+# (ml_l3link), the others veth; those named in ML_IPOIB_LINKS are veth whose ingress, on both
+# hosts, hands mlink IPoIB's 24-byte L2 header (ml-l2shape).
 ml_two_hosts() {
-  local n=$1 rate=${2:-} i
+  local n=$1 rate=${2:-} i h
   bed_host a 1
   bed_host b 2
   for ((i = 0; i < n; i++)); do
     if [[ " ${ML_L3_LINKS:-} " == *" $i "* ]]; then ml_l3link a b "$i"; else bed_link a b "$i"; fi
     if [ -n "$rate" ]; then bed_shape a "eth$i" "$rate"; bed_shape b "eth$i" "$rate"; fi
+    if [[ " ${ML_IPOIB_LINKS:-} " == *" $i "* ]]; then
+      for h in a b; do bed_exec "$h" "$ML_BUILD/tests/ml-l2shape" attach "eth$i"; done
+    fi
   done
 }
 
