@@ -257,7 +257,8 @@ bed_iperf_server() {
 
 # bed_iperf HOST DST PARALLEL SECONDS OUTJSON [EXTRA...]: iperf3 client in HOST, JSON (with the
 # server's receiver-side intervals) to OUTJSON. Port: BED_IPERF_PORT or -p in EXTRA (later
-# options win). Bounded by timeout. Returns iperf3's status; the JSON holds any "error".
+# options win). Bounded by timeout. Fails, saying why, when iperf3 does or when its JSON holds
+# an "error" (it exits 0 on some, e.g. a stream that could not connect).
 bed_iperf() {
   local host=$1 dst=$2 par=$3 secs=$4 out=$5 pin=()
   shift 5
@@ -273,8 +274,23 @@ bed_iperf() {
   BED_PIDS+=("$pid")
   wait "$pid" || rc=$?
   bed__forget_pid "$pid"
+  local err
+  err=$(python3 -c 'import json, sys
+try:
+    print(json.load(open(sys.argv[1])).get("error", ""))
+except Exception as e:
+    print(f"no JSON result ({e})")' "$out")
+  if [ -n "$err" ]; then
+    echo "[bed $BED_RUNID] iperf3 $host -> $dst: ${err} (exit $rc)" >&2
+    ((rc != 0)) || rc=1
+  fi
   return "$rc"
 }
+
+# bed_reserve_ports HOST FIRST-LAST: the kernel gives no ephemeral port of HOST's netns out of
+# this range, so a test may bind its ports explicitly (iperf3 --cport) without colliding with
+# a connection that took one first (iperf3's own control connection, say).
+bed_reserve_ports() { bed_sysctl "$1" "net.ipv4.ip_local_reserved_ports=$2"; }
 
 # bed_iperf_mbps OUTJSON: receiver aggregate Mbit/s of one iperf3 run.
 bed_iperf_mbps() { python3 "$BED_LIB_DIR/iperf_summary.py" --value receiver "$1"; }
