@@ -51,6 +51,34 @@ static __always_inline int ml_parse(struct __sk_buff *skb, struct ml_flow *f)
 	return ML_PARSE_NOT_IP;
 }
 
+/* The bucket of a packet with flow hash `hash` to a FLOWLET peer (see enum
+ * ml_spread): the flowlet's, or a random one after a pause. */
+static __always_inline __u32 ml_flowlet_bucket(const struct ml_peer *peer, __u32 hash)
+{
+	struct ml_flowlet_key k = { .peer_id = peer->peer_id, .hash = hash };
+	__u64 now = bpf_ktime_get_ns();
+	struct ml_flowlet *fl = bpf_map_lookup_elem(&ml_flowlets, &k);
+	struct ml_flowlet fresh;
+	__u32 bucket;
+
+	if (fl && now - fl->last_ns <= (__u64)peer->flowlet_gap_us * 1000) {
+		fl->last_ns = now;
+		return fl->bucket & (ML_BUCKETS - 1);
+	}
+	bucket = bpf_get_prandom_u32() & (ML_BUCKETS - 1);
+	if (fl) {
+		fl->last_ns = now;
+		fl->bucket = bucket;
+		fl->flowlets++;
+	} else {
+		fresh.last_ns = now;
+		fresh.bucket = bucket;
+		fresh.flowlets = 1;
+		bpf_map_update_elem(&ml_flowlets, &k, &fresh, BPF_ANY);
+	}
+	return bucket;
+}
+
 SEC("tc")
 int ml_egress(struct __sk_buff *skb)
 {
@@ -69,7 +97,10 @@ int ml_egress(struct __sk_buff *skb)
 		return TC_ACT_OK; /* not a peer: the stack's business */
 
 	hash = ml_flow_hash(skb, &f, peer->hash_policy);
-	bucket = hash & (ML_BUCKETS - 1);
+	if (peer->spread == ML_SPREAD_FLOWLET)
+		bucket = ml_flowlet_bucket(peer, hash);
+	else
+		bucket = hash & (ML_BUCKETS - 1);
 	slot = peer->buckets[bucket];
 	/* struct ml_decision, for flow get (see mlink_abi.h). */
 	skb->cb[0] = ML_DECISION_MAGIC;

@@ -18,8 +18,9 @@
  *   1: 8 slots per peer
  *   2: 16 slots per peer; ml_abi; map sizes set at load from the config
  *   3: ml_bfd_peers; the guard's ingress counters; the socket filters
+ *   4: ml_peer.spread and flowlet_gap_us; ml_flowlets
  */
-#define ML_ABI_VERSION 3
+#define ML_ABI_VERSION 4
 
 #define ML_MAX_SLOTS 16  /* links per peer; a power of two (slot &= ML_MAX_SLOTS - 1) */
 #define ML_BUCKETS 256   /* power of two: bucket = hash & (ML_BUCKETS - 1) */
@@ -66,6 +67,32 @@ enum ml_hash_policy {
 	ML_HASH_SOCKET = 1, /* skb hash: TCP re-draws it on RTO */
 };
 
+/*
+ * How a peer's traffic is spread over its links. FLOW: a flow's bucket is its
+ * hash, so it stays on one link. FLOWLET: a flow keeps its bucket while its
+ * packets come closer together than flowlet_gap_us, and a burst after a longer
+ * pause (a new flowlet) takes a random bucket: one TCP flow uses every link,
+ * and since the pause is longer than the links' delay difference, the new
+ * flowlet's first packet cannot overtake the old one's last. Buckets still
+ * decide the link, so weights, backup, drain and failover act the same.
+ */
+enum ml_spread {
+	ML_SPREAD_FLOW = 0,
+	ML_SPREAD_FLOWLET = 1,
+};
+
+/* Key and value of ml_flowlets (LRU): one flow of one peer. */
+struct ml_flowlet_key {
+	__u32 peer_id;
+	__u32 hash; /* the flow hash of the peer's hash policy */
+};
+
+struct ml_flowlet {
+	__u64 last_ns; /* bpf_ktime_get_ns() of the flow's last packet */
+	__u32 bucket;  /* the current flowlet's bucket */
+	__u32 flowlets; /* flowlets so far (one per bucket draw) */
+};
+
 enum ml_slot_state {
 	ML_SLOT_UNUSED = 0,
 	ML_SLOT_UP = 1,   /* neighbour resolved, link usable */
@@ -110,7 +137,9 @@ struct ml_peer {
 	__u32 peer_id;    /* index of the peer's counters in ml_peer_stats */
 	__u8 hash_policy; /* enum ml_hash_policy */
 	__u8 nslots;      /* slots in use (informational; buckets decide) */
-	__u16 pad;
+	__u8 spread;      /* enum ml_spread */
+	__u8 pad;
+	__u32 flowlet_gap_us; /* FLOWLET: the pause that starts a new flowlet */
 	struct ml_slot slots[ML_MAX_SLOTS];
 	__u8 buckets[ML_BUCKETS]; /* slot index per bucket, or ML_SLOT_NONE */
 };
@@ -178,7 +207,7 @@ enum ml_ingress_counter {
 #endif
 ML_STATIC_ASSERT(sizeof(struct ml_addr) == 20, "ml_addr layout");
 ML_STATIC_ASSERT(sizeof(struct ml_slot) == 24, "ml_slot layout");
-ML_STATIC_ASSERT(sizeof(struct ml_peer) == 8 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
+ML_STATIC_ASSERT(sizeof(struct ml_peer) == 12 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
 	       "ml_peer layout");
 ML_STATIC_ASSERT(sizeof(struct ml_counter) == 16, "ml_counter layout");
 ML_STATIC_ASSERT(sizeof(struct ml_bfd_key) == 40, "ml_bfd_key layout");
@@ -188,7 +217,8 @@ ML_STATIC_ASSERT((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
 ML_STATIC_ASSERT(sizeof(struct ml_decision) == 20, "ml_decision: the five words of cb");
 ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
 ML_STATIC_ASSERT((ML_MAX_SLOTS & (ML_MAX_SLOTS - 1)) == 0, "slots: power of two (bounds mask)");
-ML_STATIC_ASSERT(sizeof(struct ml_peer) == 648, "ml_peer: 648 bytes (docs/OPERATIONS.md)");
+ML_STATIC_ASSERT(sizeof(struct ml_peer) == 652, "ml_peer: 652 bytes (docs/OPERATIONS.md)");
+ML_STATIC_ASSERT(sizeof(struct ml_flowlet) == 16, "ml_flowlet layout");
 ML_STATIC_ASSERT(sizeof(struct ml_peer_stats) == 2304, "ml_peer_stats: 2304 bytes per CPU");
 
 #endif /* MLINK_ABI_H */

@@ -21,6 +21,16 @@ struct {
 	__type(value, struct ml_peer);
 } ml_peers SEC(".maps");
 
+/* Flowlet state of the flows to peers in ML_SPREAD_FLOWLET (LRU: a flow
+ * forgotten under pressure just starts a new flowlet). */
+#define ML_FLOWLETS 16384
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ML_FLOWLETS);
+	__type(key, struct ml_flowlet_key);
+	__type(value, struct ml_flowlet);
+} ml_flowlets SEC(".maps");
+
 /* This host's ML addresses: link ingress delivers traffic to them into ml0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

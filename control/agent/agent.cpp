@@ -147,7 +147,7 @@ Status Agent::apply() {
                       [this](nlohmann::json e) { publish(std::move(e)); }};
   deps.max_peers = cfg_.node.max_peers;
   std::vector<Prefix> own(cfg_.node.ml_address.begin(), cfg_.node.ml_address.end());
-  controller_ = std::make_unique<LinkSetController>(std::move(deps), own, cfg_.node.hash);
+  controller_ = std::make_unique<LinkSetController>(std::move(deps), own, Spreading::of(cfg_.node));
   controller_->set_links(std::move(links_));
   controller_->set_static_plans(std::move(static_plans_));
   controller_->adopt(std::move(adopted_));

@@ -140,6 +140,7 @@ json Agent::show_peers() {
                    {"peer_id", plan.peer_id},
                    {"ml_address", plan.ml_addresses.front().str()},
                    {"hash", config::to_string(plan.hash)},
+                   {"spread", config::to_string(plan.spread)},
                    {"links", links},
                    {"entries", entries},
                    {"unshared_links", unshared_links(plan)},
@@ -304,10 +305,10 @@ json Agent::reload(const char* who) {
   if (auto* e = std::get_if<config::ConfigError>(&planned)) return fail(e->str());
   auto& [want, changes] = std::get<ReloadPlan>(planned);
   config::Config prev = std::exchange(cfg_, std::move(next));
-  controller_->set_hash(cfg_.node.hash);
+  controller_->set_spreading(Spreading::of(cfg_.node));
   if (auto s = apply_links(std::move(want), "reload"); !s) {
     cfg_ = std::move(prev);
-    controller_->set_hash(cfg_.node.hash);
+    controller_->set_spreading(Spreading::of(cfg_.node));
     return fail(s.error().message);
   }
   // The keys last: config::load checked them, and restart_only_change that authentication

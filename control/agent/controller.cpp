@@ -31,10 +31,10 @@ bool slot_up(const ml_peer& v, size_t s) {
 }  // namespace
 
 LinkSetController::LinkSetController(ControllerDeps deps, std::vector<Prefix> own_ml,
-                                     config::HashPolicy hash)
+                                     Spreading spreading)
     : deps_(std::move(deps)),
       own_ml_(std::move(own_ml)),
-      hash_(hash),
+      spreading_(spreading),
       neighbours_(deps_.neighbours),
       registry_(deps_.max_peers),
       sessions_(deps_.sessions, deps_.now ? deps_.now : SessionTable::Clock(monotonic_us)),
@@ -56,7 +56,7 @@ std::vector<PeerPlan> LinkSetController::plan_nodes(
     const std::map<std::string, discovery::Node>& nodes) const {
   std::vector<PeerPlan> out;
   for (const auto& [id, node] : nodes)
-    if (auto plan = plan_discovered(node, links_, hash_)) out.push_back(std::move(*plan));
+    if (auto plan = plan_discovered(node, links_, spreading_)) out.push_back(std::move(*plan));
   return out;
 }
 
@@ -71,7 +71,7 @@ void LinkSetController::on_nodes(const std::map<std::string, discovery::Node>& n
   for (const auto& id : changed) {
     auto n = nodes.find(id);
     std::optional<PeerPlan> plan;
-    if (n != nodes.end()) plan = plan_discovered(n->second, links_, hash_);
+    if (n != nodes.end()) plan = plan_discovered(n->second, links_, spreading_);
     if (plan)
       heard_.insert_or_assign(id, std::move(*plan));
     else

@@ -75,12 +75,12 @@ struct PeerStatus {
 
 class LinkSetController {
  public:
-  LinkSetController(ControllerDeps deps, std::vector<Prefix> own_ml, config::HashPolicy hash);
+  LinkSetController(ControllerDeps deps, std::vector<Prefix> own_ml, Spreading spreading);
 
   // Inputs that change the plans; each caller then calls sync().
   void set_links(Links links) { links_ = std::move(links); }
   void set_static_plans(std::vector<PeerPlan> plans) { statics_ = std::move(plans); }
-  void set_hash(config::HashPolicy h) { hash_ = h; }
+  void set_spreading(const Spreading& s) { spreading_ = s; }
   // The plans of the nodes discovery heard, over the current links.
   std::vector<PeerPlan> plan_nodes(const std::map<std::string, discovery::Node>& nodes) const;
 
@@ -146,7 +146,7 @@ class LinkSetController {
 
   ControllerDeps deps_;
   std::vector<Prefix> own_ml_;
-  config::HashPolicy hash_;
+  Spreading spreading_;  // of discovered peers
   Links links_;
   std::vector<PeerPlan> statics_;          // from [[peer]], peer_id unset
   std::map<std::string, PeerPlan> heard_;  // discovered nodes' plans, by node id

@@ -37,6 +37,10 @@ ml_peer PeerEntries::build(const PeerPlan& plan, const IpAddr& ml_address, const
   ml_peer v{};
   v.peer_id = plan.peer_id;
   v.hash_policy = plan.hash == config::HashPolicy::Socket ? ML_HASH_SOCKET : ML_HASH_L34;
+  if (plan.spread == config::Spread::Flowlet) {
+    v.spread = ML_SPREAD_FLOWLET;
+    v.flowlet_gap_us = plan.flowlet_gap_us;
+  }
   v.nslots = static_cast<__u8>(plan.links.size());
   auto m = members(plan, ml_address, usable);
   for (size_t s = 0; s < plan.links.size(); s++) {

@@ -75,6 +75,10 @@ std::variant<ReloadPlan, config::ConfigError> plan_reload(const config::Config& 
                next.discovery.keys, next.discovery.send_key_id);
   if (next.node.hash != running.node.hash)
     plan.changes.push_back({{"node", "hash"}, {"change", config::to_string(next.node.hash)}});
+  if (next.node.spread != running.node.spread)
+    plan.changes.push_back({{"node", "spread"}, {"change", config::to_string(next.node.spread)}});
+  if (next.node.flowlet_gap_us != running.node.flowlet_gap_us)
+    plan.changes.push_back({{"node", "flowlet_gap_us"}, {"change", next.node.flowlet_gap_us}});
   return plan;
 }
 

@@ -76,6 +76,8 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
     plan.peer_id = static_cast<uint32_t>(p);
     plan.ml_addresses = peer.ml_address;
     plan.hash = peer.hash.value_or(cfg.node.hash);
+    plan.spread = peer.spread.value_or(cfg.node.spread);
+    plan.flowlet_gap_us = cfg.node.flowlet_gap_us;
     for (size_t v = 0; v < peer.via.size(); v++) {
       auto link = std::find_if(links.begin(), links.end(), [&](const auto& kv) {
         return kv.second.device == peer.via[v].device;
@@ -95,10 +97,12 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
 }
 
 std::optional<PeerPlan> plan_discovered(const discovery::Node& node, const Links& links,
-                                        config::HashPolicy hash) {
+                                        const Spreading& spreading) {
   PeerPlan plan;
   plan.key = PeerKey::of_node(node.id);
-  plan.hash = hash;
+  plan.hash = spreading.hash;
+  plan.spread = spreading.spread;
+  plan.flowlet_gap_us = spreading.flowlet_gap_us;
   for (const auto& p : node.ml_addrs) plan.ml_addresses.push_back(p.addr);
   for (const auto& [li, heard] : node.links) {
     auto link = links.find(li);

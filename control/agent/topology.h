@@ -59,12 +59,24 @@ struct PeerKey {
   auto operator<=>(const PeerKey&) const = default;
 };
 
+// How a peer's traffic is spread over its links ([node] hash, spread and
+// flowlet_gap_us; a [[peer]] may override the first two).
+struct Spreading {
+  config::HashPolicy hash = config::HashPolicy::L34;
+  config::Spread spread = config::Spread::Flow;
+  uint32_t flowlet_gap_us = config::kDefaultFlowletGapUs;
+  static Spreading of(const config::Node& n) { return {n.hash, n.spread, n.flowlet_gap_us}; }
+  bool operator==(const Spreading&) const = default;
+};
+
 struct PeerPlan {
   PeerKey key;
   uint32_t peer_id = 0;
   std::vector<IpAddr> ml_addresses;
   std::vector<PeerLink> links;  // canonical order; position = datapath slot
   config::HashPolicy hash = config::HashPolicy::L34;
+  config::Spread spread = config::Spread::Flow;
+  uint32_t flowlet_gap_us = config::kDefaultFlowletGapUs;
 };
 
 struct PlanError {
@@ -85,7 +97,7 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
 // is a backup if either end says so (from the node's LINKS; until that
 // arrives, ours). nullopt when no link qualifies.
 std::optional<PeerPlan> plan_discovered(const discovery::Node& node, const Links& links,
-                                        config::HashPolicy hash);
+                                        const Spreading& spreading);
 
 // The next hop a packet to ml_addr uses on this link: same family if there
 // is one; an IPv4 packet may fall back to an IPv6 next hop (RFC 5549 style).

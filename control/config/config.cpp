@@ -31,6 +31,7 @@ struct EnumName {
 };
 constexpr EnumName<HashPolicy> kHashNames[] = {{"l34", HashPolicy::L34},
                                                {"socket", HashPolicy::Socket}};
+constexpr EnumName<Spread> kSpreadNames[] = {{"flow", Spread::Flow}, {"flowlet", Spread::Flowlet}};
 constexpr EnumName<RxMode> kRxModeNames[] = {{"redirect", RxMode::Redirect},
                                              {"loose", RxMode::Loose}};
 
@@ -364,7 +365,8 @@ void Loader::load_node(const toml::table& root) {
   Node& n = cfg_.node;
   n.line = static_cast<int>(t->source().begin.line);
   check_keys(*t, "node",
-             {"id", "ml_address", "ml_device", "hash", "rx_mode", "bpffs", "max_peers"});
+             {"id", "ml_address", "ml_device", "hash", "spread", "flowlet_gap_us", "rx_mode",
+              "bpffs", "max_peers"});
   if (auto s = string(*t, "node", "id", true, valid_id, "must be 1-32 of A-Z a-z 0-9 _ -"))
     n.id = *s;
   for (auto& p : address_list<Prefix>(*t, "node", "ml_address", parse_prefix))
@@ -373,6 +375,8 @@ void Loader::load_node(const toml::table& root) {
                       "must be a network device name of 1-15 characters"))
     n.ml_device = *s;
   if (auto h = choice(*t, "node", "hash", kHashNames)) n.hash = *h;
+  if (auto s = choice(*t, "node", "spread", kSpreadNames)) n.spread = *s;
+  if (auto g = bounded(*t, "node", "flowlet_gap_us", 10, 1000000)) n.flowlet_gap_us = *g;
   if (auto m = choice(*t, "node", "rx_mode", kRxModeNames)) n.rx_mode = *m;
   if (auto s = string(*t, "node", "bpffs", false, absolute_path, "must be an absolute path"))
     n.bpffs = *s;
@@ -563,12 +567,13 @@ Via Loader::load_via(const toml::table& t, const std::string& path,
 void Loader::load_peer(const toml::table& t, const std::string& path) {
   Peer peer;
   peer.line = static_cast<int>(t.source().begin.line);
-  check_keys(t, path, {"ml_address", "hash", "via"});
+  check_keys(t, path, {"ml_address", "hash", "spread", "via"});
   for (auto& a : address_list<IpAddr>(t, path, "ml_address", parse_addr)) {
     check_peer_address(a, cfg_.peers.size());
     peer.ml_address.push_back(a.value);
   }
   peer.hash = choice(t, path, "hash", kHashNames);
+  peer.spread = choice(t, path, "spread", kSpreadNames);
   auto vias = get<toml::array>(t, path, "via", true);
   if (vias && vias->empty()) fail(vias->source(), join(path, "via"), "must list at least one link");
   std::set<std::string> devices;
@@ -692,7 +697,8 @@ std::optional<ConfigError> check_devices(const Config& cfg, const DeviceExists& 
   return std::nullopt;
 }
 
-// What a reload may change: [[link]], [[peer]] and node.hash. The rest shapes
+// What a reload may change: [[link]], [[peer]], node.hash, spread and
+// flowlet_gap_us. The rest shapes
 // sockets, the ML device, the pins or the sessions' timers and keys, which
 // only a restart rebuilds cleanly.
 std::optional<ConfigError> restart_only_change(const Config& running, const Config& next) {
@@ -734,6 +740,9 @@ std::optional<ConfigError> restart_only_change(const Config& running, const Conf
 
 const char* to_string(HashPolicy p) {
   return enum_text(kHashNames, p);
+}
+const char* to_string(Spread s) {
+  return enum_text(kSpreadNames, s);
 }
 const char* to_string(RxMode m) {
   return enum_text(kRxModeNames, m);

@@ -20,6 +20,11 @@ namespace mlink::config {
 
 enum class HashPolicy { L34, Socket };  // "l34", "socket"
 enum class RxMode { Redirect, Loose };  // "redirect", "loose"
+enum class Spread { Flow, Flowlet };    // "flow", "flowlet" (mlink_abi.h, enum ml_spread)
+
+// [node] flowlet_gap_us: in flowlet mode a flow moves to another link only
+// after a pause this long, which must exceed the links' delay difference.
+inline constexpr uint32_t kDefaultFlowletGapUs = 500;
 
 // [node] max_peers: how many peers the datapath's maps hold (sized at load,
 // docs/OPERATIONS.md "Limits"). The bounds are mlink_abi.h's ML_DEFAULT_PEERS
@@ -28,13 +33,15 @@ inline constexpr uint32_t kDefaultMaxPeers = 1024;
 inline constexpr uint32_t kMaxPeersLimit = 16384;
 
 struct Node {
-  std::string id;                         // [a-zA-Z0-9_-]{1,32}; names pins, logs, metrics
-  std::vector<Prefix> ml_address;         // at least one; at most one per family
-  std::string ml_device = "ml0";          // IFNAMSIZ-1 chars at most
-  HashPolicy hash = HashPolicy::L34;      // default for peers
-  RxMode rx_mode = RxMode::Redirect;      // redirect: ingress program, strict rp_filter ok
-  std::string bpffs = "/sys/fs/bpf";      // pins go to <bpffs>/mlink/<id>/
-  uint32_t max_peers = kDefaultMaxPeers;  // 1..kMaxPeersLimit; [[peer]]s count too
+  std::string id;                                  // [a-zA-Z0-9_-]{1,32}; names pins, logs, metrics
+  std::vector<Prefix> ml_address;                  // at least one; at most one per family
+  std::string ml_device = "ml0";                   // IFNAMSIZ-1 chars at most
+  HashPolicy hash = HashPolicy::L34;               // default for peers
+  Spread spread = Spread::Flow;                    // default for peers
+  uint32_t flowlet_gap_us = kDefaultFlowletGapUs;  // 10..1000000
+  RxMode rx_mode = RxMode::Redirect;               // redirect: ingress program, strict rp_filter ok
+  std::string bpffs = "/sys/fs/bpf";               // pins go to <bpffs>/mlink/<id>/
+  uint32_t max_peers = kDefaultMaxPeers;           // 1..kMaxPeersLimit; [[peer]]s count too
   int line = 0;
 };
 
@@ -55,6 +62,7 @@ struct Peer {
   std::vector<IpAddr> ml_address;  // at least one; at most one per family
   std::vector<Via> via;            // at least one; a device at most once
   std::optional<HashPolicy> hash;  // overrides node.hash
+  std::optional<Spread> spread;    // overrides node.spread
   int line = 0;
 };
 
@@ -140,6 +148,7 @@ std::optional<ConfigError> check_devices(const Config& cfg, const DeviceExists& 
 std::optional<ConfigError> restart_only_change(const Config& running, const Config& next);
 
 const char* to_string(HashPolicy p);
+const char* to_string(Spread s);
 const char* to_string(RxMode m);
 
 }  // namespace mlink::config

@@ -89,10 +89,13 @@ json peers_json(const Pins& p) {
     json links = json::array();
     for (unsigned s = 0; s < v.nslots && s < ML_MAX_SLOTS; s++)
       links.push_back(slot_json(v.slots[s], share[s], st ? st->slots[s] : ml_counter{}));
-    out.push_back({{"ml_address", mlink::datapath::from_key(key).str()},
-                   {"peer_id", v.peer_id},
-                   {"hash", v.hash_policy == ML_HASH_SOCKET ? "socket" : "l34"},
-                   {"links", links}});
+    json e = {{"ml_address", mlink::datapath::from_key(key).str()},
+              {"peer_id", v.peer_id},
+              {"hash", v.hash_policy == ML_HASH_SOCKET ? "socket" : "l34"},
+              {"spread", v.spread == ML_SPREAD_FLOWLET ? "flowlet" : "flow"},
+              {"links", links}};
+    if (v.spread == ML_SPREAD_FLOWLET) e["flowlet_gap_us"] = v.flowlet_gap_us;
+    out.push_back(std::move(e));
   }
   return out;
 }

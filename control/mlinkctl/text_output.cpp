@@ -10,8 +10,11 @@ using nlohmann::json;
 
 void print_maps(const json& entries) {
   for (const auto& peer : entries) {
-    fmt::print("entry {} peer_id {} hash {}\n", peer["ml_address"].get<std::string>(),
-               peer["peer_id"].get<unsigned>(), peer["hash"].get<std::string>());
+    std::string flowlet;
+    if (peer.value("spread", "flow") == "flowlet")
+      flowlet = fmt::format(" spread flowlet gap {} us", peer.value("flowlet_gap_us", 0u));
+    fmt::print("entry {} peer_id {} hash {}{}\n", peer["ml_address"].get<std::string>(),
+               peer["peer_id"].get<unsigned>(), peer["hash"].get<std::string>(), flowlet);
     for (const auto& l : peer["links"])
       fmt::print("    {:<10} via {:<24} {:<5} buckets {:>3}  packets {:>10}  bytes {:>14}\n",
                  l["link"].get<std::string>(), l["next_hop"].get<std::string>(),

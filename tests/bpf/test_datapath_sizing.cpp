@@ -20,7 +20,7 @@ using mlink::datapath::BpfDatapath;
 namespace {
 
 const char* const kMaps[] = {"ml_peers",         "ml_locals", "ml_peer_stats", "ml_drops",
-                             "ml_ingress_stats", "ml_abi",    "ml_bfd_peers"};
+                             "ml_ingress_stats", "ml_abi",    "ml_bfd_peers",  "ml_flowlets"};
 
 struct PinRoot {
   std::string root = "/sys/fs/bpf/mlink-test-" + std::to_string(getpid());
@@ -84,7 +84,7 @@ TEST_CASE("datapath: max_peers = 4096 sizes ml_peers (x2) and ml_peer_stats") {
   CHECK(dp->max_peers() == 4096);
   CHECK(shape(dir, "ml_peers").max_entries == 8192);
   CHECK(shape(dir, "ml_peers").value_size == sizeof(ml_peer));
-  CHECK(sizeof(ml_peer) == 648);
+  CHECK(sizeof(ml_peer) == 652);
   CHECK(shape(dir, "ml_peer_stats").max_entries == 4096);
   CHECK(shape(dir, "ml_peer_stats").value_size == 2304);
   CHECK(shape(dir, "ml_locals").max_entries == ML_MAX_LOCALS);

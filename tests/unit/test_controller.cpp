@@ -46,7 +46,7 @@ struct Bed {
                      [this] { return now; },
                      max_peers};
     c = std::make_unique<LinkSetController>(std::move(d), std::vector{pfx("10.88.0.1/16")},
-                                            config::HashPolicy::L34);
+                                            Spreading{});
     Links links;
     for (int i = 0; i < 3; i++)
       links.emplace(i, LocalLink{"eth" + std::to_string(i),

@@ -131,7 +131,7 @@ TEST_CASE("plan of a discovered node: shared two-way links, canonical order, agr
   n.links[1] = {{pfx("10.0.0.2/24")}, true, 0};
   n.links[2] = {{pfx("10.1.0.2/24")}, false, 0};  // not two-way yet
   n.links[3] = {{pfx("10.8.0.2/24")}, true, 0};   // not in our subnet of that link
-  auto plan = agent::plan_discovered(n, links, config::HashPolicy::L34);
+  auto plan = agent::plan_discovered(n, links, agent::Spreading{});
   REQUIRE(plan);
   CHECK(plan->key.str() == "node:b");
   CHECK(plan->ml_addresses ==
@@ -147,21 +147,21 @@ TEST_CASE("plan of a discovered node: shared two-way links, canonical order, agr
   topo::LinkInfo eth2{{pfx("10.2.0.0/24")}, 2, false};
   topo::LinkInfo eth0{{pfx("10.0.0.0/24")}, 5, true};
   n.policy = topo::Links{{eth2, eth0}};
-  plan = agent::plan_discovered(n, links, config::HashPolicy::L34);
+  plan = agent::plan_discovered(n, links, agent::Spreading{});
   REQUIRE(plan);
   CHECK(plan->links[1].weight == 2);
   CHECK(plan->links[0].weight == 1);
   CHECK(plan->links[0].backup);
   // A link taken out at run time (mlinkctl link del) is no longer planned.
   links.erase(1);
-  plan = agent::plan_discovered(n, links, config::HashPolicy::L34);
+  plan = agent::plan_discovered(n, links, agent::Spreading{});
   REQUIRE(plan);
   REQUIRE(plan->links.size() == 1);
   CHECK(plan->links[0].link == 0);
   // No shared two-way link: no plan.
   n.links.erase(0);
   n.links.erase(1);
-  CHECK_FALSE(agent::plan_discovered(n, links, config::HashPolicy::L34));
+  CHECK_FALSE(agent::plan_discovered(n, links, agent::Spreading{}));
 }
 
 TEST_CASE("static plans: keyed by ML address; a via whose link is out is left out") {

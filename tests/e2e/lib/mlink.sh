@@ -22,7 +22,8 @@ ml_keys() {
 
 # ml_config HOST HOSTNUM PEERNUM NLINKS [NODE_EXTRA_TOML]: write HOST's config for a static
 # peer reachable over eth0..eth<NLINKS-1>, BFD authenticated; prints the path. [bfd] comes
-# last, so lines 1.. are as they were before it existed.
+# last, so lines 1.. are as they were before it existed. ML_NODE_TOML (e.g. 'spread =
+# "flowlet"') goes into [node] of every config, here and in ml_config_mesh.
 ml_config() {
   local host=$1 me=$2 peer=$3 n=$4 extra=${5:-} f i
   f="$BED_TMP/$host.toml"
@@ -32,6 +33,7 @@ ml_config() {
     echo "id = \"$(ml_node_id "$host")\""
     echo "ml_address = [\"10.88.0.$me/16\", \"fd88::$me/64\"]"
     [ -n "$extra" ] && echo "$extra"
+    [ -n "${ML_NODE_TOML:-}" ] && echo "$ML_NODE_TOML"
     for ((i = 0; i < n; i++)); do printf '[[link]]\ndevice = "eth%d"\n' "$i"; done
     echo "[[peer]]"
     echo "ml_address = [\"10.88.0.$peer\", \"fd88::$peer\"]"
@@ -56,6 +58,7 @@ ml_config_mesh() {
     echo "[node]"
     echo "id = \"$(ml_node_id "$host")\""
     echo "ml_address = [\"10.88.0.$me/16\", \"fd88::$me/64\"]"
+    [ -n "${ML_NODE_TOML:-}" ] && echo "$ML_NODE_TOML"
     while [ $# -gt 0 ]; do
       dev=$1
       shift
