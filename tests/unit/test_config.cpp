@@ -416,6 +416,9 @@ TEST_CASE("bad values are rejected with their key") {
   };
   CHECK(error_of(node("hash = \"random\"\n")).key == "node.hash");
   CHECK(error_of(node("rx_mode = \"strict\"\n")).key == "node.rx_mode");
+  CHECK(error_of(node("spread = \"packet\"\n")).key == "node.spread");
+  CHECK(error_of(node("flowlet_gap_us = 9\n")).key == "node.flowlet_gap_us");
+  CHECK(error_of(node("flowlet_gap_us = 1000001\n")).key == "node.flowlet_gap_us");
   CHECK(error_of(node("bpffs = \"sys/fs/bpf\"\n")).key == "node.bpffs");
   CHECK(error_of(node("ml_device = \"\"\n")).key == "node.ml_device");
   CHECK(error_of(node("ml_device = \"a-name-too-long0\"\n")).key == "node.ml_device");
@@ -722,4 +725,22 @@ TEST_CASE("send_key_id names the signing key; the others only verify; a reload m
   auto e = restart_only_change(running, config_of(kBase + "[bfd]\nallow_unauthenticated = true\n"));
   REQUIRE(e);
   CHECK(e->key == "bfd.key_file");
+}
+
+TEST_CASE("spread: flow by default; flowlet for the node or one peer, with the node's gap") {
+  auto node = [](const std::string& extra) {
+    return "[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\"]\n" + extra + kLinks;
+  };
+  auto c = config_of(node(""));
+  CHECK(c.node.spread == Spread::Flow);
+  CHECK(c.node.flowlet_gap_us == kDefaultFlowletGapUs);
+  c = config_of(node("spread = \"flowlet\"\nflowlet_gap_us = 200\n"));
+  CHECK(c.node.spread == Spread::Flowlet);
+  CHECK(c.node.flowlet_gap_us == 200);
+  c = config_of(node("") +
+                "[[peer]]\nml_address = [\"10.88.0.2\"]\nspread = \"flowlet\"\n"
+                "via = [{ device = \"eth0\", address = [\"10.0.0.2\"] }]\n");
+  REQUIRE(c.peers.size() == 1);
+  CHECK(c.peers[0].spread == Spread::Flowlet);
+  CHECK(std::string(to_string(Spread::Flowlet)) == "flowlet");
 }
