@@ -226,7 +226,7 @@ local function dissect_tlvs(tvb, tree, pinfo, off, stop, mtype, info)
       return
     end
     local raw, vlen = tvb(off, 2):uint(), tvb(off + 2, 2):uint()
-    local typ, critical = raw % 0x8000, raw >= 0x8000
+    local critical = raw >= 0x8000
     local avail = math.min(vlen, stop - off - 4)
     local t = tree:add(f.tlv, tvb(off, 4 + avail))
     t:add(f.tlv_type, tvb(off, 2))
