@@ -5,11 +5,20 @@
 --
 -- or copy it to ~/.local/lib/wireshark/plugins/. UDP port 28012 is claimed (preference
 -- mlink.topo.udp_port), and a heuristic finds the magic "MLNK" on any other UDP port.
--- Every field is mlink.topo.*. The MAC is shown, not verified: that needs the key, and
--- Wireshark's Lua has no HMAC. Malformed packets are expert info, never Lua errors: every
--- read below is checked against the bytes there are first.
+-- Every field is mlink.topo.*. The MAC is verified when preference mlink.topo.key_file
+-- names the key file ([discovery] key_file), by mlink_hmac.lua from this file's directory
+-- (Wireshark's Lua has no hash functions); else it is only shown. Malformed packets are
+-- expert info, never Lua errors: every read below is checked against the bytes there are.
 
 local p = Proto("mlink.topo", "mlink topology protocol")
+
+local hmac = nil  -- function(key, message) -> 32 bytes, when mlink_hmac.lua is there
+do
+  local src = debug.getinfo(1, "S").source
+  local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*[/\\])") or ""
+  local ok, m = pcall(dofile, dir .. "mlink_hmac.lua")
+  if ok and type(m) == "table" then hmac = m.hmac end
+end
 
 local HEADER, MAC, MAX_PACKET, NODE_ID = 52, 32, 1232, 32
 
@@ -62,7 +71,8 @@ local f = {
   subnet_v4 = ProtoField.ipv4("mlink.topo.link.subnet.ipv4", "Network"),
   subnet_v6 = ProtoField.ipv6("mlink.topo.link.subnet.ipv6", "Network"),
   body = ProtoField.bytes("mlink.topo.body", "Body (not decoded)"),
-  mac = ProtoField.bytes("mlink.topo.mac", "MAC (HMAC-SHA-512-256, not verified)"),
+  mac = ProtoField.bytes("mlink.topo.mac", "MAC (HMAC-SHA-512-256)"),
+  mac_valid = ProtoField.bool("mlink.topo.mac.valid", "MAC verified"),
 }
 p.fields = f
 
@@ -88,14 +98,46 @@ local e = {
                                  expert.group.UNDECODED, expert.severity.NOTE),
   unknown_tlv = ProtoExpert.new("mlink.topo.unknown_tlv", "Unknown TLV (skipped by v1)",
                                 expert.group.UNDECODED, expert.severity.NOTE),
+  bad_mac = ProtoExpert.new("mlink.topo.bad_mac", "MAC does not verify",
+                            expert.group.SECURITY, expert.severity.WARN),
+  unknown_key = ProtoExpert.new("mlink.topo.unknown_key", "Key id not in the key file",
+                                expert.group.SECURITY, expert.severity.WARN),
   unknown_critical = ProtoExpert.new("mlink.topo.unknown_critical_tlv",
                                      "Unknown must-understand TLV (v1 rejects the packet)",
                                      expert.group.PROTOCOL, expert.severity.WARN),
 }
 p.experts = { e.truncated, e.bad_length, e.bad_tlv, e.bad_magic, e.oversized, e.bad_value,
-              e.unknown_version, e.unknown_type, e.unknown_tlv, e.unknown_critical }
+              e.unknown_version, e.unknown_type, e.unknown_tlv, e.unknown_critical,
+              e.bad_mac, e.unknown_key }
 
 p.prefs.udp_port = Pref.uint("UDP port", 28012, "Port of the topology protocol (discovery.port)")
+p.prefs.key_file = Pref.string("Key file", "",
+  "[discovery] key_file ('<key id> <64 hex digits>' lines): MACs are verified with its keys")
+
+-- Key id -> 32 key bytes, read from the key file when the preference names a new one.
+local keys, keys_from = {}, nil
+local function load_keys()
+  if keys_from == p.prefs.key_file then return end
+  keys, keys_from = {}, p.prefs.key_file
+  if keys_from == "" then return end
+  if not hmac then
+    report_failure("mlink.topo: no mlink_hmac.lua next to mlink.lua: MACs are not verified")
+  end
+  local fh, err = io.open(keys_from, "r")
+  if not fh then
+    report_failure("mlink.topo: key file: " .. tostring(err))
+    return
+  end
+  for line in fh:lines() do
+    local id, hex = line:match("^%s*(%d+)%s+(%x+)%s*$")
+    if id and #hex == 64 then
+      keys[tonumber(id)] = hex:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end)
+    elseif not line:match("^%s*$") and not line:match("^%s*#") then
+      report_failure("mlink.topo: key file " .. keys_from .. ": not '<id> <64 hex digits>': " .. line)
+    end
+  end
+  fh:close()
+end
 
 -- A node id: [A-Za-z0-9_-]{1,32}.
 local function valid_id(s)
@@ -348,7 +390,20 @@ function p.dissector(tvb, pinfo, tree)
     ti:add_proto_expert_info(e.unknown_type, name)
     if len - MAC > HEADER then body:add(f.body, tvb(HEADER, len - HEADER - MAC)) end
   end
-  root:add(f.mac, tvb(len - MAC, MAC))
+  local mi = root:add(f.mac, tvb(len - MAC, MAC))
+  load_keys()
+  if hmac and keys_from ~= "" then
+    local key_id = tvb(10, 2):uint()
+    if not keys[key_id] then
+      mi:add_proto_expert_info(e.unknown_key, "Key id " .. key_id .. " is not in " .. keys_from)
+    else
+      local ok = hmac(keys[key_id], tvb(0, len - MAC):raw()) == tvb(len - MAC, MAC):raw()
+      mi:add(f.mac_valid, tvb(len - MAC, MAC), ok):set_generated()
+      if not ok then
+        mi:add_proto_expert_info(e.bad_mac, "MAC does not verify with key id " .. key_id)
+      end
+    end
+  end
 
   nid = printable(nid)
   local text = name .. " from " .. nid

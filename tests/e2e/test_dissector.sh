@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The tshark dissector of the topology protocol (dist/wireshark/mlink.lua):
 #  1. the committed vectors (proto/vectors/topo) in a pcap: the valid ones decode with
-#     their fields' values and no expert info, each reject_* shows its one defect as the
-#     expected expert info; every cut and 300 byte flips of the valid ones decode with no
-#     Lua error.
+#     their fields' values, MAC verified with the test key and no expert info; each
+#     reject_* shows its one defect as the expected expert info; every cut and 300 byte
+#     flips of the valid ones decode with no Lua error.
 #  2. a real capture on eth0 between two hosts in discovery mode with keys (a's eth0
 #     weight 2, eth1 backup): HELLO and LINKS from both, over IPv4 and IPv6, every field
-#     present with the hosts' values (node ids, addresses, hold time, links, epoch), no
-#     malformed packet, no expert info, no Lua error.
+#     present with the hosts' values (node ids, addresses, hold time, links, epoch), every
+#     MAC verified with the run's key, no malformed packet, no expert info, no Lua error.
 set -euo pipefail
 source "$(dirname "$0")/lib/bed.sh"
 source "$(dirname "$0")/lib/mlink.sh"
@@ -17,10 +17,12 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LUA=$ROOT/dist/wireshark/mlink.lua
 CHECK=$BED_LIB_DIR/topo_dissector_check.py
 
-# dissect PCAP OUT: tshark with the dissector, PDML to OUT. Fails on anything on stderr
-# but the as-root warning: a Lua load error is only a message there, tshark goes on.
+# dissect PCAP OUT KEYFILE: tshark with the dissector verifying MACs with KEYFILE, PDML to
+# OUT. Fails on anything on stderr but the as-root warning: a Lua load error is only a
+# message there, tshark goes on.
 dissect() {
-  tshark -X "lua_script:$LUA" -r "$1" -T pdml >"$2" 2>"$2.err" || bed_die "tshark on $1 failed: $(cat "$2.err")"
+  tshark -X "lua_script:$LUA" -o "mlink.topo.key_file:$3" -r "$1" -T pdml >"$2" 2>"$2.err" ||
+    bed_die "tshark on $1 failed: $(cat "$2.err")"
   if grep -v 'Running as user "root"' "$2.err" | grep -q .; then
     bed_die "tshark on $1 said: $(cat "$2.err")"
   fi
@@ -39,13 +41,15 @@ tshark -G protocols -X "lua_script:$LUA" 2>/dev/null | grep -q $'\tmlink.topo$' 
 echo "== the committed vectors"
 python3 "$CHECK" dump "$ROOT/proto/vectors/topo" "$BED_TMP/vectors.txt" "$BED_TMP/vectors.names"
 to_pcap "$BED_TMP/vectors.txt" "$BED_TMP/vectors.pcap"
-dissect "$BED_TMP/vectors.pcap" "$BED_TMP/vectors.pdml"
+# The vectors' test key (proto/vectors/topo/README.md).
+echo "1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" >"$BED_TMP/vectors.key"
+dissect "$BED_TMP/vectors.pcap" "$BED_TMP/vectors.pdml" "$BED_TMP/vectors.key"
 python3 "$CHECK" vectors "$BED_TMP/vectors.pdml" "$BED_TMP/vectors.names" || bed_die "vectors"
 
 echo "== cuts and byte flips of the valid vectors: no Lua error"
 python3 "$CHECK" fuzz "$ROOT/proto/vectors/topo" "$BED_TMP/fuzz.txt" "$((16#$BED_RUNID))"
 to_pcap "$BED_TMP/fuzz.txt" "$BED_TMP/fuzz.pcap"
-dissect "$BED_TMP/fuzz.pcap" "$BED_TMP/fuzz.pdml"
+dissect "$BED_TMP/fuzz.pcap" "$BED_TMP/fuzz.pdml" "$BED_TMP/vectors.key"
 python3 "$CHECK" fuzz-check "$BED_TMP/fuzz.pdml" "$(grep -c '^000000 ' "$BED_TMP/fuzz.txt")" || bed_die "fuzzed packets (seed $((16#$BED_RUNID)))"
 
 echo "== a real capture: a and b in discovery mode, tcpdump on a's eth0"
@@ -65,6 +69,7 @@ done
 grep -qs "listening on eth0" "$BED_TMP/tcpdump.log" || bed_die "tcpdump not listening after 5 s"
 
 epoch_min=$(date +%s)
+ml_keys  # here, not only inside $(ml_config_mesh): ML_TOPO_KEY is needed below
 cfg_a=$(ml_config_mesh a 1 eth0 eth1)
 sed -i -e '/device = "eth0"/a weight = 2' -e '/device = "eth1"/a backup = true' "$cfg_a"
 ml_start a "$cfg_a"
@@ -90,7 +95,7 @@ epoch_max=$(($(date +%s) + 1))  # an agent's epoch is its start time + 1
 ml_stop a
 ml_stop b
 
-dissect "$CAP" "$BED_TMP/eth0.pdml"
+dissect "$CAP" "$BED_TMP/eth0.pdml" "$ML_TOPO_KEY"
 python3 "$CHECK" capture "$BED_TMP/eth0.pdml" "$A" "$B" "$epoch_min" "$epoch_max" ||
   bed_die "capture: see above (pcap kept in $BED_TMP)"
 tshark -X "lua_script:$LUA" -r "$CAP" 2>/dev/null | head -4 | sed 's/^/    /'

@@ -6,6 +6,9 @@
   fuzz-check PDML COUNT               COUNT packets, every one decoded as mlink.topo, no Lua error
   capture PDML A_ID B_ID EPOCH_MIN EPOCH_MAX   a real capture on link eth0 between a and b
 
+Both PDMLs come from tshark with the key file set (-o mlink.topo.key_file:F), so MACs are
+verified.
+
 PDML is `tshark -T pdml` output. Exit status 1 with the reasons on stderr when a check fails.
 """
 import os
@@ -95,9 +98,10 @@ REJECT_EXPERT = {
     "reject_bad_tlv": "mlink.topo.bad_tlv",
     "reject_unknown_critical_tlv": "mlink.topo.unknown_critical_tlv",
     "reject_bad_address": "mlink.topo.bad_value",
-    # Only a receiver with the key can tell these from valid packets: nothing to flag.
-    "reject_unknown_key": None,
-    "reject_bad_mac": None,
+    # With the vectors' key file (key id 1 only).
+    "reject_unknown_key": "mlink.topo.unknown_key",
+    "reject_bad_mac": "mlink.topo.bad_mac",
+    # Only a receiver that saw the packets before can tell: nothing to flag.
     "reject_replay": None,
 }
 
@@ -138,6 +142,8 @@ def check_vectors(pdml, names_file):
         if not name.startswith("reject_"):
             if got or p.errors():
                 bad.append(f"{name}: valid, but shows {got} {p.errors()}")
+            if p.shows("mlink.topo.mac.valid") != ["1"]:
+                bad.append(f"{name}: MAC not verified ({p.shows('mlink.topo.mac.valid')})")
             for field, want in VALID_FIELDS.get(name, {}).items():
                 if p.shows(field) != want:
                     bad.append(f"{name}: {field} = {p.shows(field)}, want {want}")
@@ -203,6 +209,8 @@ def check_capture(pdml, a, b, epoch_min, epoch_max):
             bad.append(f"packet {i}: epoch {epoch} not in [{epoch_min}, {epoch_max}]")
         if p.shows("mlink.topo.key_id") != ["1"] or p.shows("mlink.topo.version") != ["1"]:
             bad.append(f"packet {i}: key id or version not 1")
+        if p.shows("mlink.topo.mac.valid") != ["1"]:
+            bad.append(f"packet {i}: MAC not verified with the run's key")
         v6 = "ipv6" in p.protos
         if typ == ["1"]:
             want = {"mlink.topo.ml_addr": [f"10.88.0.{me}/16", f"fd88::{me}/64"],
