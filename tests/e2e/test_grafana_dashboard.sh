@@ -38,7 +38,7 @@ SCRAPE=$BED_TMP/metrics-a.txt
 for ((i = 0; i < 40; i++)); do
   scrape >"$SCRAPE" || bed_die "scrape of a's /metrics failed"
   missing=0
-  for m in "${used[@]}"; do grep -q "^$m[{ ]" "$SCRAPE" || missing=1; done
+  for m in "${used[@]}"; do grep -q "^${m}[{ ]" "$SCRAPE" || missing=1; done
   ((missing)) || break
   sleep 0.25
 done
