@@ -59,7 +59,7 @@ for i in 0 1; do bed_link a b "$i"; done
 CAP=$BED_TMP/eth0.pcap
 # -Z root: tcpdump would write as user tcpdump, which may not write into our 0700 temp dir.
 # -U: each packet is written as it comes, so the capture can be read while it runs.
-bed_bg a tcpdump.log timeout 60 tcpdump -i eth0 -nn -U -Z root -w "$CAP" udp port 28012
+bed_bg a tcpdump.log timeout 120 tcpdump -i eth0 -nn -U -Z root -w "$CAP" udp port 28012
 TCPDUMP_PID=$BED_LAST_PID
 for ((i = 0; i < 50; i++)); do
   grep -qs "listening on eth0" "$BED_TMP/tcpdump.log" && break
