@@ -10,6 +10,7 @@ PKGS=(
   iproute2 iperf3 iputils-ping tcpdump nftables python3 util-linux procps
   frr         # bfdd, the peer of tests/e2e/test_frr_interop.sh
   prometheus  # promtool, which checks /metrics in tests/e2e/test_metrics.sh
+  tshark      # runs dist/wireshark/mlink.lua in tests/e2e/test_dissector.sh (text2pcap comes with it)
   systemd     # systemd-analyze, which checks dist/systemd/*.service
   libcap2-bin libseccomp2  # capsh, seccomp: tests/e2e/test_systemd_unit.sh runs mlinkd in the unit's sandbox
   dpkg-dev lintian man-db groff-base mandoc  # the .deb (cpack, dpkg-shlibdeps) and its checks: tests/e2e/test_package.sh

@@ -60,6 +60,10 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/OPERATIONS.
         DESTINATION ${MLINK_DOCDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/examples/ DESTINATION ${MLINK_DOCDIR}/examples
         FILES_MATCHING PATTERN "*.toml")
+# The tshark dissector and the Grafana dashboard (docs/OPERATIONS.md says how to use them).
+install(FILES ${MLINK_DIST}/wireshark/mlink.lua ${MLINK_DIST}/wireshark/mlink_hmac.lua
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/mlink/wireshark)
+install(FILES ${MLINK_DIST}/grafana/mlink.json DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/mlink/grafana)
 
 # ---- CPack: the .deb --------------------------------------------------------
 set(CPACK_GENERATOR DEB)

@@ -74,6 +74,8 @@ expect=(
   /usr/share/doc/mlink/README.md /usr/share/doc/mlink/OPERATIONS.md
   /usr/share/doc/mlink/examples/a.toml /usr/share/doc/mlink/examples/b.toml
   /usr/share/doc/mlink/examples/static.toml
+  /usr/share/mlink/wireshark/mlink.lua /usr/share/mlink/wireshark/mlink_hmac.lua
+  /usr/share/mlink/grafana/mlink.json
   /etc/mlink
 )
 for f in "${expect[@]}"; do grep -qx "$f" "$TMP/files" || fail "$f is not in the package"; done
