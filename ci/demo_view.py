@@ -150,11 +150,13 @@ def main():
     t0, printed_phases = time.time(), 0
     nxt = time.monotonic()
     while True:
+        for h in hosts:
+            h.sample()
+        # The marks just before the events: an event after a mark is written after it (BFD
+        # takes tens of ms), so it is never read before its mark.
         phases = read_phases(os.path.join(a.run_dir, "phases"))
         if phases:
             t0 = phases[0][0] / 1000
-        for h in hosts:
-            h.sample()
         new_events = events.poll(phases)
         t = time.time() - t0
         if tty:
