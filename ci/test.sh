@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command: builds mlink twice (release and ASan+UBSan) and runs the
 # whole suite (unit, netlink, BPF_PROG_TEST_RUN, netns end-to-end) in both.
-# Needs root for everything but the unit tests. Under CI=true a privileged
-# test that would skip fails instead.
+# Needs root for everything but the unit tests; installs the Debian packages
+# it needs when one is missing. Under CI=true a privileged test that would
+# skip fails instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash ci/install-deps.sh --check all >/dev/null || bash ci/install-deps.sh all
 JOBS=${JOBS:-$(nproc)}
 if [ "${CI:-}" = "true" ]; then export MLINK_REQUIRE_PRIVILEGED=1; fi
 
