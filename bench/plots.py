@@ -50,6 +50,10 @@ def num(v):
         return v
 
 
+def num_or(v, default=0.0):
+    return v if isinstance(v, (int, float)) else default
+
+
 def kv(line):
     return {k: num(v) for k, v in re.findall(r"(\w+)=(\S+)", line)}
 
@@ -98,7 +102,7 @@ def cmd_series(a):
     case = kv(a.summary)
     case.update({"fault_s": a.fault_s, "repair_s": a.repair_s, "stall_mbps": a.stall_mbps,
                  "streams": len(ivs[0].get("streams", [])) if ivs else 0,
-                 "intervals_from": source, "t_end_s": t, "mbps": mbps, "stalled": stalled})
+                 "intervals_from": source, "t_end_s": t, "mbps": mbps, "stalled_streams": stalled})
     write_json(a.out, case)
 
 
@@ -166,7 +170,7 @@ def render_failover(doc, path, fault="oneway"):
     plt = pyplot()
     runs = [r for r in doc["runs"] if r.get("fault") == fault] or doc["runs"]
     fault = runs[0].get("fault", "?")
-    fig, (top, low) = plt.subplots(2, 1, sharex=True, figsize=(8, 5.6),
+    fig, (top, low) = plt.subplots(2, 1, sharex=True, figsize=(8, 6),
                                    gridspec_kw={"height_ratios": [3, 1.3]})
     m = doc.get("meta", {})
     links, rate = m.get("links"), m.get("rate_mbps")
@@ -175,31 +179,36 @@ def render_failover(doc, path, fault="oneway"):
             top.axhline(n * rate, color="0.6", ls=":", lw=1)
             top.text(0.2, n * rate, f"{n} × {rate:g} Mbit/s shaped", fontsize=7, color="0.4",
                      va="bottom")
-    notes = []
+    notes, r0 = [], None
     for mode in sorted({r.get("mode") for r in runs}, key=lambda s: s != "mlink"):
         label, colour = SYSTEMS.get(mode, (mode, None))
         mine = [r for r in runs if r.get("mode") == mode]
-        for i, r in enumerate(mine):  # the first run bold, the others faint behind it
-            style = {"lw": 1.8, "alpha": 1.0} if i == 0 else {"lw": 0.8, "alpha": 0.35}
-            lab = f"{label} (run 1{f'; faint: runs 2–{len(mine)}' if len(mine) > 1 else ''})" \
-                if i == 0 else None
-            top.step(r["t_end_s"], r["mbps"], where="pre", color=colour, label=lab, **style)
-            low.step(r["t_end_s"], r["stalled"], where="pre", color=colour, **style)
-        det = [max(r[k] for k in ("detect_a_ms", "detect_b_ms")) for r in mine
-               if isinstance(r.get("detect_a_ms"), int) and isinstance(r.get("detect_b_ms"), int)]
+        # One run per system, the one with the median aggregate during the fault: with
+        # several runs drawn the lines hide each other. The others' figures go in the note.
+        ranked = sorted(range(len(mine)), key=lambda i: (num_or(mine[i].get("during")), i))
+        pick = ranked[(len(ranked) - 1) // 2]
+        r = mine[pick]
+        lab = f"{label}" + (f" (run {pick + 1} of {len(mine)}: median aggregate during the fault)"
+                            if len(mine) > 1 else "")
+        z = 3 if mode == "mlink" else 2  # mlink on top where the lines coincide
+        top.step(r["t_end_s"], r["mbps"], where="pre", color=colour, label=lab, lw=1.8, zorder=z)
+        low.step(r["t_end_s"], r["stalled_streams"], where="pre", color=colour, lw=1.8, zorder=z)
+        det = [max(x["detect_a_ms"], x["detect_b_ms"]) for x in mine
+               if isinstance(x.get("detect_a_ms"), int) and isinstance(x.get("detect_b_ms"), int)]
         if det:
             span = f"{min(det)}" if min(det) == max(det) else f"{min(det)}–{max(det)}"
-            notes.append(f"{label}: eth1 out on both ends {span} ms after the fault")
-        elif mode != "mlink":
-            notes.append(f"{label}: never takes eth1 out")
-    r0 = runs[0]
+            note = f"{label}: eth1 out on both ends {span} ms after the fault"
+        else:
+            note = f"{label}: never takes eth1 out"
+        stalls = ", ".join(str(x.get("stalled", "?")) for x in mine)
+        notes.append(f"{note}; streams stalled > 1 s: {stalls}")
+        r0 = r0 or r
     for ax in (top, low):
         ax.axvspan(r0["fault_s"], r0["repair_s"], color="tab:red", alpha=0.07)
-        ax.axvline(r0["fault_s"], color="tab:red", lw=1.2)
-        ax.axvline(r0["repair_s"], color="tab:green", lw=1.2, ls="--")
-    top.axvline(r0["fault_s"], color="tab:red", lw=1.2, label=f"fault at {r0['fault_s']:.1f} s")
-    top.axvline(r0["repair_s"], color="tab:green", lw=1.2, ls="--",
-                label=f"repair at {r0['repair_s']:.1f} s")
+        ax.axvline(r0["fault_s"], color="tab:red", lw=1.2,
+                   label=f"fault at {r0['fault_s']:.1f} s" if ax is top else None)
+        ax.axvline(r0["repair_s"], color="tab:green", lw=1.2, ls="--",
+                   label=f"repair at {r0['repair_s']:.1f} s" if ax is top else None)
     top.set_ylabel("aggregate goodput, Mbit/s")
     top.set_ylim(0, (links * rate * 1.12) if links and rate else None)
     top.legend(loc="lower left", fontsize=8, framealpha=0.9)
@@ -207,16 +216,15 @@ def render_failover(doc, path, fault="oneway"):
     top.set_title(f"Throughput through a {FAULTS.get(fault, fault)}\n"
                   f"iperf3 -P{r0.get('streams', '?')}, receiver side, {iv:.1f} s intervals",
                   fontsize=11)
-    if notes:
-        top.text(0.99, 0.03, "\n".join(notes), transform=top.transAxes, fontsize=8, ha="right",
-                 va="bottom", bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "0.8"})
+    # Per system, every run's figures under the plot (the lines show one run each).
+    fig.text(0.01, 0.03, "\n".join(notes), fontsize=8, ha="left", va="bottom")
     low.set_ylabel(f"streams\n< {r0.get('stall_mbps', 1):g} Mbit/s")
     low.yaxis.get_major_locator().set_params(integer=True)
     low.set_ylim(-0.3, max(r0.get("streams", 8), 1) + 0.3)
     low.set_xlabel("time since iperf3 start, s")
     low.set_xlim(0, max(r0["t_end_s"]) if r0["t_end_s"] else None)
     footer(fig, m)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout(rect=(0, 0.03 + 0.022 * len(notes), 1, 1))
     save(fig, path)
 
 
