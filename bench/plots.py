@@ -153,10 +153,12 @@ def pyplot():
 
 
 def footer(fig, m):
-    load = m.get("load_end")
+    l0, l1 = m.get("load_start"), m.get("load_end")
+    load = f", load avg {l0[0]:.1f} at the start, {l1[0]:.1f} at the end" if l0 and l1 else \
+        f", load avg {l1[0]:.1f}" if l1 else ""
     text = f"{m.get('date', '?')[:10]}, {m.get('cpus', '?')} CPUs, kernel {m.get('kernel', '?')}, " \
-           f"commit {m.get('commit', '?')}" + (f", load avg {load[0]:.1f}" if load else "") + \
-           f"  ·  {m.get('command', '')}"
+           f"commit {m.get('commit', '?')}" + load + \
+           f"\n{m.get('command', '')}"
     fig.text(0.01, 0.005, text, fontsize=7, color="0.4", ha="left", va="bottom")
 
 
@@ -217,14 +219,14 @@ def render_failover(doc, path, fault="oneway"):
                   f"iperf3 -P{r0.get('streams', '?')}, receiver side, {iv:.1f} s intervals",
                   fontsize=11)
     # Per system, every run's figures under the plot (the lines show one run each).
-    fig.text(0.01, 0.03, "\n".join(notes), fontsize=8, ha="left", va="bottom")
+    fig.text(0.01, 0.05, "\n".join(notes), fontsize=8, ha="left", va="bottom")
     low.set_ylabel(f"streams\n< {r0.get('stall_mbps', 1):g} Mbit/s")
     low.yaxis.get_major_locator().set_params(integer=True)
     low.set_ylim(-0.3, max(r0.get("streams", 8), 1) + 0.3)
     low.set_xlabel("time since iperf3 start, s")
     low.set_xlim(0, max(r0["t_end_s"]) if r0["t_end_s"] else None)
     footer(fig, m)
-    fig.tight_layout(rect=(0, 0.03 + 0.022 * len(notes), 1, 1))
+    fig.tight_layout(rect=(0, 0.05 + 0.022 * len(notes), 1, 1))
     save(fig, path)
 
 
@@ -259,9 +261,12 @@ def render_goodput(doc, path):
             x = i + (j - (len(cases) - 1) / 2) * width
             y = r["median_mbps"] / limit(p)
             xs.append(x); ys.append(y)
-            ax.text(x, y + 0.015, f"{r['median_mbps']:.0f}", ha="center", va="bottom", fontsize=7)
+            ax.text(x, 0.02, f"{r['median_mbps']:.0f}", ha="center", va="bottom", fontsize=8,
+                    color="white", fontweight="bold")
             rs = [v / limit(p) for v in r["runs_mbps"]]
-            ax.plot([x] * len(rs), rs, "o", ms=3.5, mfc="none", color="black", alpha=0.6,
+            # spread across the bar, so that equal runs stay countable
+            dx = [width * 0.6 * (k / max(len(rs) - 1, 1) - 0.5) for k in range(len(rs))]
+            ax.plot([x + d for d in dx], rs, "o", ms=3.5, mfc="none", color="black", alpha=0.6,
                     label="each run" if (j, i) == (0, 0) else None)
         ax.bar(xs, ys, width * 0.92, color=colour, label=label)
     ax.axhline(1.0, color="black", lw=0.8, ls=":")
@@ -272,10 +277,10 @@ def render_goodput(doc, path):
     ax.legend(loc="upper left", fontsize=8, ncol=len(cases) + 1)
     secs, reps = m.get("seconds", float("nan")), m.get("repeats", "?")
     ax.set_title(f"Goodput over {links} links × tbf {rate:g} Mbit/s by system and flow count\n"
-                 f"bars: median of {reps} runs of {secs:g} s (Mbit/s above), circles: each run",
+                 f"bars: median of {reps} runs of {secs:g} s (Mbit/s on the bar), circles: each run",
                  fontsize=11)
     footer(fig, m)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     save(fig, path)
 
 
