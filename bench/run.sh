@@ -15,7 +15,7 @@ BENCH_JSON=${BENCH_JSON:-$BENCH_DIR/results/goodput.json}
 read -r LOAD_START < /proc/loadavg
 source "$BENCH_DIR/throughput_baselines.sh"
 source "$BENCH_DIR/../tests/e2e/lib/mlink.sh"
-BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink"}
+BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mptcp"}
 BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
 
 mlink_setup() {
@@ -25,6 +25,35 @@ mlink_setup() {
 }
 mlink_teardown() { ml_stop a; ml_stop b; }
 bench_case_mlink() { run_case mlink mlink_setup mlink_teardown "$ML_B"; }
+
+# MPTCP, the kernel's in-kernel path manager: b announces its other links' addresses, a opens
+# a subflow to each (source chosen by routing: the link of that subnet). iperf3 3.12 has no
+# --mptcp: the preload shim makes its TCP sockets MPTCP ones, server and client.
+MPTCP_PRELOAD=$MLINK_BUILD_DIR/bench/mptcp_preload.so
+MPTCP_PORT=$((BED_IPERF_PORT + 1))
+mptcp_setup() {
+  local h i
+  [[ -f $MPTCP_PRELOAD ]] || bed_die "no $MPTCP_PRELOAD: cmake --build build --target mptcp_preload"
+  for h in a b; do
+    bed_exec "$h" ip mptcp limits set subflows $((BENCH_LINKS - 1)) add_addr_accepted $((BENCH_LINKS - 1))
+  done
+  for ((i = 1; i < BENCH_LINKS; i++)); do
+    bed_exec b ip mptcp endpoint add "$(bed_addr4 b "$i")" dev "eth$i" signal
+  done
+  bed_bg b iperf3-mptcp.log env LD_PRELOAD="$MPTCP_PRELOAD" taskset -c "${BED_SERVER_CPU:-1}" \
+    iperf3 -s -p "$MPTCP_PORT" -J -i 0.1
+  MPTCP_SERVER=$BED_LAST_PID
+  bed_wait_tcp_listen b "$MPTCP_PORT"
+}
+mptcp_teardown() {
+  bed_kill "$MPTCP_SERVER"
+  bed_exec b ip mptcp endpoint flush
+}
+# The client inherits LD_PRELOAD through run_case (bed_iperf has no wrapper hook); nothing
+# else there opens a TCP socket.
+bench_case_mptcp() {
+  LD_PRELOAD=$MPTCP_PRELOAD run_case mptcp mptcp_setup mptcp_teardown "$(bed_addr4 b 0)" -p "$MPTCP_PORT"
+}
 
 echo "== per-packet cost (BPF_PROG_TEST_RUN, 64-byte IPv4 TCP, 10^6 repeats, median of 7)"
 "$MLINK_BUILD_DIR/bench/bench_bpf_cost" | tee -a "$BENCH_OUT"
