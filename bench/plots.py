@@ -30,7 +30,7 @@ import iperf_summary  # noqa: E402  (receiver-side intervals)
 SYSTEMS = {  # case name -> label and colour, in plotting order
     "single_link": ("single link", "tab:gray"),
     "ecmp": ("kernel ECMP (L4 hash)", "tab:orange"),
-    "mptcp": ("MPTCP", "tab:green"),
+    "mptcp": ("MPTCP (a subflow per link)", "tab:green"),
     "mlink": ("mlink", "tab:blue"),
 }
 FAULTS = {

@@ -3,7 +3,7 @@
 # same run:
 #  1. per-packet cost of ml_egress (BPF_PROG_TEST_RUN) net of an empty program;
 #  2. goodput over BENCH_LINKS × tbf BENCH_RATE links, iperf3 -P8, -P4 and -P1:
-#     mlink against a single link and kernel ECMP on the same topology; JSON in BENCH_JSON
+#     mlink against a single link, kernel ECMP and MPTCP on the same topology; JSON in BENCH_JSON
 #     (bench/results/goodput.json) and its plot beside it (.png, needs python3-matplotlib).
 # Usage: sudo bench/run.sh   (env as in throughput_baselines.sh; MLINK_BUILD_DIR; BENCH_JSON;
 #   BENCH_FAILOVER=1 also runs the one-way failover against ECMP: bench/failover.sh)
