@@ -5,8 +5,11 @@
 # 1 Mbit/s for more than 1 s and the longest such stall, and the aggregate before / during /
 # after, with ECMP's figures beside mlink's. Targets (issue 4): one-way drop detected on both
 # ends within 150 ms; no stream stalled for more than 1 s.
+# Writes every case's per-interval aggregate to FO_BENCH_JSON and plots the one-way fault's
+# (aggregate Mbit/s against time, mlink and ECMP) to FO_BENCH_PNG (needs python3-matplotlib).
 # Usage: sudo bench/failover.sh   Env: FO_BENCH_FAULTS ("oneway admin_down_sender
 #   admin_down_receiver loss30 flap"), FO_BENCH_REPEATS (1), BENCH_OUT (raw lines, appended),
+#   FO_BENCH_JSON (bench/results/failover.json), FO_BENCH_PNG (the JSON's name, .png),
 #   MLINK_BUILD_DIR.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,6 +17,11 @@ export MLINK_BUILD_DIR=${MLINK_BUILD_DIR:-$BENCH_DIR/../build}
 FAULTS=${FO_BENCH_FAULTS:-"oneway admin_down_sender admin_down_receiver loss30 flap"}
 REPEATS=${FO_BENCH_REPEATS:-1}
 BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-failover.XXXXXX)}
+JSON=${FO_BENCH_JSON:-$BENCH_DIR/results/failover.json}
+PNG=${FO_BENCH_PNG:-${JSON%.json}.png}
+read -r LOAD_START < /proc/loadavg
+SERIES=$(mktemp -d /tmp/mlink-failover-series.XXXXXX)
+trap 'rm -rf "$SERIES"' EXIT
 
 failed=0
 for ((r = 1; r <= REPEATS; r++)); do
@@ -21,7 +29,8 @@ for ((r = 1; r <= REPEATS; r++)); do
     for mode in mlink ecmp; do
       echo "== run $r/$REPEATS: $mode, $fault" >&2
       log=$(mktemp /tmp/mlink-failover-case.XXXXXX)
-      if bash "$BENCH_DIR/failover_case.sh" "$mode" "$fault" >"$log" 2>&1; then
+      if FO_SERIES_OUT="$SERIES/$fault-$r-$mode.json" bash "$BENCH_DIR/failover_case.sh" "$mode" "$fault" \
+        >"$log" 2>&1; then
         grep '^bench_failover ' "$log" | tee -a "$BENCH_OUT"
       else
         echo "  case failed; its output:" >&2
@@ -86,4 +95,13 @@ print("targets (one-way drop <= 150 ms on both ends, 0 streams stalled > 1 s):",
       "met" if ok else "MISSED")
 PY
 echo "raw results: $BENCH_OUT"
+
+# The plot needs matplotlib (apt: python3-matplotlib), which a python3 earlier in PATH may lack.
+PY=python3
+for p in python3 /usr/bin/python3; do
+  if "$p" -c 'import matplotlib' 2>/dev/null; then PY=$p; break; fi
+done
+"$PY" "$BENCH_DIR/plots.py" failover --cases "$SERIES" --json "$JSON" --png "$PNG" \
+  --links 3 --rate-mbps 200 --seconds 15 --repeats "$REPEATS" --load-start "$LOAD_START" \
+  --command "sudo FO_BENCH_FAULTS='$FAULTS' FO_BENCH_REPEATS=$REPEATS bench/failover.sh"
 exit $((failed > 0))

@@ -11,6 +11,8 @@
 # detect_*: fault -> the agent's map update taking eth1 out on that end (from the agent's
 # log timestamps); back_*: repair -> eth1 back in; '-' where not applicable or not seen.
 # Aggregates: before = 1 s .. fault, during = fault .. repair, after = repair + 5 s .. end.
+# FO_SERIES_OUT=FILE: also write the per-interval aggregate and stalled streams there (JSON,
+# bench/plots.py series).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -112,6 +114,12 @@ retrans=$(awk '$1 == "retransmits" {print $2}' <<<"$summary")
 tf=$(fo_t "$FAULT_AT")
 tr=$(fo_t "$REPAIR_AT")
 ta=$(awk -v r="$tr" 'BEGIN { printf "%.2f", r + 5 }') # a repaired lossy link is back within ~5 s
-echo "bench_failover mode=$MODE fault=$FAULT detect_a_ms=$da detect_b_ms=$db back_a_ms=$ba" \
-  "back_b_ms=$bb stalled=$stalled longest_stall_s=$longest before=$(fo_window 1 "$tf")" \
-  "during=$(fo_window "$tf" "$tr") after=$(fo_window "$ta" "$SECS") retransmits=$retrans"
+line="bench_failover mode=$MODE fault=$FAULT detect_a_ms=$da detect_b_ms=$db back_a_ms=$ba"
+line+=" back_b_ms=$bb stalled=$stalled longest_stall_s=$longest before=$(fo_window 1 "$tf")"
+line+=" during=$(fo_window "$tf" "$tr") after=$(fo_window "$ta" "$SECS") retransmits=$retrans"
+echo "$line"
+# The per-interval series for the plot (bench/failover.sh collects it); the bed's temp dir goes.
+if [ -n "${FO_SERIES_OUT:-}" ]; then
+  python3 "$BENCH_DIR/plots.py" series "$FO_JSON" --fault-s "$tf" --repair-s "$tr" \
+    --stall-mbps "$FO_STALL_MBPS" --summary "$line" --out "$FO_SERIES_OUT"
+fi

@@ -2,15 +2,20 @@
 # mlink benchmarks, every figure as a ratio against a baseline measured in the
 # same run:
 #  1. per-packet cost of ml_egress (BPF_PROG_TEST_RUN) net of an empty program;
-#  2. goodput over BENCH_LINKS × tbf BENCH_RATE links, iperf3 -P8 and -P4:
-#     mlink against a single link and kernel ECMP on the same topology.
-# Usage: sudo bench/run.sh   (env as in throughput_baselines.sh; MLINK_BUILD_DIR)
+#  2. goodput over BENCH_LINKS × tbf BENCH_RATE links, iperf3 -P8, -P4 and -P1:
+#     mlink against a single link, kernel ECMP and MPTCP on the same topology; JSON in BENCH_JSON
+#     (bench/results/goodput.json) and its plot beside it (.png, needs python3-matplotlib).
+# Usage: sudo bench/run.sh   (env as in throughput_baselines.sh; MLINK_BUILD_DIR; BENCH_JSON;
+#   BENCH_FAILOVER=1 also runs the one-way failover against ECMP: bench/failover.sh)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MLINK_BUILD_DIR=${MLINK_BUILD_DIR:-$BENCH_DIR/../build}
+BENCH_PARALLEL=${BENCH_PARALLEL:-"8 4 1"}
+BENCH_JSON=${BENCH_JSON:-$BENCH_DIR/results/goodput.json}
+read -r LOAD_START < /proc/loadavg
 source "$BENCH_DIR/throughput_baselines.sh"
 source "$BENCH_DIR/../tests/e2e/lib/mlink.sh"
-BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink"}
+BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mptcp"}
 BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
 
 mlink_setup() {
@@ -20,6 +25,35 @@ mlink_setup() {
 }
 mlink_teardown() { ml_stop a; ml_stop b; }
 bench_case_mlink() { run_case mlink mlink_setup mlink_teardown "$ML_B"; }
+
+# MPTCP, the kernel's in-kernel path manager: b announces its other links' addresses, a opens
+# a subflow to each (source chosen by routing: the link of that subnet). iperf3 3.12 has no
+# --mptcp: the preload shim makes its TCP sockets MPTCP ones, server and client.
+MPTCP_PRELOAD=$MLINK_BUILD_DIR/bench/mptcp_preload.so
+MPTCP_PORT=$((BED_IPERF_PORT + 1))
+mptcp_setup() {
+  local h i
+  [[ -f $MPTCP_PRELOAD ]] || bed_die "no $MPTCP_PRELOAD: cmake --build build --target mptcp_preload"
+  for h in a b; do
+    bed_exec "$h" ip mptcp limits set subflows $((BENCH_LINKS - 1)) add_addr_accepted $((BENCH_LINKS - 1))
+  done
+  for ((i = 1; i < BENCH_LINKS; i++)); do
+    bed_exec b ip mptcp endpoint add "$(bed_addr4 b "$i")" dev "eth$i" signal
+  done
+  bed_bg b iperf3-mptcp.log env LD_PRELOAD="$MPTCP_PRELOAD" taskset -c "${BED_SERVER_CPU:-1}" \
+    iperf3 -s -p "$MPTCP_PORT" -J -i 0.1
+  MPTCP_SERVER=$BED_LAST_PID
+  bed_wait_tcp_listen b "$MPTCP_PORT"
+}
+mptcp_teardown() {
+  bed_kill "$MPTCP_SERVER"
+  bed_exec b ip mptcp endpoint flush
+}
+# The client inherits LD_PRELOAD through run_case (bed_iperf has no wrapper hook); nothing
+# else there opens a TCP socket.
+bench_case_mptcp() {
+  LD_PRELOAD=$MPTCP_PRELOAD run_case mptcp mptcp_setup mptcp_teardown "$(bed_addr4 b 0)" -p "$MPTCP_PORT"
+}
 
 echo "== per-packet cost (BPF_PROG_TEST_RUN, 64-byte IPv4 TCP, 10^6 repeats, median of 7)"
 "$MLINK_BUILD_DIR/bench/bench_bpf_cost" | tee -a "$BENCH_OUT"
@@ -37,7 +71,7 @@ print("\n== ratios (same run)")
 if "empty" in ns and "egress_peer" in ns:
     net = float(ns["egress_peer"]) - float(ns["empty"])
     print(f"egress cost net of empty program: {net:.0f} ns/packet (target <= 50)")
-for p in ("8", "4"):
+for p in ("8", "4", "1"):
     s, e, m = t.get(("single_link", p)), t.get(("ecmp", p)), t.get(("mlink", p))
     if s and m:
         print(f"-P{p}: mlink {m:.1f} Mbit/s = {m / (links * s):.3f} x {links} x single link ({s:.1f})"
@@ -45,6 +79,23 @@ for p in ("8", "4"):
               + (" (target >= 0.99)" if p == "8" else ""))
 PY
 echo "raw results: $BENCH_OUT"
+
+# The plot needs matplotlib (apt: python3-matplotlib), which a python3 earlier in PATH may lack.
+PY=python3
+for p in python3 /usr/bin/python3; do
+  if "$p" -c 'import matplotlib' 2>/dev/null; then PY=$p; break; fi
+done
+"$PY" "$BENCH_DIR/plots.py" goodput --input "$BENCH_OUT" --json "$BENCH_JSON" \
+  --png "${BENCH_JSON%.json}.png" --links "$BENCH_LINKS" --rate-mbps "${BENCH_RATE%mbit}" \
+  --seconds "$BENCH_SECONDS" --repeats "$BENCH_REPEATS" --load-start "$LOAD_START" \
+  --command "sudo BENCH_SECONDS=$BENCH_SECONDS BENCH_REPEATS=$BENCH_REPEATS bench/run.sh"
+
+# (BENCH_FAILOVER=1) throughput through a one-way silent failure, mlink and ECMP: its own JSON
+# and plot (bench/results/failover.*).
+if [[ ${BENCH_FAILOVER:-0} == 1 ]]; then
+  echo "== failover against ECMP (bench/failover.sh)"
+  FO_BENCH_FAULTS=${FO_BENCH_FAULTS:-oneway} bash "$BENCH_DIR/failover.sh"
+fi
 
 # 3. (BENCH_SCALE=1) one agent against N simulated peers × 4 links: bench/scale.sh (its own
 #    JSON, table and plot; SCALE_PEERS picks the sizes).

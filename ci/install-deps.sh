@@ -26,6 +26,7 @@ TESTS=(
   systemd     # systemd-analyze, which checks dist/systemd/*.service
   libcap2-bin libseccomp2  # capsh, seccomp: tests/e2e/test_systemd_unit.sh runs mlinkd in the unit's sandbox
   dpkg-dev lintian man-db groff-base mandoc  # the .deb (cpack, dpkg-shlibdeps) and its checks: tests/e2e/test_package.sh
+  python3-matplotlib  # the benchmark plots (bench/plots.py, bench/scale_report.py): tests/bench/test_plots.sh
 )
 case $group in
   demo) PKGS=("${DEMO[@]}") ;;
