@@ -32,6 +32,7 @@ SYSTEMS = {  # case name -> label and colour, in plotting order
     "ecmp": ("kernel ECMP (L4 hash)", "tab:orange"),
     "mptcp": ("MPTCP (a subflow per link)", "tab:green"),
     "mlink": ("mlink", "tab:blue"),
+    "mlink_flowlet": ("mlink, flowlet mode", "tab:purple"),
 }
 FAULTS = {
     "oneway": "one-way silent failure of eth1",

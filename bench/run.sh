@@ -15,7 +15,7 @@ BENCH_JSON=${BENCH_JSON:-$BENCH_DIR/results/goodput.json}
 read -r LOAD_START < /proc/loadavg
 source "$BENCH_DIR/throughput_baselines.sh"
 source "$BENCH_DIR/../tests/e2e/lib/mlink.sh"
-BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mptcp"}
+BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mlink_flowlet mptcp"}
 BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
 
 mlink_setup() {
@@ -25,6 +25,9 @@ mlink_setup() {
 }
 mlink_teardown() { ml_stop a; ml_stop b; }
 bench_case_mlink() { run_case mlink mlink_setup mlink_teardown "$ML_B"; }
+# Flowlet mode (spread = "flowlet", default gap): one flow may use every link.
+mlink_flowlet_setup() { ML_NODE_TOML='spread = "flowlet"' mlink_setup; }
+bench_case_mlink_flowlet() { run_case mlink_flowlet mlink_flowlet_setup mlink_teardown "$ML_B"; }
 
 # MPTCP, the kernel's in-kernel path manager: b announces its other links' addresses, a opens
 # a subflow to each (source chosen by routing: the link of that subnet). iperf3 3.12 has no
@@ -72,11 +75,13 @@ if "empty" in ns and "egress_peer" in ns:
     net = float(ns["egress_peer"]) - float(ns["empty"])
     print(f"egress cost net of empty program: {net:.0f} ns/packet (target <= 50)")
 for p in ("8", "4", "1"):
-    s, e, m = t.get(("single_link", p)), t.get(("ecmp", p)), t.get(("mlink", p))
-    if s and m:
-        print(f"-P{p}: mlink {m:.1f} Mbit/s = {m / (links * s):.3f} x {links} x single link ({s:.1f})"
-              + (f", {m / e:.3f} x ECMP ({e:.1f})" if e else "")
-              + (" (target >= 0.99)" if p == "8" else ""))
+    s, e = t.get(("single_link", p)), t.get(("ecmp", p))
+    for case in ("mlink", "mlink_flowlet"):
+        m = t.get((case, p))
+        if s and m:
+            print(f"-P{p}: {case} {m:.1f} Mbit/s = {m / (links * s):.3f} x {links} x single link ({s:.1f})"
+                  + (f", {m / e:.3f} x ECMP ({e:.1f})" if e else "")
+                  + (" (target >= 0.99)" if p == "8" else ""))
 PY
 echo "raw results: $BENCH_OUT"
 
