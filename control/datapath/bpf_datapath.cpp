@@ -145,8 +145,8 @@ BpfDatapath::~BpfDatapath() {
 namespace {
 
 std::vector<bpf_map*> pinned_maps(mlink_bpf* skel) {
-  return {skel->maps.ml_peers,    skel->maps.ml_locals,        skel->maps.ml_peer_stats,
-          skel->maps.ml_drops,    skel->maps.ml_ingress_stats, skel->maps.ml_abi,
+  return {skel->maps.ml_peers,     skel->maps.ml_locals,        skel->maps.ml_peer_stats,
+          skel->maps.ml_drops,     skel->maps.ml_ingress_stats, skel->maps.ml_abi,
           skel->maps.ml_bfd_peers, skel->maps.ml_flowlets};
 }
 
