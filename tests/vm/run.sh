@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Two real VMs on Debian 12's stock kernel (6.1): mlink installed from its .deb, run by
+# systemd, over three virtual links.
+#
+#   sudo tests/vm/run.sh        (MLINK_BUILD_DIR: the build, default build/)
+#
+# 1. builds the .deb (cpack -G DEB) and the guest image (tests/vm/image.sh: debootstrap,
+#    linux-image-amd64; cached in /var/cache/mlink-vm, keyed by its package list and scripts);
+# 2. boots guests a and b (qemu/KVM, 1 vCPU each, copy-on-write overlays) joined by three
+#    links that touch no host network (tests/vm/lib.sh), steps both clocks to the host's;
+# 3. in each: `apt-get install ./mlink_*.deb`, the links addressed as docs/examples/ say,
+#    /etc/mlink/mlink.toml from /usr/share/doc/mlink/examples, keys made by `mlinkctl keygen`
+#    on a and copied to b, `systemctl start mlinkd`;
+# 4. checks: all three links Up on both ends; ping over ML (IPv4 and IPv6); iperf3 -P8 over ml0
+#    with every link carrying at least VM_MIN_SHARE of the bytes (the datapath's per-link
+#    counters); a one-way silent failure of eth1 (b drops what arrives on it: a tc filter
+#    ahead of mlink's own) under iperf3 -P8, taken out on both ends (each end's time from the
+#    fault to its `link` event, `mlinkctl -j monitor`: the agents' own ms stamps) and back
+#    after the repair; mlinkd on b killed (SIGKILL) under iperf3 -P8 and brought back by the
+#    unit's Restart=, with no link or BFD session going down on a.
+# Prints `vm_figure key=value` lines for the record (docs/BENCHMARKS.md). Every step is bounded
+# in time; the trap stops the guests and removes overlays, sockets and the temp dir.
+# Exits 77 (skipped) when the machine cannot run it, unless MLINK_REQUIRE_PRIVILEGED=1.
+set -euo pipefail
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=$(cd "$VM_DIR/../.." && pwd)
+BUILD=${MLINK_BUILD_DIR:-$SRC/build}
+VM_MIN_SHARE=${VM_MIN_SHARE:-0.15}   # of three links; an even split is 0.33
+# shellcheck source=lib.sh
+source "$VM_DIR/lib.sh"
+T0=$(date +%s%3N)
+
+skip() {
+  if [[ ${MLINK_REQUIRE_PRIVILEGED:-} == 1 ]]; then vm_die "$*"; fi
+  echo "SKIP: $*" >&2
+  exit 77
+}
+[ "$(id -u)" = 0 ] || skip "needs root"
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "needs /dev/kvm"
+for tool in qemu-system-x86_64 qemu-img debootstrap mkfs.ext4 ssh ssh-keygen cpack dpkg-deb python3 flock; do
+  command -v "$tool" >/dev/null || skip "needs $tool (ci/install-deps.sh installs it)"
+done
+[ -f "$BUILD/CPackConfig.cmake" ] || vm_die "no build in $BUILD (MLINK_BUILD_DIR)"
+fig() { echo "vm_figure $*"; }
+since() { echo $((($(date +%s%3N) - $1))); }
+figures() { python3 "$VM_DIR/figures.py" "$@"; }
+
+vm_init
+# ---- the package and the image -----------------------------------------------------------
+vm_log "building the .deb"
+timeout 1200 cmake --build "$BUILD" --target mlinkd mlinkctl mlink_dist_files >"$VM_TMP/build.log" 2>&1 ||
+  { tail -n 30 "$VM_TMP/build.log" >&2; vm_die "build"; }
+(cd "$BUILD" && timeout 300 cpack -G DEB -B "$VM_TMP/deb" >"$VM_TMP/cpack.log" 2>&1) ||
+  vm_die "cpack: $(cat "$VM_TMP/cpack.log")"
+debs=("$VM_TMP"/deb/mlink_*.deb)
+[ -f "${debs[0]}" ] || vm_die "cpack made no mlink_*.deb"
+DEB=${debs[0]}
+# The image holds the package's Depends, so that apt installs it offline in the guests.
+mapfile -t depends < <(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*//; s/ //g' | grep .)
+t=$(date +%s%3N)
+VM_IMAGE=$(timeout 1500 bash "$VM_DIR/image.sh" "${depends[@]}") || vm_die "image.sh"
+fig "image_s=$(($(since "$t") / 1000)) image=$VM_IMAGE"
+
+# ---- two guests --------------------------------------------------------------------------
+t=$(date +%s%3N)
+vm_start a 1 b
+vm_start b 2 a
+vm_wait_ssh a 180
+vm_wait_ssh b 180
+fig "boot_ms=$(since "$t") kernel=$(vm_ssh a uname -r)"
+for g in a b; do
+  clock=$(vm_ssh "$g" python3 - <"$VM_DIR/guest_clock.py") ||
+    vm_die "$g: cannot step its clock to the host's (ptp_kvm): the detection times would not compare"
+  vm_log "$g: clock $clock"
+done
+
+vm_log "installing $(basename "$DEB") in both guests"
+for g in a b; do
+  idx=$([ "$g" = a ] && echo 1 || echo 2)
+  vm_put "$g" "$DEB" "/root/$(basename "$DEB")"
+  vm_put "$g" "$VM_DIR/guest_setup.sh" /root/guest_setup.sh
+  vm_ssh "$g" bash /root/guest_setup.sh "$idx" "/root/$(basename "$DEB")"
+done
+# Keys: made on a by the package's own mlinkctl, the same files on b (they pass through this
+# shell's pipes, never the host's disk).
+vm_ssh a 'umask 077; mlinkctl keygen bfd > /etc/mlink/bfd.key; mlinkctl keygen topo > /etc/mlink/topo.key'
+for k in bfd topo; do
+  vm_ssh a cat "/etc/mlink/$k.key" | vm_ssh b "umask 077; cat > /etc/mlink/$k.key"
+done
+t=$(date +%s%3N)
+for g in a b; do
+  vm_ssh "$g" 'systemctl start mlinkd' ||
+    { vm_ssh "$g" 'journalctl -u mlinkd --no-pager | tail -n 40' >&2 || true; vm_die "$g: systemctl start mlinkd"; }
+done
+
+# wait_links G SECS [LINK]: until G's peer has every link (or LINK) up with BFD up.
+wait_links() {
+  local g=$1 secs=$2 deadline
+  deadline=$(($(date +%s%3N) + secs * 1000))
+  until vm_ssh "$g" 'mlinkctl -j show peers' >"$VM_TMP/peers-$g.json" 2>/dev/null &&
+    figures links "$VM_TMP/peers-$g.json" ${3:+"$3"} >"$VM_TMP/links-$g.txt"; do
+    (($(date +%s%3N) < deadline)) || {
+      vm_ssh "$g" 'mlinkctl show peers; journalctl -u mlinkd --no-pager | tail -n 30' >&2 || true
+      vm_die "$g: links not up within $secs s: $(cat "$VM_TMP/links-$g.txt" 2>/dev/null)"
+    }
+    sleep 0.2
+  done
+}
+wait_links a 30
+wait_links b 30
+fig "links_up_ms=$(since "$t") a=\"$(cat "$VM_TMP/links-a.txt")\" b=\"$(cat "$VM_TMP/links-b.txt")\""
+
+# ---- ping over ML --------------------------------------------------------------------------
+vm_ssh a 'ping -c 3 -i 0.2 -W 2 10.88.0.2 && ping -6 -c 3 -i 0.2 -W 2 fd88::2' >"$VM_TMP/ping.txt" ||
+  vm_die "ping over ML: $(cat "$VM_TMP/ping.txt")"
+fig "ping $(grep -E 'rtt|round-trip' "$VM_TMP/ping.txt" | head -1 | sed 's/ = /=/; s/ /_/g')"
+
+# ---- iperf3 -P8: every link carries a share ------------------------------------------------
+vm_ssh b 'systemd-run -q --unit=mlvm-iperf3 iperf3 -s' >/dev/null
+deadline=$(($(date +%s) + 10))
+until vm_ssh b 'ss -Htln sport = 5201 | grep -q .'; do
+  (($(date +%s) < deadline)) || vm_die "b: iperf3 -s not listening"
+  sleep 0.2
+done
+link_bytes() { vm_ssh a 'mlinkctl -j show peers' >"$VM_TMP/p.json" && figures bytes "$VM_TMP/p.json"; }
+# iperf3 -c on a for SECS, its JSON in OUT; bounded, run in the background by the caller.
+iperf_a() { vm_ssh a "iperf3 -c 10.88.0.2 -P8 -t $1 -J" >"$2"; }
+
+link_bytes >"$VM_TMP/bytes.0"
+iperf_a 10 "$VM_TMP/iperf-share.json" || vm_die "iperf3: $(head -c 400 "$VM_TMP/iperf-share.json")"
+link_bytes >"$VM_TMP/bytes.1"
+gbps=$(figures iperf "$VM_TMP/iperf-share.json")
+shares=$(figures shares "$VM_TMP/bytes.0" "$VM_TMP/bytes.1" "$VM_MIN_SHARE") ||
+  vm_die "a link carried less than $VM_MIN_SHARE of iperf3 -P8's bytes: $shares"
+fig "iperf3_P8_gbps=$gbps shares=\"$shares\""
+
+# ---- one-way silent failure of eth1, under iperf3 -P8 ---------------------------------------
+# Both agents' events, stamped by the agents (clocks stepped to the host's above).
+for g in a b; do
+  vm_ssh "$g" 'mlinkctl -j monitor' >"$VM_TMP/monitor-$g.jsonl" 2>&1 &
+  VM_BG_PIDS+=("$!")
+done
+iperf_a 14 "$VM_TMP/iperf-oneway.json" &
+iperf_pid=$!
+VM_BG_PIDS+=("$iperf_pid")
+sleep 3   # into the transfer: the fault hits a loaded link
+# Everything a sends over eth1 is dropped as it arrives at b, carrier up: a filter ahead of
+# mlink's (priority 10) in the clsact ingress hook, so echoes are not reflected either. An
+# nftables ingress rule would come after tc's ingress hook, which redirects ML traffic and
+# reflects echoes before netfilter sees them.
+fault=$(vm_ssh b 'date +%s%3N; tc filter add dev eth1 ingress pref 1 handle 1 matchall action drop' | head -1)
+vm_log "fault: b drops what arrives on eth1"
+wait_state() { # G LINK STATE SECS
+  local deadline=$(($(date +%s%3N) + $4 * 1000))
+  until vm_ssh "$1" 'mlinkctl -j show maps' >"$VM_TMP/m-$1.json" 2>/dev/null &&
+    [ "$(figures state "$VM_TMP/m-$1.json" "$2")" = "$3" ]; do
+    (($(date +%s%3N) < deadline)) || vm_die "$1: $2 not $3 within $4 s"
+    sleep 0.1
+  done
+}
+wait_state b eth1 down 5
+wait_state a eth1 down 5
+sleep 2
+repair=$(vm_ssh b 'date +%s%3N; tc filter del dev eth1 ingress pref 1' | head -1)
+vm_log "repair"
+wait_links a 15 eth1
+wait_links b 15 eth1
+wait "$iperf_pid" || vm_die "iperf3 during the one-way failure: $(head -c 400 "$VM_TMP/iperf-oneway.json")"
+link_bytes >"$VM_TMP/bytes.2"
+sleep 1
+link_bytes >"$VM_TMP/bytes.3"
+for g in a b; do
+  down=$(figures event "$VM_TMP/monitor-$g.jsonl" "$fault" eth1 down)
+  up=$(figures event "$VM_TMP/monitor-$g.jsonl" "$repair" eth1 up)
+  [ "$down" != - ] || vm_die "$g: no event took eth1 down after the fault"
+  fig "oneway_detect_${g}_ms=$down oneway_back_${g}_ms=$up"
+done
+fig "oneway_iperf3_P8_gbps=$(figures iperf "$VM_TMP/iperf-oneway.json")"
+
+# ---- agent restart: SIGKILL on b, the unit's Restart= brings it back -------------------------
+: >"$VM_TMP/monitor-a.jsonl"   # a's monitor still runs: from here on, only the restart's events
+pid0=$(vm_ssh b 'systemctl show -p MainPID --value mlinkd')
+iperf_a 10 "$VM_TMP/iperf-restart.json" &
+iperf_pid=$!
+VM_BG_PIDS+=("$iperf_pid")
+sleep 3
+t=$(date +%s%3N)
+vm_ssh b 'systemctl kill -s KILL mlinkd'
+deadline=$(($(date +%s) + 20))
+until [ "$(vm_ssh b 'systemctl is-active mlinkd' || true)" = active ] &&
+  pid1=$(vm_ssh b 'systemctl show -p MainPID --value mlinkd') && [ "$pid1" != "$pid0" ] && [ "$pid1" != 0 ]; do
+  (($(date +%s) < deadline)) || vm_die "b: mlinkd not back within 20 s of SIGKILL"
+  sleep 0.2
+done
+back=$(since "$t")
+wait_links b 15
+wait "$iperf_pid" || vm_die "iperf3 during the restart: $(head -c 400 "$VM_TMP/iperf-restart.json")"
+wait_links a 5
+downs=$(figures downs "$VM_TMP/monitor-a.jsonl")
+[ -z "$downs" ] || vm_die "a took links or sessions down while b's agent restarted: $downs"
+adopted=$(vm_ssh b 'journalctl -u mlinkd -b --no-pager -o cat' | grep -ci adopt || true)
+fig "restart_back_ms=$back restart_a_downs=0 restart_iperf3_P8_gbps=$(figures iperf "$VM_TMP/iperf-restart.json") b_log_adopt_lines=$adopted"
+
+fig "total_s=$(($(since "$T0") / 1000))"
+echo "PASS: two VMs, $(vm_ssh a uname -r)"
