@@ -10,7 +10,9 @@
   figures.py event MONITOR_JSONL SINCE_MS LINK STATE
                                        ms from SINCE_MS to the first `link` event of LINK
                                        to STATE (IPv4 or IPv6 entry), '-' when none
-  figures.py downs MONITOR_JSONL       the `link` down and `session` down events, one a line
+  figures.py downs MONITOR_JSONL SINCE_MS
+                                       the `link` down and `session` down events from
+                                       SINCE_MS on, one a line
   figures.py iperf IPERF_JSON          receiver Gbit/s, and the client's error if any
 """
 import datetime
@@ -72,6 +74,8 @@ def main(cmd, *a):
         return 0
     if cmd == "downs":
         for e in events(a[0]):
+            if "time" not in e or epoch_ms(e["time"]) < int(a[1]):
+                continue
             if (e.get("type") == "link" and e.get("state") == "down") or \
                (e.get("type") == "session" and e.get("to") == "down"):
                 print(json.dumps(e, sort_keys=True))

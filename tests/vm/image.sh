@@ -76,6 +76,7 @@ chroot "$root" systemctl enable systemd-networkd ssh >/dev/null 2>&1
 # Nothing that waits at boot for a network the guests do not have.
 chroot "$root" systemctl mask systemd-networkd-wait-online apt-daily.timer \
   apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1
+chroot "$root" systemctl set-default multi-user.target >/dev/null 2>&1
 chroot "$root" passwd -d root >/dev/null
 cp "$root"/boot/vmlinuz-* "$work/vmlinuz"
 cp "$root"/boot/initrd.img-* "$work/initrd.img"

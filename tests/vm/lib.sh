@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # lib.sh - qemu/KVM guests for tests/vm/run.sh: boot, ssh, cleanup.
 #
-#   vm_init IMAGE_DIR       per-run temp dir (overlays, sockets, logs), cleanup trap
+#   vm_init                 per-run temp dir (overlays, sockets, logs), cleanup trap;
+#                           then set VM_IMAGE to the image's directory (image.sh)
 #   vm_start NAME IDX PEER  boot guest NAME (IDX 1..9) with 3 links to guest PEER
 #   vm_wait_ssh NAME SECS   until ssh answers
 #   vm_ssh NAME CMD...      run CMD in NAME as root (bounded by VM_SSH_TIMEOUT)
@@ -23,8 +24,26 @@ VM_IMAGE=
 vm_log() { echo "[$(date +%T.%3N)] $*"; }
 vm_die() { echo "FAIL: $*" >&2; exit 1; }
 
+# vm_accel: qemu's accelerator and CPU options. KVM when the host's kvm module runs ordinary
+# guests (kvm_intel, kvm_amd); else TCG. A /dev/kvm from kvm_pvm (a pagetable-based KVM that
+# needs no hardware virtualisation) runs only PVM-enabled guest kernels: Debian's stock
+# kernel hangs right after decompression there. MLINK_VM_ACCEL=kvm|tcg overrides.
+vm_accel() {
+  local a=${MLINK_VM_ACCEL:-}
+  if [ -z "$a" ]; then
+    a=tcg
+    if [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; then a=kvm; fi
+  fi
+  case $a in
+    # -arch-capabilities: a nested KVM may refuse to set that MSR (qemu aborts).
+    kvm) echo "-accel kvm -cpu host,-arch-capabilities" ;;
+    tcg) echo "-accel tcg -cpu max" ;;
+    *) vm_die "MLINK_VM_ACCEL=$a: kvm or tcg" ;;
+  esac
+}
+
 vm_init() {
-  VM_IMAGE=$1
+  VM_ACCEL=$(vm_accel)
   VM_TMP=$(mktemp -d /tmp/mlvm.XXXXXX)   # short: unix socket paths must fit 108 bytes
   trap vm_cleanup EXIT
   trap 'exit 130' INT TERM
@@ -70,11 +89,11 @@ vm_start() {
   done
   for try in 1 2 3; do
     port=$(vm_free_port)
-    qemu-system-x86_64 -name "mlvm-$name" -machine q35,accel=kvm -cpu host -smp 1 -m "$VM_MEM" \
+    qemu-system-x86_64 -name "mlvm-$name" -machine q35 $VM_ACCEL -smp 1 -m "$VM_MEM" \
       -nodefaults -no-user-config -display none -no-reboot \
       -serial "file:$VM_TMP/$name.console" \
       -kernel "$VM_IMAGE/vmlinuz" -initrd "$VM_IMAGE/initrd.img" \
-      -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 systemd.show_status=0" \
+      -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 systemd.show_status=0 mitigations=off random.trust_cpu=on" \
       -drive "file=$VM_TMP/$name.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap" \
       -device virtio-rng-pci \
       "${args[@]}" \
