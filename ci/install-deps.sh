@@ -13,7 +13,10 @@ PKGS=(
   systemd     # systemd-analyze, which checks dist/systemd/*.service
   libcap2-bin libseccomp2  # capsh, seccomp: tests/e2e/test_systemd_unit.sh runs mlinkd in the unit's sandbox
   dpkg-dev lintian man-db groff-base mandoc  # the .deb (cpack, dpkg-shlibdeps) and its checks: tests/e2e/test_package.sh
+  vagrant     # `vagrant validate` of the Vagrantfile: tests/e2e/test_vagrantfile.sh
 )
+# Not here: qemu-system-x86 qemu-utils debootstrap, for tests/vm/run.sh (two VMs on Debian's
+# 6.1), which is run by hand, not by CI (docs/OPERATIONS.md, "Two VMs on Debian 12").
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

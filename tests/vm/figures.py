@@ -14,6 +14,7 @@
                                        the `link` down and `session` down events from
                                        SINCE_MS on, one a line
   figures.py iperf IPERF_JSON          receiver Gbit/s, and the client's error if any
+  figures.py streams IPERF_JSON        "local_port Mbit/s" per stream (receiver side)
 """
 import datetime
 import json
@@ -86,6 +87,14 @@ def main(cmd, *a):
         end = j.get("end", {}).get("sum_received", {})
         print(f"{end.get('bits_per_second', 0) / 1e9:.2f}", j.get("error", ""))
         return 0 if end and not j.get("error") else 1
+    if cmd == "streams":
+        with open(a[0]) as f:
+            j = json.load(f)
+        ports = {s["socket"]: s["local_port"] for s in j["start"]["connected"]}
+        for s in j["end"]["streams"]:
+            r = s["receiver"]
+            print(ports.get(r["socket"], "?"), f"{r['bits_per_second'] / 1e6:.0f}")
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 
