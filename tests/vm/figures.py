@@ -81,6 +81,14 @@ def main(cmd, *a):
                (e.get("type") == "session" and e.get("to") == "down"):
                 print(json.dumps(e, sort_keys=True))
         return 0
+    if cmd == "first":  # epoch ms of the first down event from SINCE_MS on
+        for e in events(a[0]):
+            if "time" in e and epoch_ms(e["time"]) >= int(a[1]) and \
+               (e.get("state") == "down" or e.get("to") == "down"):
+                print(epoch_ms(e["time"]))
+                return 0
+        print(a[1])
+        return 0
     if cmd == "iperf":
         with open(a[0]) as f:
             j = json.load(f)
