@@ -189,6 +189,7 @@ downs=$(figures downs "$VM_TMP/monitor-a.jsonl" "$t_share"; figures downs "$VM_T
 [ -z "$downs" ] || check_fail "links or sessions went down under iperf3 -P8 alone: $downs"
 
 # ---- one-way silent failure of eth1, under iperf3 -P8 ---------------------------------------
+vm_ssh b 'modprobe -a cls_matchall act_gact'   # loaded now, not while the fault is timed
 iperf_a 14 "$VM_TMP/iperf-oneway.json" &
 iperf_pid=$!
 VM_BG_PIDS+=("$iperf_pid")
@@ -197,8 +198,11 @@ sleep 3   # into the transfer: the fault hits a loaded link
 # mlink's (priority 10) in the clsact ingress hook, so echoes are not reflected either. An
 # nftables ingress rule would come after tc's ingress hook, which redirects ML traffic and
 # reflects echoes before netfilter sees them.
-fault=$(vm_ssh b 'date +%s%3N; tc filter add dev eth1 ingress pref 1 handle 1 matchall action drop' | head -1)
-vm_log "fault: b drops what arrives on eth1"
+# The fault's time is when tc returns (the filter is in place): the command itself took up to
+# 2.3 s under TCG, so a stamp taken before it made detection look seconds slow (measured).
+read -r fault_t0 fault < <(vm_ssh b 't0=$(date +%s%3N)
+  tc filter add dev eth1 ingress pref 1 handle 1 matchall action drop; echo "$t0 $(date +%s%3N)"')
+vm_log "fault: b drops what arrives on eth1 (tc took $((fault - fault_t0)) ms)"
 wait_state() { # G LINK STATE SECS
   local deadline=$(($(date +%s%3N) + $4 * 1000))
   until vm_ssh "$1" 'mlinkctl -j show maps' >"$VM_TMP/m-$1.json" 2>/dev/null &&
@@ -210,7 +214,7 @@ wait_state() { # G LINK STATE SECS
 wait_state b eth1 down 5 || check_fail "b: eth1 not down within 5 s of the fault"
 wait_state a eth1 down 5 || check_fail "a: eth1 not down within 5 s of the fault"
 sleep 2
-repair=$(vm_ssh b 'date +%s%3N; tc filter del dev eth1 ingress pref 1' | head -1)
+repair=$(vm_ssh b 'tc filter del dev eth1 ingress pref 1; date +%s%3N')
 vm_log "repair"
 wait_links a 15 eth1
 wait_links b 15 eth1
@@ -222,7 +226,7 @@ for g in a b; do
   down=$(figures event "$VM_TMP/monitor-$g.jsonl" "$fault" eth1 down)
   up=$(figures event "$VM_TMP/monitor-$g.jsonl" "$repair" eth1 up)
   [ "$down" != - ] || check_fail "$g: no event took eth1 down after the fault"
-  fig "oneway_detect_${g}_ms=$down oneway_back_${g}_ms=$up"
+  fig "oneway_detect_${g}_ms=$down oneway_back_${g}_ms=$up (from tc's return; it took $((fault - fault_t0)) ms)"
 done
 fig "oneway_iperf3_P8_gbps=$(figures iperf "$VM_TMP/iperf-oneway.json")"
 
@@ -252,6 +256,9 @@ downs=$(figures downs "$VM_TMP/monitor-a.jsonl" "$t_restart")
 adopted=$(vm_ssh b 'journalctl -u mlinkd -b --no-pager -o cat' | grep -ci adopt || true)
 fig "restart_back_ms=$back restart_a_downs=0 restart_iperf3_P8_gbps=$(figures iperf "$VM_TMP/iperf-restart.json") b_log_adopt_lines=$adopted"
 
+for g in a b; do   # kept with MLINK_VM_KEEP=1
+  vm_ssh "$g" 'journalctl -u mlinkd -b --no-pager -o short-precise' >"$VM_TMP/journal-$g.txt" || true
+done
 fig "total_s=$(($(since "$T0") / 1000))"
 if ((${#FAILED[@]})); then
   printf '  - %s\n' "${FAILED[@]}" >&2
