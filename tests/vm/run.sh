@@ -189,6 +189,10 @@ downs=$(figures downs "$VM_TMP/monitor-a.jsonl" "$t_share"; figures downs "$VM_T
 [ -z "$downs" ] || check_fail "links or sessions went down under iperf3 -P8 alone: $downs"
 
 # ---- one-way silent failure of eth1, under iperf3 -P8 ---------------------------------------
+# The fault must hit a link that is up on both ends (under TCG a stalled guest can take every
+# link out for a moment: measured once under iperf3, all three at once).
+wait_links a 30
+wait_links b 30
 vm_ssh b 'modprobe -a cls_matchall act_gact'   # loaded now, not while the fault is timed
 iperf_a 14 "$VM_TMP/iperf-oneway.json" &
 iperf_pid=$!
@@ -231,6 +235,8 @@ done
 fig "oneway_iperf3_P8_gbps=$(figures iperf "$VM_TMP/iperf-oneway.json")"
 
 # ---- agent restart: SIGKILL on b, the unit's Restart= brings it back -------------------------
+wait_links a 30
+wait_links b 30
 t_restart=$(date +%s%3N)   # a's monitor still runs: its events from here on are the restart's
 pid0=$(vm_ssh b 'systemctl show -p MainPID --value mlinkd')
 iperf_a 10 "$VM_TMP/iperf-restart.json" &
