@@ -83,7 +83,7 @@ cp "$root"/boot/initrd.img-* "$work/initrd.img"
 ls "$root"/lib/modules >"$work/kernel-version"
 
 # ---- the disk: ext4 made from the tree, no loop device or mount ---------------------------
-rm -rf "$root"/boot/*
+rm -rf "${root:?}"/boot/*
 truncate -s 3G "$work/rootfs.raw"
 mkfs.ext4 -q -L root -d "$root" "$work/rootfs.raw"
 rm -rf "$root"

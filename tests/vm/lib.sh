@@ -13,7 +13,6 @@
 # user-mode network with restrict=on (no route out of qemu) and ssh forwarded from
 # 127.0.0.1:<a free port>. Guests boot copy-on-write overlays of the cached image.
 set -euo pipefail
-VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_MEM=${VM_MEM:-1024}
 VM_SSH_TIMEOUT=${VM_SSH_TIMEOUT:-120}
 declare -gA VM_PID=() VM_PORT=()
@@ -32,7 +31,9 @@ vm_accel() {
   local a=${MLINK_VM_ACCEL:-}
   if [ -z "$a" ]; then
     a=tcg
-    if [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; then a=kvm; fi
+    if [ -r /dev/kvm ] && [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+      a=kvm
+    fi
   fi
   case $a in
     # -arch-capabilities: a nested KVM may refuse to set that MSR (qemu aborts).
@@ -81,15 +82,16 @@ vm_free_port() {
 }
 
 vm_start() {
-  local name=$1 idx=$2 peer=$3 i port try args=()
+  local name=$1 idx=$2 peer=$3 i port args=() accel
+  read -r -a accel <<<"$VM_ACCEL"
   qemu-img create -q -f qcow2 -F raw -b "$VM_IMAGE/rootfs.raw" "$VM_TMP/$name.qcow2"
   for i in 0 1 2; do
     args+=(-netdev "dgram,id=l$i,local.type=unix,local.path=$VM_TMP/$name-l$i,remote.type=unix,remote.path=$VM_TMP/$peer-l$i"
       -device "virtio-net-pci,netdev=l$i,mac=52:54:00:6d:0$idx:0$i,addr=0x$((3 + i))")
   done
-  for try in 1 2 3; do
+  for _ in 1 2 3; do
     port=$(vm_free_port)
-    qemu-system-x86_64 -name "mlvm-$name" -machine q35 $VM_ACCEL -smp 1 -m "$VM_MEM" \
+    qemu-system-x86_64 -name "mlvm-$name" -machine q35 "${accel[@]}" -smp 1 -m "$VM_MEM" \
       -nodefaults -no-user-config -display none -no-reboot \
       -serial "file:$VM_TMP/$name.console" \
       -kernel "$VM_IMAGE/vmlinuz" -initrd "$VM_IMAGE/initrd.img" \
