@@ -27,7 +27,10 @@ TESTS=(
   libcap2-bin libseccomp2  # capsh, seccomp: tests/e2e/test_systemd_unit.sh runs mlinkd in the unit's sandbox
   dpkg-dev lintian man-db groff-base mandoc  # the .deb (cpack, dpkg-shlibdeps) and its checks: tests/e2e/test_package.sh
   python3-matplotlib  # the benchmark plots (bench/plots.py, bench/scale_report.py): tests/bench/test_plots.sh
+  vagrant     # `vagrant validate` of the Vagrantfile: tests/e2e/test_vagrantfile.sh
 )
+# Not here: qemu-system-x86 qemu-utils debootstrap, for tests/vm/run.sh (two VMs on Debian's
+# 6.1), which is run by hand, not by CI (docs/OPERATIONS.md, "Two VMs on Debian 12").
 case $group in
   demo) PKGS=("${DEMO[@]}") ;;
   all) PKGS=("${DEMO[@]}" "${TESTS[@]}") ;;
