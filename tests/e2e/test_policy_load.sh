@@ -291,8 +291,10 @@ steer_flows b
 BED_SERVER_INTERVAL=$IVL bed_iperf_server b "$PORT"
 
 # ---- 1. drain under iperf3 -P8 -------------------------------------------------------------
-echo "== drain: iperf3 -P8 a -> b for 9 s; baseline 2-4 s, drain eth1 (on a) at 4 s, undrain at 6 s"
-iperf_start drain 8 9
+# 11 s, past the last snapshot (at 8 s) by more than a snapshot takes: under ASan one takes
+# over a second, and b's last window once began after a 9 s transfer had ended.
+echo "== drain: iperf3 -P8 a -> b for 11 s; baseline 2-4 s, drain eth1 (on a) at 4 s, undrain at 6 s"
+iperf_start drain 8 11
 at 2
 snap base0
 at 4
