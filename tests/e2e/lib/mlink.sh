@@ -99,12 +99,36 @@ ml_wait_links() {
   done
 }
 
-# ml_stop HOST: SIGTERM mlinkd in HOST and wait for it; fails if it did not exit 0.
+# ml_stop HOST: SIGTERM mlinkd in HOST and wait for it; fails if it did not exit 0, or did not
+# exit within ML_STOP_SECS (30; a sanitized agent's leak check included): then what each of
+# its threads was blocked in is printed before it is killed.
 ml_stop() {
-  local host=$1 var="ML_PID_$1" rc=0
-  kill -TERM "${!var}"
-  wait "${!var}" || rc=$?
+  local host=$1 var="ML_PID_$1" rc=0 i
+  local pid=${!var} limit=$((${ML_STOP_SECS:-30} * 10))
+  kill -TERM "$pid"
+  for ((i = 0; i < limit; i++)); do
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break
+    [ -e "/proc/$pid" ] || break
+    sleep 0.1
+  done
+  if ((i == limit)); then
+    ml__dump_stuck "$pid" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    cat "$BED_TMP/mlinkd-$host.log" >&2
+    bed_die "mlinkd on $host (PID $pid) did not exit within $((limit / 10)) s of SIGTERM"
+  fi
+  wait "$pid" || rc=$?
   [ "$rc" -eq 0 ] || { cat "$BED_TMP/mlinkd-$host.log" >&2; bed_die "mlinkd on $host exited $rc"; }
+}
+
+# ml__dump_stuck PID: each thread's state, wait channel and kernel stack.
+ml__dump_stuck() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    echo "--- thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)): $(awk '{print $3}' "$t/stat" 2>/dev/null)," \
+      "wchan $(cat "$t/wchan" 2>/dev/null), syscall $(cut -d' ' -f1 "$t/syscall" 2>/dev/null)"
+    cat "$t/stack" 2>/dev/null || true
+  done
 }
 
 # ml_peers_json HOST: the datapath entries (mlinkctl -j show maps: read from the pins, so it
