@@ -302,6 +302,7 @@ int Agent::on_netlink(sd_event_source*, int, uint32_t, void* self) {
     log::info("carrier loss on {}: {} peer entries rewritten in {} us", names,
               a->controller_->entry_writes() - writes0, a->carrier_loss_us_);
   }
+  a->controller_->after_rewrite("netlink event");  // logs, monitor events, neighbour renewal
   a->on_link_events(link_events);  // after the carrier loss is handled: that is the fast part
   if (!s) {
     log::warn("{}; resyncing", s.error().message);

@@ -192,7 +192,13 @@ void LinkSetController::refresh(const PeerPlan& plan, const char* why) {
   auto usable = [this](const PeerPlan& p, size_t s, const IpAddr& nh) {
     return slot_usable(p, s, nh);
   };
-  report(plan, entries_.refresh(plan, links_, usable), why);
+  auto writes = entries_.refresh(plan, links_, usable);
+  if (deferred_) {
+    entry_writes_ += writes.size();
+    if (!writes.empty()) deferred_->push_back({plan.key, std::move(writes)});
+    return;
+  }
+  report(plan, writes, why);
 }
 
 void LinkSetController::refresh_all(const char* why) {
@@ -201,8 +207,8 @@ void LinkSetController::refresh_all(const char* why) {
 
 // Link state changes are news (log, monitor); bucket moves are routine.
 void LinkSetController::report(const PeerPlan& plan, const std::vector<EntryWrite>& writes,
-                               const char* why) {
-  entry_writes_ += writes.size();
+                               const char* why, bool counted) {
+  if (!counted) entry_writes_ += writes.size();
   for (const auto& w : writes) {
     if (!w.now) continue;
     const ml_peer& v = *w.now;
@@ -290,13 +296,23 @@ std::vector<size_t> LinkSetController::after_netlink(const char* why) {
   std::vector<size_t> lost;
   for (int ifindex : carrier_lost_)
     if (auto id = link_of(ifindex)) lost.push_back(*id);
+  deferred_.emplace();
   for (const auto& [key, plan] : registry_.peers())
     if (std::any_of(plan.links.begin(), plan.links.end(),
                     [&](const PeerLink& pl) { return touched_.count(pl.link) > 0; }))
       refresh(plan, why);
   touched_.clear();
-  renew_neighbours(why);
   return lost;
+}
+
+void LinkSetController::after_rewrite(const char* why) {
+  if (deferred_) {
+    auto held = std::move(*deferred_);
+    deferred_.reset();
+    for (const auto& d : held)
+      if (const PeerPlan* plan = registry_.find(d.peer)) report(*plan, d.writes, why, true);
+  }
+  renew_neighbours(why);
 }
 
 void LinkSetController::resync(const std::map<size_t, unsigned>& link_flags,

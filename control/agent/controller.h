@@ -94,9 +94,12 @@ class LinkSetController {
 
   // Netlink: state is taken at once, entries are written by after_netlink().
   void on_netlink(const nl::Event& ev);
-  // Returns the links that lost carrier in this batch (their peers' entries
-  // are rewritten by now).
+  // Rewrites the entries of every peer on a link that changed; returns the links that lost
+  // carrier in this batch. Only the map writes run here: what they are told as (log,
+  // monitor) and the neighbour entries renewed wait for after_rewrite(), so a carrier loss
+  // is repaired in the datapath before anything slower runs.
   std::vector<size_t> after_netlink(const char* why);
+  void after_rewrite(const char* why);
   // Entries written to the datapath so far (for timing what an event cost).
   uint64_t entry_writes() const { return entry_writes_; }
   // Link flags, ready link-local addresses and neighbour states as read again (events may
@@ -131,7 +134,9 @@ class LinkSetController {
   void set_flags(size_t link, unsigned flags);
   bool resolves_neighbours(size_t link) const;
   void renew_neighbours(const char* why);
-  void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why);
+  // counted: entry_writes_ already has these writes (held back by after_netlink()).
+  void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why,
+              bool counted = false);
   void sync_neighbours();
   void sync_sessions();
   void track_slot_owners();
@@ -162,9 +167,14 @@ class LinkSetController {
   std::set<int> link_local_ready_;       // likewise: an IPv6 link-local address left DAD
   std::set<int> link_local_known_;       // ifindexes known to have one past DAD (events, resync)
   uint64_t entry_writes_ = 0;
-  std::set<PeerKey> active_;                 // carried packets at the last rebalance look
-  std::set<PeerKey> holding_;                // a link of theirs may be in a hold-down
-  std::optional<PeerKey> rebalance_cursor_;  // where the last pass's idle share stopped
+  struct Deferred {  // a report held back by after_netlink()
+    PeerKey peer;
+    std::vector<EntryWrite> writes;
+  };
+  std::optional<std::vector<Deferred>> deferred_;  // set: refresh() holds reports back
+  std::set<PeerKey> active_;                       // carried packets at the last rebalance look
+  std::set<PeerKey> holding_;                      // a link of theirs may be in a hold-down
+  std::optional<PeerKey> rebalance_cursor_;        // where the last pass's idle share stopped
 };
 
 }  // namespace mlink::agent

@@ -110,6 +110,7 @@ TEST_CASE("controller: a link's carrier loss rewrites exactly the peers that use
 
   b.c->on_netlink(nl::LinkEvent{10, "eth0", IFF_UP, false});  // eth0 loses carrier
   b.c->after_netlink("netlink event");
+  b.c->after_rewrite("netlink event");
   auto w = b.dp.take();
   CHECK(written_addresses(w) == std::vector<std::string>{"10.88.0.2", "10.88.0.3"});
   const ml_peer& p2 = *w[0].value;
@@ -131,6 +132,7 @@ TEST_CASE("controller: a link's carrier loss rewrites exactly the peers that use
 
   b.c->on_netlink(nl::LinkEvent{10, "eth0", kUp, false});  // back
   b.c->after_netlink("netlink event");
+  b.c->after_rewrite("netlink event");
   w = b.dp.take();
   CHECK(written_addresses(w) == std::vector<std::string>{"10.88.0.2", "10.88.0.3"});
   CHECK(buckets_on(*w[0].value, 0) == ML_BUCKETS / 2);
@@ -139,6 +141,7 @@ TEST_CASE("controller: a link's carrier loss rewrites exactly the peers that use
   b.c->on_netlink(nl::NeighEvent{12, ip("10.2.0.4"), NUD_FAILED, false});
   b.c->on_netlink(nl::NeighEvent{12, ip("10.2.0.99"), NUD_FAILED, false});  // not ours
   b.c->after_netlink("netlink event");
+  b.c->after_rewrite("netlink event");
   w = b.dp.take();
   REQUIRE(w.size() == 1);
   CHECK(w[0].addr == ip("10.88.0.4"));
