@@ -136,6 +136,10 @@ conv=$("${REP[@]}" wait-up "${MAPS[@]}" --peers "$N" --links "$L" --since "$t_st
   --timeout "$CONV_TO" --interval 0.2 --verbose) || { converged=0; conv="timeout>${CONV_TO}"; }
 kill -0 "$AGENT_PID" 2>/dev/null || { tail -30 "$BED_TMP/mlinkd-a.log" >&2; bed_die "mlinkd died"; }
 bed_log "converged: $conv s"
+# Without reflected echoes every session runs on 30 ms control packets: other figures, not these.
+if grep -q 'reflects none' "$BED_TMP/mlinkd-a.log"; then
+  bed_die "the simulator reflects no echoes: $(grep -m1 'reflects none' "$BED_TMP/mlinkd-a.log")"
+fi
 # Steady state: after 2 s, CPU over STEADY s (nothing else of ours runs meanwhile).
 sleep 2
 hz=$(getconf CLK_TCK)

@@ -4,11 +4,14 @@
 #include <bpf/libbpf.h>
 #include <linux/if_ether.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <tuple>
 
 #include "ml_sim_drop.skel.h"
 #include "mlink.skel.h"
+#include "mlink_abi.h"
 
 namespace mlink::sim {
 namespace {
@@ -19,12 +22,15 @@ constexpr uint32_t kDropPriority = 1;  // the fault injection runs first
 
 }  // namespace
 
-Result<std::unique_ptr<Reflector>> Reflector::attach(const std::vector<int>& ifindexes) {
+Result<std::unique_ptr<Reflector>> Reflector::attach(const std::vector<int>& ifindexes,
+                                                     uint32_t pairs) {
   std::unique_ptr<Reflector> r(new Reflector());
   r->skel_ = mlink_bpf__open();
   if (!r->skel_) return os_error("open BPF skeleton", errno);
   r->skel_->rodata->ml_ifindex = 0;  // ml_locals stays empty: nothing is delivered anywhere
   r->skel_->rodata->ml_l2_len = ETH_HLEN;
+  if (int err = bpf_map__set_max_entries(r->skel_->maps.ml_bfd_peers, std::max(pairs, 1u)); err)
+    return os_error("size ml_bfd_peers", err);
   if (int err = mlink_bpf__load(r->skel_); err) return os_error("load BPF programs", err);
   r->drop_ = ml_sim_drop_bpf__open_and_load();
   if (!r->drop_) return os_error("load sim_drop", errno);
@@ -57,6 +63,18 @@ Reflector::~Reflector() {
   }
   if (drop_) ml_sim_drop_bpf__destroy(drop_);
   if (skel_) mlink_bpf__destroy(skel_);
+}
+
+Status Reflector::allow(int ifindex, in_addr local, in_addr remote) {
+  ml_bfd_key k{};
+  k.ifindex = static_cast<__u32>(ifindex);
+  k.family = AF_INET;
+  std::memcpy(k.local, &local, sizeof(local));
+  std::memcpy(k.remote, &remote, sizeof(remote));
+  __u32 zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_bfd_peers), &k, &zero, BPF_ANY) != 0)
+    return os_error("add to ml_bfd_peers", errno);
+  return {};
 }
 
 Status Reflector::silence(in_addr addr, bool on) {

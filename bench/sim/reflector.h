@@ -22,7 +22,11 @@ namespace mlink::sim {
 
 class Reflector {
  public:
-  static Result<std::unique_ptr<Reflector>> attach(const std::vector<int>& ifindexes);
+  // pairs: how many (link, simulated peer) allow() may name.
+  static Result<std::unique_ptr<Reflector>> attach(const std::vector<int>& ifindexes,
+                                                   uint32_t pairs);
+  // Echoes from remote to local (ours) on ifindex are reflected.
+  Status allow(int ifindex, in_addr local, in_addr remote);
   ~Reflector();
   // Echoes to addr are dropped (on) or reflected again (off).
   Status silence(in_addr addr, bool on);

@@ -167,7 +167,7 @@ Status Sim::setup() {
     l.bfd_tx = std::make_unique<BatchTx>(l.bfd_tx_fd, l.ifindex);
   }
   if (o_.reflect) {
-    auto r = Reflector::attach(ifindexes);
+    auto r = Reflector::attach(ifindexes, o_.links * o_.peers);
     if (!r) return r.error();
     reflector_ = std::move(*r);
   }
@@ -361,6 +361,7 @@ void Sim::handle_topo(unsigned link, const Rx& r, uint64_t now) {
   }
   if (auto a = v4_of(h->link_addrs); a && (!l.agent_known || a->s_addr != l.agent_addr.s_addr)) {
     l.agent_addr = *a;
+    if (l.agent_known) allow_echoes(link);
     if (!l.agent_known) {
       l.agent_known = true;
       out("sim topology: agent {} on {} at {}", m.node_id, l.dev, ip_str(*a));
@@ -484,7 +485,20 @@ void Sim::answer(unsigned node, unsigned link, bool with_links, uint64_t now) {
 
 // ---- BFD ---------------------------------------------------------------------------------
 
+// The reflector answers the agent's echoes on this link, as an mlink peer's datapath does
+// once its sessions exist.
+void Sim::allow_echoes(unsigned link) {
+  if (!reflector_) return;
+  const Link& l = links_[link];
+  for (unsigned k = 0; k < o_.peers; k++)
+    if (auto st = reflector_->allow(l.ifindex, link_addr(link, k), l.agent_addr); !st) {
+      out("sim reflector: {}", st.error().message);
+      return;
+    }
+}
+
 void Sim::start_sessions(unsigned link, uint64_t now) {
+  allow_echoes(link);
   // Spread the first packets over one Down interval, as independent hosts would be.
   std::uniform_int_distribution<uint64_t> d(0, 1'000'000);
   for (unsigned k = 0; k < o_.peers; k++) {

@@ -130,6 +130,7 @@ class Sim {
   void answer(unsigned node, unsigned link, bool with_links, uint64_t now);
   void send_topo(unsigned node, unsigned link, const topo::Message& m, in_addr dst);
   void start_sessions(unsigned link, uint64_t now);
+  void allow_echoes(unsigned link);
   void session_step(size_t idx, std::optional<bfd::Transition> tr, uint64_t now);
   void send_due(size_t idx, uint64_t now);
   void schedule(Kind kind, size_t idx, uint64_t* slot, uint64_t when);
