@@ -5,8 +5,13 @@
 #include <doctest/doctest.h>
 #include <systemd/sd-event.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,14 +31,25 @@ std::string far_addr(int i) {
 
 using Loop = EventLoop;
 
+struct StateDir {  // where the near side keeps its sessions, removed at the end
+  std::string path;
+  StateDir() {
+    char tmpl[] = "/tmp/mlink-bfdstate-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~StateDir() { std::filesystem::remove_all(path); }
+};
+
 struct Side {
   std::unique_ptr<agent::Liveness> l;
   std::vector<agent::Liveness::Id> ids;  // by far address index
   std::map<agent::Liveness::Id, std::vector<bfd::Transition>> changes;
 
-  Side() {
+  explicit Side(std::string state_path = {}) {
     agent::Liveness::Options o;
     o.cfg.echo = false;  // no datapath here to reflect them
+    o.state_path = std::move(state_path);
     l = agent::Liveness::create(
         o, [this](agent::Liveness::Id id, const bfd::Transition& t) { changes[id].push_back(t); });
   }
@@ -58,7 +74,9 @@ TEST_CASE("BFD: 48 sessions over one link, each packet to its own session") {
   sh("ip netns exec " + b.name() + " ping -c 1 -W 5 10.77.0.1");
 
   Loop loop;
-  Side near, far;
+  StateDir dir;
+  const std::string state = dir.path + "/bfd.json";
+  Side near(state), far;
   for (int i = 0; i < kSessions; i++) {
     auto id = near.l->add({"bl0", *IpAddr::parse("10.77.0.1"), *IpAddr::parse(far_addr(i)),
                            "far " + std::to_string(i)});
@@ -80,6 +98,32 @@ TEST_CASE("BFD: 48 sessions over one link, each packet to its own session") {
   CHECK(near.l->rx_unmatched() == 0);
   CHECK(far.l->rx_unmatched() == 0);
   for (auto& [id, c] : near.changes) c.clear();
+
+  // The state a restarted agent resumes from, as load_state() reads it: written
+  // kSaveDelayUsec after the last session came Up.
+  auto saved = [&] {
+    std::ifstream in(state);
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    return j.is_object() ? j : nlohmann::json::object();
+  };
+  REQUIRE(loop.run_until(
+      [&] { return saved().value("sessions", nlohmann::json::array()).size() == kSessions; },
+      milliseconds(2000)));
+  {
+    auto j = saved();
+    std::set<std::string> remotes;
+    for (const auto& s : j.at("sessions")) {
+      CHECK(s.at("device") == "bl0");
+      CHECK(s.at("local") == "10.77.0.1");
+      CHECK(s.at("resume") == true);
+      CHECK(s.at("my_disc").get<uint32_t>() != 0);
+      CHECK(s.at("remote_disc").get<uint32_t>() != 0);
+      CHECK(s.at("remote_detect_mult").get<unsigned>() == 3);
+      CHECK(s.at("remote_min_rx_us").get<uint32_t>() > 0);
+      remotes.insert(s.at("remote").get<std::string>());
+    }
+    CHECK(remotes.size() == kSessions);
+  }
 
   // The far end ends session 7 (AdminDown): exactly the near session to that
   // address goes down, the 47 others stay Up for many detection times (90 ms).
