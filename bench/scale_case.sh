@@ -13,8 +13,9 @@
 #   detect_ms         the simulator silences one peer on one link (its control packets, and a
 #                     BPF drop of the agent's echoes to it) -> the agent's "BFD up -> down" log
 #                     line for that (peer, link); others_down: other slots down after it
-#   carrier_*         `ip link set eth0 down` on the agent's side: the agent's own figure (log
-#                     "carrier loss ...: N peer entries rewritten in U us") and the time until
+#   carrier_*         `ip link set eth0 down` on the agent's side: the agent's own figures (log
+#                     "carrier loss ...: N peer entries rewritten in U us (C us of CPU)": wall
+#                     time, and the agent thread's CPU time in it) and the time until
 #                     no eth0 slot is up in the maps as polled (coarse: one mlinkctl run)
 # Usage: sudo bench/scale_case.sh PEERS
 # Env: SCALE_LINKS (4), SCALE_INTERVAL_MS (30), SCALE_MULT (3), SCALE_STEADY_S (10),
@@ -179,7 +180,7 @@ if [[ ${SCALE_PERF:-0} == 1 ]] && command -v perf >/dev/null; then
   sed 's/^/    /' "$BED_TMP/perf.txt" >&2
 fi
 
-detect=- detect_maps=- others_down=- repair=- c_entries=- c_agent=- c_poll=- c_metric=-
+detect=- detect_maps=- others_down=- repair=- c_entries=- c_agent=- c_cpu=- c_poll=- c_metric=-
 if ((converged)); then
   # ---- one-way failure toward one simulated peer on one link -----------------------------------
   K=$((N / 2)); FL=$((L > 1 ? 1 : 0)); PEER_ML=$(ml_of "$K")
@@ -211,8 +212,23 @@ if ((converged)); then
   # ---- carrier loss of eth0 on the agent's side ------------------------------------------------
   skip=$(wc -l <"$BED_TMP/mlinkd-a.log")
   bg_poll "$BED_TMP/link.out" wait-link "${MAPS[@]}" --link eth0 --interval 0.01 --timeout 20
+  if [[ ${SCALE_PERF:-0} == 1 ]] && command -v perf >/dev/null; then
+    # A profile of the rewrite itself: 1 s around it at 20 kHz (it takes ~10 ms).
+    perf record -q -F 20000 --call-graph dwarf,16384 -p "$AGENT_PID" -o "$BED_TMP/perf-carrier.data" \
+      -- sleep 1 >/dev/null 2>&1 &
+    perf_c=$!
+    sleep 0.2
+  fi
   t_c=$(now)
   bed_exec a ip link set eth0 down
+  if [[ -n ${perf_c:-} ]]; then
+    wait "$perf_c" || true
+    nice perf report -i "$BED_TMP/perf-carrier.data" --stdio --children --sort sym -g none \
+      --percent-limit 0.5 2>/dev/null | grep '%' | cut -c1-200 | head -60 >"$BED_TMP/perf-carrier.txt" || true
+    if [[ -n ${SCALE_LOG_DIR:-} ]]; then mv "$BED_TMP/perf-carrier.data" "$SCALE_LOG_DIR/perf-carrier-$N.data"; fi
+    bed_log "perf: the second around the carrier loss (with callees):"
+    sed 's/^/    /' "$BED_TMP/perf-carrier.txt" >&2
+  fi
   if bg_wait; then
     c_poll=$(sub_ms "$(<"$BED_TMP/link.out")" "$t_c")
   fi
@@ -220,7 +236,9 @@ if ((converged)); then
     --regex 'carrier loss[^:]*: [0-9]+ peer entries rewritten in [0-9]+ us' --timeout 10); then
     c_entries=$(sed -n 's/.*: \([0-9]*\) peer entries rewritten in \([0-9]*\) us.*/\1/p' <<<"$line")
     us=$(sed -n 's/.*: \([0-9]*\) peer entries rewritten in \([0-9]*\) us.*/\2/p' <<<"$line")
+    cpu_us=$(sed -n 's/.* (\([0-9]*\) us of CPU).*/\1/p' <<<"$line")
     c_agent=$(awk -v u="$us" 'BEGIN { printf "%.2f", u / 1000 }')
+    [[ -z $cpu_us ]] || c_cpu=$(awk -v u="$cpu_us" 'BEGIN { printf "%.2f", u / 1000 }')
     bed_log "agent: ${line#* }"
   fi
   m=$(bed_exec a curl -s --max-time 5 http://127.0.0.1:9464/metrics 2>/dev/null |
@@ -242,6 +260,6 @@ git -C "$BENCH_DIR/.." diff --quiet HEAD -- control bpf 2>/dev/null || rev="$rev
 echo "bench_scale peers=$N links=$L interval_ms=$IV multiplier=$MULT sessions=$((N * L))" \
   "converge_s=$conv cpu_pct=$cpu rss_mib=$rss hwm_mib=$hwm sim_cpu_pct=$sim_cpu" \
   "detect_ms=$detect detect_maps_ms=$detect_maps others_down=$others_down repair_s=$repair" \
-  "carrier_entries=$c_entries carrier_agent_ms=$c_agent carrier_poll_ms=$c_poll" \
+  "carrier_entries=$c_entries carrier_agent_ms=$c_agent carrier_cpu_ms=$c_cpu carrier_poll_ms=$c_poll" \
   "carrier_metric=$c_metric udp_rcvbuf_errors=$rcvbuf udp_drops_by_port=${udp_drops:--} sim_udp_rcvbuf_errors=$sim_rcvbuf flaps_steady=$flaps agent_runq_wait_pct=$runq load1=$load1 stop_s=$stop agent=$rev"
 ((converged)) || exit 1

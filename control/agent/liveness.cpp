@@ -223,6 +223,16 @@ void Liveness::touch(Id id) {
   if (e.due_us != std::numeric_limits<uint64_t>::max()) timers_.emplace(e.due_us, id);
 }
 
+// One lookup: every slot of every peer asks this on each rewrite (4,000 at a carrier loss).
+SessionInfo Liveness::info(Id target) const {
+  auto it = entries_.find(target);
+  if (it == entries_.end()) return {};
+  const Entry& e = it->second;
+  const auto& s = e.session;
+  return {s.state() == bfd::State::Up, is_lossy(e),   s.state(),    s.local_diag(),
+          e.echo == Echo::Active,      e.echo_rtt_us, e.loss.lost()};
+}
+
 bool Liveness::up(Id target) const {
   auto it = entries_.find(target);
   return it != entries_.end() && it->second.session.state() == bfd::State::Up;
@@ -235,10 +245,12 @@ bool Liveness::echo_active(Id target) const {
 
 bool Liveness::lossy(Id target) const {
   auto it = entries_.find(target);
-  if (it == entries_.end()) return false;
+  return it != entries_.end() && is_lossy(it->second);
+}
+
+bool Liveness::is_lossy(const Entry& e) {
   // The echo history outlives a Down: a link that lost echoes before it
   // failed is still lossy when its session comes back, until proven clean.
-  const Entry& e = it->second;
   return (e.echo == Echo::Probing || e.echo == Echo::Active) && e.loss.lossy();
 }
 

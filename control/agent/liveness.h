@@ -79,12 +79,7 @@ class Liveness final : public SessionDriver {
   // Sessions come and go with discovery; a socket, once open, stays.
   Result<Id> add(const Target& t) override;
   void remove(Id target) override;  // tells the peer (AdminDown) when the session is not Down
-  SessionInfo info(Id target) const override {
-    if (!entries_.count(target)) return {};
-    const auto& s = session(target);
-    return {up(target),          lossy(target),       s.state(),        s.local_diag(),
-            echo_active(target), echo_rtt_us(target), echo_lost(target)};
-  }
+  SessionInfo info(Id target) const override;
   bool up(Id target) const;
   const bfd::Session& session(Id target) const { return entries_.at(target).session; }
   // Dropped packets by bfd::Reject, and at kBadHopLimit those that did not
@@ -186,6 +181,7 @@ class Liveness final : public SessionDriver {
   void stop_echo(Entry& e);
   void run_echo(Id id, uint64_t now);
   uint64_t echo_interval_us(const Entry& e) const;
+  static bool is_lossy(const Entry& e);
   uint64_t next_echo_deadline(const Entry& e) const;
   void load_state();
   void save_state();

@@ -77,8 +77,11 @@ std::string SessionTable::on_loss(const SessionKey& key, bool lossy) {
 bool SessionTable::proven(const SessionKey& key) {
   if (!driver_) return true;
   auto i = info(key);
-  // A repaired link waits out its hold-down; the 100 ms rebalance pass sees it end.
-  return i && i->up && !i->lossy && damping_[key].usable(now_());
+  if (!i || !i->up || i->lossy) return false;
+  // A repaired link waits out its hold-down; the 100 ms rebalance pass sees it end. A
+  // session that never went down has no record (usable).
+  auto d = damping_.find(key);
+  return d == damping_.end() || d->second.usable(now_());
 }
 
 uint64_t SessionTable::hold_down_us(const SessionKey& key) {
