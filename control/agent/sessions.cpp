@@ -2,12 +2,29 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+#include <functional>
+#include <string>
+
 #include "common/log.h"
 
 namespace mlink::agent {
 
 SessionKey session_key(const PeerKey& peer, const PeerLink& link) {
   return {peer, link.link, link.nh4 ? *link.nh4 : *link.nh6};
+}
+
+size_t SessionKeyHash::operator()(const SessionKey& k) const {
+  size_t h = std::hash<std::string>{}(k.peer.id);
+  auto mix = [&h](uint64_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  mix(static_cast<uint64_t>(k.peer.kind));
+  mix(k.link);
+  uint64_t w[2];
+  std::memcpy(w, k.remote.bytes.data(), sizeof(w));
+  mix(w[0]);
+  mix(w[1]);
+  mix(static_cast<uint64_t>(k.remote.family));
+  return h;
 }
 
 SessionTable::SessionTable(SessionDriver* driver, Clock now)
