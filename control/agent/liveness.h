@@ -191,6 +191,11 @@ class Liveness final : public SessionDriver {
   // coming up would write it 4,000 times).
   void state_changed();
   static constexpr uint64_t kSaveDelayUsec = 100'000;
+  static constexpr uint32_t kEchoControlTxUs = 1'000'000;  // §6.8.3: control >= 1 s while echo runs
+  static constexpr uint64_t kEchoProbeUsec = 1'000'000;    // no reflection within this: none
+  // A bounded amount per callback, so a flood on one socket cannot hold the
+  // loop (the timers of every session run between two callbacks).
+  static constexpr int kBatchesPerCallback = 4;
   void after_stall(uint64_t late_us);  // the timer ran that late: read what arrived
   void run_due(uint64_t now);
   void send_due(Id target, uint64_t now);
