@@ -18,7 +18,7 @@ CACHE=${MLINK_VM_CACHE:-/var/cache/mlink-vm}
 SUITE=bookworm
 # What every guest needs besides the package under test and its Depends.
 BASE_PKGS=(linux-image-amd64 initramfs-tools systemd-sysv udev kmod openssh-server
-  iproute2 iputils-ping iperf3 nftables python3 procps bpftool)
+  iproute2 iputils-ping iperf3 nftables python3 procps bpftool man-db)
 
 die() { echo "image.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot)"

@@ -10,7 +10,7 @@
 #    links that touch no host network (tests/vm/lib.sh), steps both clocks to the host's;
 # 3. in each: `apt-get install ./mlink_*.deb`, the links addressed as docs/examples/ say,
 #    /etc/mlink/mlink.toml from /usr/share/doc/mlink/examples, keys made by `mlinkctl keygen`
-#    on a and copied to b, `systemctl start mlinkd`;
+#    on a and copied to b, `systemctl start mlinkd`; `man mlinkctl` (and the other two pages);
 # 4. checks: all three links Up on both ends; ping over ML (IPv4 and IPv6); iperf3 -P8 over ml0
 #    with every link carrying at least VM_MIN_SHARE of the bytes (the datapath's per-link
 #    counters); a one-way silent failure of eth1 (b drops what arrives on it: a tc filter
@@ -94,6 +94,13 @@ for g in a b; do
   vm_put "$g" "$VM_DIR/guest_setup.sh" /root/guest_setup.sh
   vm_ssh "$g" bash /root/guest_setup.sh "$idx" "/root/$(basename "$DEB")"
 done
+# The package's man pages, as a user reads them (man-db is in the image).
+for page in mlinkctl mlinkd mlink.toml; do
+  vm_ssh a "MANWIDTH=80 man -P cat $page" >"$VM_TMP/man-$page.txt" 2>&1 &&
+    grep "SEE ALSO" "$VM_TMP/man-$page.txt" >/dev/null ||
+    check_fail "a: man $page: $(head -c 200 "$VM_TMP/man-$page.txt")"
+done
+fig "man_pages=\"$(for p in mlinkctl mlinkd mlink.toml; do printf '%s:%s ' "$p" "$(wc -l <"$VM_TMP/man-$p.txt")"; done)lines\""
 # Under TCG (no usable KVM, see lib.sh) a guest runs tens of times slower than on hardware:
 # programming a new peer holds mlinkd's loop past the unit's 1 s watchdog (measured: SIGABRT
 # on the first peer), so the watchdog is widened by a drop-in there, and said so.
