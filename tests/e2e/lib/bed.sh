@@ -87,7 +87,8 @@ bed__on_exit() {
 # Register a command to run (first, in reverse order) at cleanup time.
 bed_on_cleanup() { BED_CLEANUP_HOOKS+=("$*"); }
 
-# Kill our processes, delete our namespaces, remove the temp dir (kept when rc != 0).
+# Kill our processes, delete our namespaces and our agents' state files, remove the temp dir
+# (kept when rc != 0).
 # Idempotent; never fails.
 bed_cleanup() {
   local rc=${1:-0} i pid ns
@@ -108,6 +109,10 @@ bed_cleanup() {
   done
   BED_NS=()
   BED_HOSTNUM=()
+  # What our agents keep across a restart (named by node id, which starts with the run id):
+  # the BFD state a clean stop leaves for the next run of that node, and what a killed one
+  # left in the default bpffs.
+  rm -rf /run/mlink/"$BED_RUNID"* /sys/fs/bpf/mlink/"$BED_RUNID"* 2>/dev/null || true
   if [[ -n $BED_TMP && -d $BED_TMP ]]; then
     if [[ $rc -eq 0 && ${BED_KEEP_TMP:-0} != 1 ]]; then
       rm -rf "$BED_TMP"
