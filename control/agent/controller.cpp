@@ -193,8 +193,8 @@ void LinkSetController::refresh(const PeerPlan& plan, const char* why) {
     return slot_usable(p, s, nh);
   };
   auto writes = entries_.refresh(plan, links_, usable);
+  entry_writes_ += writes.size();
   if (deferred_) {
-    entry_writes_ += writes.size();
     if (!writes.empty()) deferred_->push_back({plan.key, std::move(writes)});
     return;
   }
@@ -207,8 +207,7 @@ void LinkSetController::refresh_all(const char* why) {
 
 // Link state changes are news (log, monitor); bucket moves are routine.
 void LinkSetController::report(const PeerPlan& plan, const std::vector<EntryWrite>& writes,
-                               const char* why, bool counted) {
-  if (!counted) entry_writes_ += writes.size();
+                               const char* why) {
   for (const auto& w : writes) {
     if (!w.now) continue;
     const ml_peer& v = *w.now;
@@ -310,7 +309,7 @@ void LinkSetController::after_rewrite(const char* why) {
     auto held = std::move(*deferred_);
     deferred_.reset();
     for (const auto& d : held)
-      if (const PeerPlan* plan = registry_.find(d.peer)) report(*plan, d.writes, why, true);
+      if (const PeerPlan* plan = registry_.find(d.peer)) report(*plan, d.writes, why);
   }
   renew_neighbours(why);
 }

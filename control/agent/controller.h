@@ -134,9 +134,7 @@ class LinkSetController {
   void set_flags(size_t link, unsigned flags);
   bool resolves_neighbours(size_t link) const;
   void renew_neighbours(const char* why);
-  // counted: entry_writes_ already has these writes (held back by after_netlink()).
-  void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why,
-              bool counted = false);
+  void report(const PeerPlan& plan, const std::vector<EntryWrite>& writes, const char* why);
   void sync_neighbours();
   void sync_sessions();
   void track_slot_owners();
