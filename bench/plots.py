@@ -32,6 +32,8 @@ SYSTEMS = {  # case name -> label and colour, in plotting order
     "ecmp": ("kernel ECMP (L4 hash)", "tab:orange"),
     "mptcp": ("MPTCP (a subflow per link)", "tab:green"),
     "mlink": ("mlink", "tab:blue"),
+    "mlink_tsq64k": ("mlink, sender TSQ 64 KiB", "tab:cyan"),
+    "mlink_loose": ("mlink, rx_mode loose", "tab:olive"),
     "mlink_flowlet": ("mlink, flowlet mode", "tab:purple"),
 }
 FAULTS = {
@@ -133,7 +135,11 @@ def cmd_goodput(a):
     split = lambda v: [num(x) for x in str(v).split(",") if x not in ("", "NA")]
     results = [{"case": c, "parallel": p, "median_mbps": r["mbps"], "runs_mbps": split(r["runs"]),
                 "links_used": split(r.get("links_used", "")),
-                "retransmits": split(r.get("retransmits", ""))}
+                "retransmits": split(r.get("retransmits", "")),
+                "reorder": split(r.get("reorder", "")), "dsack": split(r.get("dsack", "")),
+                "undo": split(r.get("undo", "")), "qdisc_drops": split(r.get("qdisc_drops", "")),
+                "rx_drops": split(r.get("rx_drops", "")),
+                "cpu_s_per_gbit": split(r.get("cpu_s_per_gbit", ""))}
                for (c, p), r in last.items()]
     doc = {"meta": meta(a), "results": results}
     write_json(a.json, doc)

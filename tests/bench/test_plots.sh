@@ -54,7 +54,7 @@ cat >"$TMP/raw" <<'EOF'
 bench_tput case=single_link parallel=4 mbps=191.4 runs=191.4,191.5 links_used=1,1 retransmits=0,0
 bench_tput case=single_link parallel=4 mbps=100.0 runs=100.0,100.0 links_used=1,1 retransmits=0,0
 bench_tput case=ecmp parallel=4 mbps=382.9 runs=382.9,574.3 links_used=2,3 retransmits=0,0
-bench_tput case=mlink parallel=4 mbps=574.3 runs=574.3,574.4 links_used=3,3 retransmits=0,1
+bench_tput case=mlink parallel=4 mbps=574.3 runs=574.3,574.4 links_used=3,3 retransmits=0,1 reorder=5,6 dsack=1,2 undo=0,1 qdisc_drops=3,4 rx_drops=0,0 cpu_s_per_gbit=0.52,0.61
 EOF
 "$PY" "$PLOTS" goodput --input "$TMP/raw" --json "$TMP/goodput-raw.json" --png "$TMP/goodput-raw.png" \
   --links 3 --rate-mbps 200 --seconds 10 --repeats 2 --command test --load-start "0.1 0.2 0.3 1/1 1"
@@ -65,6 +65,8 @@ r = {x["case"]: x for x in d["results"]}
 assert sorted(r) == ["ecmp", "mlink", "single_link"], r
 assert r["single_link"]["median_mbps"] == 100.0, "the last line of a case must win"
 assert r["ecmp"]["runs_mbps"] == [382.9, 574.3] and r["mlink"]["retransmits"] == [0, 1], r
+assert r["mlink"]["qdisc_drops"] == [3, 4] and r["mlink"]["dsack"] == [1, 2], r
+assert r["mlink"]["cpu_s_per_gbit"] == [0.52, 0.61] and r["ecmp"]["reorder"] == [], r
 assert d["meta"]["load_start"] == [0.1, 0.2, 0.3] and d["meta"]["links"] == 3, d["meta"]
 PY
 check_png "$TMP/goodput-raw.png"
