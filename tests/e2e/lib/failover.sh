@@ -81,15 +81,15 @@ fo_poller_start() {
   BED_PIDS+=("$!")
 }
 
-# fo_iperf_start SECS [EXTRA...]: iperf3 -P8 a -> b (ML address), -i FO_INTERVAL, in the
-# background; EXTRA (and FO_IPERF_EXTRA, e.g. "-C cubic") go to the client.
+# fo_iperf_start SECS [EXTRA...]: iperf3 -P8 a -> b (its ML address, or FO_DST), -i FO_INTERVAL,
+# in the background; EXTRA (and FO_IPERF_EXTRA, e.g. "-C cubic") go to the client.
 fo_iperf_start() {
   local secs=$1 extra
   shift
   read -r -a extra <<<"${FO_IPERF_EXTRA:-}"
   FO_JSON=$BED_TMP/iperf.json
   FO_T0=$(fo_now)
-  bed_iperf a 10.88.0.2 8 "$secs" "$FO_JSON" -p "$FO_PORT" -i "$FO_INTERVAL" "${extra[@]}" "$@" &
+  bed_iperf a "${FO_DST:-10.88.0.2}" 8 "$secs" "$FO_JSON" -p "$FO_PORT" -i "$FO_INTERVAL" "${extra[@]}" "$@" &
   FO_IPERF_PID=$!
   BED_PIDS+=("$FO_IPERF_PID")
   echo "== iperf3 -P8 a -> b for ${secs} s, ${FO_INTERVAL} s intervals${FO_IPERF_EXTRA:+ ($FO_IPERF_EXTRA)}"
