@@ -137,7 +137,8 @@ def cmd_goodput(a):
                 "links_used": split(r.get("links_used", "")),
                 "retransmits": split(r.get("retransmits", "")),
                 "reorder": split(r.get("reorder", "")), "dsack": split(r.get("dsack", "")),
-                "undo": split(r.get("undo", "")), "qdisc_drops": split(r.get("qdisc_drops", "")),
+                "undo": split(r.get("undo", "")), "host_queue": split(r.get("host_queue", "")),
+                "qdisc_drops": split(r.get("qdisc_drops", "")),
                 "rx_drops": split(r.get("rx_drops", "")),
                 "cpu_s_per_gbit": split(r.get("cpu_s_per_gbit", ""))}
                for (c, p), r in last.items()]

@@ -6,7 +6,8 @@
 #   ecmp         kernel multipath route between ML-like /32 addresses on lo, L4 hash:
 #                what per-flow spreading gives without mlink
 # Output: a table, and one `bench_tput case=<name> parallel=<P> mbps=<median> runs=<a,b,c>
-# links_used= retransmits= reorder= dsack= undo= qdisc_drops= rx_drops= cpu_s_per_gbit=` line per case and parallelism
+# links_used= retransmits= reorder= dsack= undo= host_queue= qdisc_drops= rx_drops= cpu_s_per_gbit=`
+# line per case and parallelism
 # (every figure per run; also appended to $BENCH_OUT when set).
 #
 # Adding a case (e.g. mlink): define SETUP/TEARDOWN functions that act on hosts a and b after
@@ -164,7 +165,8 @@ tcp_snapshot() {
 # run_case NAME SETUP_FN TEARDOWN_FN DST [IPERF_EXTRA...]: sets the case up, makes one run of
 # BENCH_SECONDS from host a to DST per parallelism in BENCH_PARALLEL, tears it down. main
 # calls every case once per repeat, so the cases' runs interleave. Each run appends
-#   "name parallel mbps links_used retransmits reorder dsack undo qdisc_drops rx_drops cpu_s_per_gbit"
+#   "name parallel mbps links_used retransmits reorder dsack undo host_queue qdisc_drops rx_drops
+#    cpu_s_per_gbit"
 # to BENCH_RUNS (the counters: tcp_counters.py, BENCH_COUNTERS_ALL=1 logs every TCP counter
 # that moved; qdisc_drops: a's link qdiscs; CPU: busy
 # seconds of the whole machine per Gbit delivered, so it means something on an idle machine only).
@@ -194,9 +196,9 @@ run_case() {
       done
       cpu=$(python3 -c "import sys; t, m, s = map(float, sys.argv[1:]); print(f'{t / 100 / (m * s / 1000):.2f}' if m else 'NA')" \
         "$((c1 - c0))" "$mbps" "$BENCH_SECONDS")
-      BENCH_RUNS+=("$name $par $mbps $used $retr ${k[reorder]} ${k[dsack]} ${k[undo]} $((q1 - q0)) ${k[rx_drops]} $cpu")
+      BENCH_RUNS+=("$name $par $mbps $used $retr ${k[reorder]} ${k[dsack]} ${k[undo]} ${k[host_queue]} $((q1 - q0)) ${k[rx_drops]} $cpu")
       bed_log "$name -P$par run $BENCH_REPEAT: $mbps Mbit/s, links used $used, retransmits $retr," \
-        "reorder ${k[reorder]}, dsack ${k[dsack]}, undo ${k[undo]}, qdisc drops $((q1 - q0))," \
+        "reorder ${k[reorder]}, dsack ${k[dsack]}, undo ${k[undo]}, held back ${k[host_queue]}, qdisc drops $((q1 - q0))," \
         "receiver drops ${k[rx_drops]}, ${cpu} CPU s/Gbit"
       [[ -z ${BENCH_COUNTERS_ALL:-} ]] || {
         python3 "$BENCH_DIR/tcp_counters.py" --all "$out.tcp0.a" "$out.tcp1.a" | sed 's/^/  a /'
@@ -215,8 +217,8 @@ run_case() {
 report() {
   python3 - "${BENCH_RUNS[@]}" <<'PY' | tee -a "${BENCH_OUT:-/dev/null}"
 import statistics, sys
-fields = ("mbps", "links_used", "retransmits", "reorder", "dsack", "undo", "qdisc_drops",
-          "rx_drops", "cpu_s_per_gbit")
+fields = ("mbps", "links_used", "retransmits", "reorder", "dsack", "undo", "host_queue",
+          "qdisc_drops", "rx_drops", "cpu_s_per_gbit")
 rows = {}
 for run in sys.argv[1:]:
     name, par, *vals = run.split()
