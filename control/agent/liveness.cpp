@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <systemd/sd-event.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <limits>
@@ -68,7 +69,9 @@ std::unique_ptr<Liveness> Liveness::create(Options opts, OnChange on_change, OnL
 }
 
 Liveness::~Liveness() {
-  for (auto* s : io_) sd_event_source_disable_unref(s);
+  for (auto& pair : io_)
+    for (auto* s : pair)
+      if (s) sd_event_source_disable_unref(s);
   if (timer_) sd_event_source_disable_unref(timer_);
   if (save_timer_) sd_event_source_disable_unref(save_timer_);
 }
@@ -83,7 +86,8 @@ uint64_t Liveness::now() const {
 Status Liveness::attach(sd_event* loop) {
   loop_ = loop;
   for (size_t i = 0; i < sockets_.size(); i++)
-    if (auto s = watch(i); !s) return s;
+    if (sockets_[i].fd() >= 0)
+      if (auto s = watch(i); !s) return s;
   int r = sd_event_add_time(loop, &timer_, CLOCK_MONOTONIC, now(),
                             timer_accuracy_us(cfg_.interval_ms), on_timer, this);
   if (r < 0) return os_error("add BFD timer", r);
@@ -112,12 +116,12 @@ void Liveness::after_stall(uint64_t late) {
 }
 
 Status Liveness::watch(size_t socket) {
-  for (int fd : {sockets_[socket].fd(), echo_sockets_[socket].fd()}) {
-    sd_event_source* src = nullptr;
-    int r = sd_event_add_io(loop_, &src, fd, EPOLLIN, on_readable, this);
+  const int fds[2] = {sockets_[socket].fd(), echo_sockets_[socket].fd()};
+  for (int k = 0; k < 2; k++) {
+    sd_event_source*& src = io_[socket][k];
+    int r = sd_event_add_io(loop_, &src, fds[k], EPOLLIN, on_readable, this);
     if (r < 0) return os_error("watch BFD socket", r);
     sd_event_source_set_priority(src, SD_EVENT_PRIORITY_IMPORTANT);
-    io_.push_back(src);
   }
   return {};
 }
@@ -129,11 +133,20 @@ Result<size_t> Liveness::socket_for(const Target& t) {
   if (!s) return s.error();
   auto e = bfd::EchoSocket::open(t.device, t.local, filter_fd_);
   if (!e) return e.error();
-  sockets_.push_back(std::move(*s));
-  echo_sockets_.push_back(std::move(*e));
-  ctl_tx_.emplace_back();
-  echo_tx_.emplace_back();
-  size_t i = sockets_.size() - 1;
+  auto free =
+      std::find_if(sockets_.begin(), sockets_.end(), [](const auto& k) { return k.fd() < 0; });
+  size_t i = static_cast<size_t>(free - sockets_.begin());
+  if (free == sockets_.end()) {
+    sockets_.push_back(std::move(*s));
+    echo_sockets_.push_back(std::move(*e));
+    socket_users_.push_back(0);
+    io_.push_back({});
+    ctl_tx_.emplace_back();
+    echo_tx_.emplace_back();
+  } else {
+    sockets_[i] = std::move(*s);
+    echo_sockets_[i] = std::move(*e);
+  }
   socket_index_.emplace(key, i);
   if (loop_)
     if (auto st = watch(i); !st) return st.error();
@@ -153,6 +166,7 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
   auto saved = saved_.find({t.device, t.local, t.remote});
   if (saved != saved_.end()) sc.my_disc = saved->second.snap.my_disc;  // the peer knows this one
   auto [it, added] = entries_.emplace(id, Entry{t, bfd::Session(sc), *socket});
+  socket_users_[*socket]++;
   it->second.tx_seq = seq_rng_();
   if (auto r = retired_.find({t.device, t.local, t.remote}); r != retired_.end()) {
     it->second.tx_seq = r->second.tx_seq;
@@ -199,6 +213,7 @@ void Liveness::remove(Id target) {
     by_disc_.erase(d);
   auto key = std::pair{it->second.socket, it->second.target.remote};
   entries_.erase(it);
+  if (--socket_users_[key.first] == 0) release_socket(key.first);
   if (auto r = by_remote_.find(key); r != by_remote_.end() && r->second == target) {
     by_remote_.erase(r);
     for (const auto& [id, e] : entries_)  // rare: another session over the same pair
@@ -207,6 +222,18 @@ void Liveness::remove(Id target) {
         break;
       }
   }
+}
+
+// A link's device deleted, or the link taken out: nothing may keep its sockets open (an agent
+// would otherwise hold 3 descriptors per deletion until it stops).
+void Liveness::release_socket(size_t socket) {
+  for (auto*& src : io_[socket])
+    if (src) src = sd_event_source_disable_unref(src);
+  sockets_[socket].close();
+  echo_sockets_[socket].close();
+  ctl_tx_[socket].clear();
+  echo_tx_[socket].clear();
+  std::erase_if(socket_index_, [&](const auto& kv) { return kv.second == socket; });
 }
 
 void Liveness::touch(Id id) {
@@ -288,6 +315,7 @@ int Liveness::on_timer(sd_event_source*, uint64_t armed_for, void* self) {
 }
 
 void Liveness::receive(size_t socket) {
+  if (sockets_[socket].fd() < 0) return;  // released
   uint64_t t = now();
   bool more = true;
   for (int b = 0; b < kBatchesPerCallback && more; b++)

@@ -175,6 +175,7 @@ class Liveness final : public SessionDriver {
   void deliver(size_t socket, std::span<const uint8_t> bytes, const IpAddr& src, uint64_t now);
   void changed(Id id, const bfd::Transition& tr);
   Result<size_t> socket_for(const Target& t);
+  void release_socket(size_t socket);  // its last session went
   void receive_echo(size_t socket);
   void echo_back(size_t socket, const BatchReceiver::Datagram& d, uint64_t now);
   void start_echo(Entry& e, uint64_t now);
@@ -225,9 +226,13 @@ class Liveness final : public SessionDriver {
   std::map<uint32_t, Id> by_disc_;                     // my discriminator (echo)
   Id next_id_ = 0;
   uint32_t disc_base_ = 0;
+  // Per link and local address, by index (Entry::socket). A socket no session uses any more
+  // (its link deleted or taken out) is closed and its index reused by the next one opened.
   std::vector<bfd::LinkSocket> sockets_;
-  std::vector<bfd::EchoSocket> echo_sockets_;  // same index as sockets_
-  BatchReceiver rx_batch_{64, 1500};           // shared: one socket is read at a time
+  std::vector<bfd::EchoSocket> echo_sockets_;        // same index as sockets_
+  std::vector<unsigned> socket_users_;               // sessions per socket
+  std::vector<std::array<sd_event_source*, 2>> io_;  // per socket: control, echo
+  BatchReceiver rx_batch_{64, 1500};                 // shared: one socket is read at a time
   std::vector<std::vector<std::pair<IpAddr, bfd::Bytes64>>> ctl_tx_, echo_tx_;  // per socket
   std::map<SocketKey, size_t> socket_index_;
   std::map<SessionKey, Saved> saved_;  // from the previous agent, until resumed
@@ -243,7 +248,6 @@ class Liveness final : public SessionDriver {
   sd_event_source* timer_ = nullptr;
   sd_event_source* save_timer_ = nullptr;
   bool save_pending_ = false;
-  std::vector<sd_event_source*> io_;
   bfd::KeyRing keys_;  // empty: unauthenticated (config allowed it)
   uint8_t send_key_id_ = 0;
   std::mt19937 seq_rng_;          // every session's first transmit sequence number

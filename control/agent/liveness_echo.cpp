@@ -70,6 +70,7 @@ void Liveness::run_echo(Id id, uint64_t t) {
 }
 
 void Liveness::receive_echo(size_t socket) {
+  if (echo_sockets_[socket].fd() < 0) return;  // released
   uint64_t t = now();
   bool more = true;
   for (int b = 0; b < kBatchesPerCallback && more; b++)

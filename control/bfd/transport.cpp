@@ -165,8 +165,11 @@ EchoSocket& EchoSocket::operator=(EchoSocket&& o) noexcept {
   return *this;
 }
 
-EchoSocket::~EchoSocket() {
+EchoSocket::~EchoSocket() { close(); }
+
+void EchoSocket::close() {
   if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 Status EchoSocket::send(const IpAddr& dst, std::span<const uint8_t> bytes) {

@@ -58,6 +58,7 @@ class LinkSocket {
   // What is queued, up to one batch of rx (one recvmmsg), likewise checked.
   std::span<const BatchReceiver::Datagram> receive_batch(BatchReceiver& rx, bool* more);
   uint64_t dropped_hop_limit() const { return dropped_hop_limit_; }
+  void close() { close_all(); }  // fd() is -1 after it
 
  private:
   LinkSocket(int rx, int tx, uint16_t sport, int family);
@@ -82,6 +83,7 @@ class EchoSocket {
   ~EchoSocket();
 
   int fd() const { return fd_; }
+  void close();  // fd() is -1 after it
   Status send(const IpAddr& dst, std::span<const uint8_t> bytes);
   size_t send_many(std::span<const OutDatagram> out);
   std::optional<Datagram> receive();  // only what came back with TTL 255

@@ -3,8 +3,8 @@
 # and eth1, BFD keyed.
 # - eth1 deleted (the veth pair: both ends) and made anew with its addresses: both agents
 #   take it out at once and back into service by themselves, with new BFD sockets, a new
-#   ingress program and new neighbours on the new ifindex. The old agent matched links by
-#   ifindex and never took it back.
+#   ingress program and new neighbours on the new ifindex, and the old link's sockets closed.
+#   The old agent matched links by ifindex and never took it back.
 # - a's eth1 renamed to another name: a takes it out (the config names eth1), b's session
 #   goes Down with it; renamed back: in service again on both ends.
 # - a's ML device deleted: the datapath cannot follow a new one (its ifindex is compiled into
@@ -46,6 +46,9 @@ wait_links b "$both" 10
 
 echo "== eth1 deleted (both ends of the veth), then made anew"
 ifindex_of() { bed_exec "$1" ip -o link show "$2" | cut -d: -f1; }
+# Sockets a's agent holds: the deleted link's BFD sockets must close, not pile up per deletion.
+sockets_of_a() { find "/proc/$ML_PID_a/fd" -lname 'socket:*' | wc -l; }
+sockets_before=$(sockets_of_a)
 old_ifindex=$(ifindex_of a eth1)
 bed_exec a ip link del eth1
 wait_links a "eth0=up/256" 5
@@ -61,6 +64,9 @@ grep -q "link eth1 (ifindex $new_ifindex): device back, in service again" "$BED_
   bed_die "a did not say eth1 is back"
 has_ingress a eth1 || bed_die "no ingress program on a's new eth1"
 bed_exec a ping -c 3 -i 0.05 -q 10.88.0.2 >/dev/null || bed_die "no ML traffic after eth1 came back"
+sockets_after=$(sockets_of_a)
+echo "  a's agent holds $sockets_after sockets after eth1 came back, $sockets_before before"
+((sockets_after == sockets_before)) || bed_die "a's agent kept the deleted eth1's sockets open"
 
 echo "== a's eth1 renamed, then renamed back"
 bed_exec a ip link set eth1 down

@@ -1,7 +1,8 @@
 // Many BFD sessions over one link, two Liveness instances in two namespaces:
 // every packet must reach its own session (packets are matched by an index
 // of (socket, peer address) and timers are kept in a deadline-ordered set),
-// and ending one session on one side takes exactly that one down on the other.
+// and ending one session on one side takes exactly that one down on the other, and
+// closes the sockets nothing else uses.
 #include <doctest/doctest.h>
 #include <systemd/sd-event.h>
 
@@ -127,7 +128,15 @@ TEST_CASE("BFD: 48 sessions over one link, each packet to its own session") {
 
   // The far end ends session 7 (AdminDown): exactly the near session to that
   // address goes down, the 47 others stay Up for many detection times (90 ms).
+  // Its local address served that session alone, so its sockets (control rx and tx, echo)
+  // close with it: a deleted link's sockets must not stay open until the agent stops.
+  const auto open_fds = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                         std::filesystem::directory_iterator{});
+  };
+  const auto fds_before = open_fds();
   far.l->remove(far.ids[7]);
+  CHECK(open_fds() == fds_before - 3);
   REQUIRE(loop.run_until([&] { return !near.l->up(near.ids[7]); }, milliseconds(2000)));
   loop.run_for(milliseconds(300));
   CHECK(near.up() == kSessions - 1);
@@ -143,4 +152,15 @@ TEST_CASE("BFD: 48 sessions over one link, each packet to its own session") {
       CHECK(c.empty());
     }
   }
+
+  // Added again over the same address: new sockets (in the released slot), Up again.
+  auto again = in_netns(b.name(), [&] {
+    return far.l->add({"bl0", *IpAddr::parse(far_addr(7)), *IpAddr::parse("10.77.0.1"),
+                       "near from 7, again"});
+  });
+  REQUIRE_MESSAGE(again.ok(), again.error().message);
+  CHECK(open_fds() == fds_before);
+  REQUIRE(loop.run_until([&] { return near.l->up(near.ids[7]) && far.l->up(*again); },
+                         milliseconds(8000)));
+  CHECK(near.up() == kSessions);
 }
