@@ -33,6 +33,7 @@ SYSTEMS = {  # case name -> label and colour, in plotting order
     "mptcp": ("MPTCP (a subflow per link)", "tab:green"),
     "mlink": ("mlink", "tab:blue"),
     "mlink_tsq64k": ("mlink, sender TSQ 64 KiB", "tab:cyan"),
+    "mlink_gso16k": ("mlink, ml0 GSO 16 KiB", "tab:brown"),
     "mlink_loose": ("mlink, rx_mode loose", "tab:olive"),
     "mlink_flowlet": ("mlink, flowlet mode", "tab:purple"),
 }

@@ -18,6 +18,8 @@
 # Env: BENCH_SECONDS (10) BENCH_REPEATS (3) BENCH_PARALLEL ("8 4") BENCH_RATE (200mbit; none:
 #      unshaped)
 #      BENCH_LINKS (3) BENCH_CASES ("single_link ecmp") BENCH_OUT (unset) BED_KEEP_TMP (0)
+#      BENCH_PERF_DIR (unset: a `perf record -a -g` of every run there; the CPU figure then
+#      includes perf's own)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tests/e2e/lib/bed.sh
@@ -182,7 +184,14 @@ run_case() {
     tcp_snapshot "$out.tcp0"
     q0=$(links_qdisc_drops)
     c0=$(cpu_busy_ticks)
+    local perf_pid=
+    if [[ -n ${BENCH_PERF_DIR:-} ]]; then # a profile of the whole machine over the run
+      perf record -q -a -g -o "$BENCH_PERF_DIR/$name-P$par-$BENCH_REPEAT.data" -- sleep "$BENCH_SECONDS" \
+        >/dev/null 2>&1 &
+      perf_pid=$!
+    fi
     if bed_iperf a "$dst" "$par" "$BENCH_SECONDS" "$out" "$@" && mbps=$(bed_iperf_mbps "$out"); then
+      [[ -z $perf_pid ]] || wait "$perf_pid"
       c1=$(cpu_busy_ticks)
       tcp_snapshot "$out.tcp1"
       q1=$(links_qdisc_drops)
@@ -205,6 +214,7 @@ run_case() {
         python3 "$BENCH_DIR/tcp_counters.py" --all "$out.tcp0.b" "$out.tcp1.b" | sed 's/^/  b /'
       } >&2
     else
+      [[ -z $perf_pid ]] || wait "$perf_pid" || true
       BENCH_FAILURES=$((BENCH_FAILURES + 1))
       bed_log "$name -P$par run $BENCH_REPEAT FAILED: $(head -c 300 "$out" 2>/dev/null)"
     fi
