@@ -258,7 +258,8 @@ def render_goodput(doc, path):
     if any(limit(p) is None for p in pars):
         sys.exit("goodput plot: no single_link result and no rate_mbps for the limit")
     basis = "single link" if all(("single_link", p) in by for p in pars) else f"{rate:g} Mbit/s"
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    # Wider with more systems; the legend goes under the axes in rows of four.
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(cases) + 2), 5.6))
     width = 0.8 / len(cases)
     for j, c in enumerate(cases):
         label, colour = SYSTEMS.get(c, (c, None))
@@ -270,8 +271,9 @@ def render_goodput(doc, path):
             x = i + (j - (len(cases) - 1) / 2) * width
             y = r["median_mbps"] / limit(p)
             xs.append(x); ys.append(y)
-            ax.text(x, 0.02, f"{r['median_mbps']:.0f}", ha="center", va="bottom", fontsize=8,
-                    color="white", fontweight="bold")
+            ax.text(x, 0.02, f"{r['median_mbps']:.0f}", ha="center", va="bottom",
+                    fontsize=8 if len(cases) <= 5 else 6.5, color="white", fontweight="bold",
+                    rotation=0 if len(cases) <= 5 else 90)
             rs = [v / limit(p) for v in r["runs_mbps"]]
             # spread across the bar, so that equal runs stay countable
             dx = [width * 0.6 * (k / max(len(rs) - 1, 1) - 0.5) for k in range(len(rs))]
@@ -283,13 +285,13 @@ def render_goodput(doc, path):
     ax.set_xlabel("iperf3 parallel streams")
     ax.set_ylabel(f"goodput / ({links} × {basis}, same run)")
     ax.set_ylim(0, 1.18)
-    ax.legend(loc="upper left", fontsize=8, ncol=len(cases) + 1)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=4, frameon=False)
     secs, reps = m.get("seconds", float("nan")), m.get("repeats", "?")
     ax.set_title(f"Goodput over {links} links × tbf {rate:g} Mbit/s by system and flow count\n"
                  f"bars: median of {reps} runs of {secs:g} s (Mbit/s on the bar), circles: each run",
                  fontsize=11)
     footer(fig, m)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     save(fig, path)
 
 
