@@ -209,6 +209,8 @@ def render_failover(doc, path, fault="oneway"):
         if det:
             span = f"{min(det)}" if min(det) == max(det) else f"{min(det)}–{max(det)}"
             note = f"{label}: eth1 out on both ends {span} ms after the fault"
+        elif mode == "mptcp":
+            note = f"{label}: no link state; its scheduler sends again on the other subflows"
         else:
             note = f"{label}: never takes eth1 out"
         stalls = ", ".join(str(x.get("stalled", "?")) for x in mine)
