@@ -214,11 +214,6 @@ Status Agent::create_ml_device() {
   ml_dev_.emplace(std::move(*dev));
   int idx = ml_dev_->ifindex();
   fit_ml_mtu();
-  if (uint32_t g = cfg_.node.gso_max_size) {
-    if (auto s = rtnl_.link_set_gso_max_size(idx, g); !s)
-      return Error{"node.gso_max_size: " + s.error().message, s.error().err};
-    log::info("{}: gso_max_size {}", cfg_.node.ml_device, g);
-  }
   if (auto s = rtnl_.link_set_up(idx, true); !s) return s;
   for (const auto& p : cfg_.node.ml_address)
     if (auto s = rtnl_.addr_add(idx, p); !s && !(adopting_ && s.error().err == EEXIST)) return s;

@@ -366,7 +366,7 @@ void Loader::load_node(const toml::table& root) {
   n.line = static_cast<int>(t->source().begin.line);
   check_keys(*t, "node",
              {"id", "ml_address", "ml_device", "hash", "spread", "flowlet_gap_us", "rx_mode",
-              "bpffs", "max_peers", "gso_max_size"});
+              "bpffs", "max_peers"});
   if (auto s = string(*t, "node", "id", true, valid_id, "must be 1-32 of A-Z a-z 0-9 _ -"))
     n.id = *s;
   for (auto& p : address_list<Prefix>(*t, "node", "ml_address", parse_prefix))
@@ -381,8 +381,6 @@ void Loader::load_node(const toml::table& root) {
   if (auto s = string(*t, "node", "bpffs", false, absolute_path, "must be an absolute path"))
     n.bpffs = *s;
   if (auto m = bounded(*t, "node", "max_peers", 1, kMaxPeersLimit)) n.max_peers = *m;
-  if (auto g = bounded(*t, "node", "gso_max_size", kMinGsoMaxSize, kMaxGsoMaxSize))
-    n.gso_max_size = *g;
 }
 
 std::optional<uint32_t> Loader::bounded(const toml::table& t, const std::string& path,
@@ -719,7 +717,6 @@ std::optional<ConfigError> restart_only_change(const Config& running, const Conf
       {a.rx_mode != b.rx_mode, b.line, "node.rx_mode"},
       {a.bpffs != b.bpffs, b.line, "node.bpffs"},
       {a.max_peers != b.max_peers, b.line, "node.max_peers"},
-      {a.gso_max_size != b.gso_max_size, b.line, "node.gso_max_size"},
       {fa.enabled != fb.enabled, fb.line, "bfd"},
       {fa.interval_ms != fb.interval_ms, fb.line, "bfd.interval_ms"},
       {fa.multiplier != fb.multiplier, fb.line, "bfd.multiplier"},

@@ -30,14 +30,6 @@ inline constexpr uint32_t kDefaultFlowletGapUs = 500;
 // docs/OPERATIONS.md "Limits"). The bounds are mlink_abi.h's ML_DEFAULT_PEERS
 // and ML_PEERS_LIMIT (the agent asserts they agree).
 inline constexpr uint32_t kDefaultMaxPeers = 1024;
-
-// [node] gso_max_size: the largest GSO packet TCP builds for ML traffic (the ML device's
-// gso_max_size). A drop in a link's qdisc after the datapath's redirect never reaches TCP
-// as local congestion (docs/FINDINGS.md), so what bounds a socket's bytes in the links'
-// queues is TCP Small Queues' floor of two such packets: smaller ones keep many flows within
-// a shallow (shaping) qdisc. 0 leaves the kernel's (64 KiB).
-inline constexpr uint32_t kMinGsoMaxSize = 1500;
-inline constexpr uint32_t kMaxGsoMaxSize = 65536;
 inline constexpr uint32_t kMaxPeersLimit = 16384;
 
 struct Node {
@@ -50,7 +42,6 @@ struct Node {
   RxMode rx_mode = RxMode::Redirect;               // redirect: ingress program, strict rp_filter ok
   std::string bpffs = "/sys/fs/bpf";               // pins go to <bpffs>/mlink/<id>/
   uint32_t max_peers = kDefaultMaxPeers;           // 1..kMaxPeersLimit; [[peer]]s count too
-  uint32_t gso_max_size = 0;                       // 0 or kMinGsoMaxSize..kMaxGsoMaxSize
   int line = 0;
 };
 

@@ -286,16 +286,6 @@ Status Rtnl::link_set_mtu(int ifindex, uint32_t mtu) {
   return exchange(nlh, "set mtu " + std::to_string(mtu) + " on" + on_ifindex(ifindex));
 }
 
-Status Rtnl::link_set_gso_max_size(int ifindex, uint32_t bytes) {
-  Buffer buf{};
-  nlmsghdr* nlh = start(buf.data(), RTM_NEWLINK, NLM_F_ACK);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = ifindex;
-  mnl_attr_put_u32(nlh, IFLA_GSO_MAX_SIZE, bytes);
-  return exchange(nlh, "set gso_max_size " + std::to_string(bytes) + " on" + on_ifindex(ifindex));
-}
-
 // ---- addresses -------------------------------------------------------------
 
 namespace {

@@ -59,7 +59,6 @@ class Rtnl {
   Result<LinkInfo> link_get(int ifindex);
   Status link_set_up(int ifindex, bool up);
   Status link_set_mtu(int ifindex, uint32_t mtu);
-  Status link_set_gso_max_size(int ifindex, uint32_t bytes);  // kernel >= 5.19
 
   Status addr_add(int ifindex, const Prefix& p);  // IFA_F_NODAD for IPv6
   Status addr_del(int ifindex, const Prefix& p);

@@ -419,10 +419,6 @@ TEST_CASE("bad values are rejected with their key") {
   CHECK(error_of(node("spread = \"packet\"\n")).key == "node.spread");
   CHECK(error_of(node("flowlet_gap_us = 9\n")).key == "node.flowlet_gap_us");
   CHECK(error_of(node("flowlet_gap_us = 1000001\n")).key == "node.flowlet_gap_us");
-  CHECK(error_of(node("gso_max_size = 1499\n")).key == "node.gso_max_size");
-  CHECK(error_of(node("gso_max_size = 65537\n")).key == "node.gso_max_size");
-  CHECK(config_of(node("")).node.gso_max_size == 0);
-  CHECK(config_of(node("gso_max_size = 16384\n")).node.gso_max_size == 16384);
   CHECK(error_of(node("bpffs = \"sys/fs/bpf\"\n")).key == "node.bpffs");
   CHECK(error_of(node("ml_device = \"\"\n")).key == "node.ml_device");
   CHECK(error_of(node("ml_device = \"a-name-too-long0\"\n")).key == "node.ml_device");
@@ -647,7 +643,6 @@ TEST_CASE("reload: links, peers and node.hash change at run time; anything else 
   CHECK(e.key == "bfd.interval_ms");
   CHECK(e.line == 8);
   CHECK(refused(kBase + "[metrics]\nlisten = \"\"\n").key == "metrics.listen");
-  CHECK(refused(kNode + "gso_max_size = 16384\n" + kLinks).key == "node.gso_max_size");
 }
 
 TEST_CASE("node.max_peers: 1024 by default, 1..16384, and every [[peer]] must fit") {
