@@ -165,7 +165,9 @@ EchoSocket& EchoSocket::operator=(EchoSocket&& o) noexcept {
   return *this;
 }
 
-EchoSocket::~EchoSocket() { close(); }
+EchoSocket::~EchoSocket() {
+  close();
+}
 
 void EchoSocket::close() {
   if (fd_ >= 0) ::close(fd_);

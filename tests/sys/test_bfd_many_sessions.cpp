@@ -155,8 +155,8 @@ TEST_CASE("BFD: 48 sessions over one link, each packet to its own session") {
 
   // Added again over the same address: new sockets (in the released slot), Up again.
   auto again = in_netns(b.name(), [&] {
-    return far.l->add({"bl0", *IpAddr::parse(far_addr(7)), *IpAddr::parse("10.77.0.1"),
-                       "near from 7, again"});
+    return far.l->add(
+        {"bl0", *IpAddr::parse(far_addr(7)), *IpAddr::parse("10.77.0.1"), "near from 7, again"});
   });
   REQUIRE_MESSAGE(again.ok(), again.error().message);
   CHECK(open_fds() == fds_before);
