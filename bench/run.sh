@@ -3,8 +3,7 @@
 # same run:
 #  1. per-packet cost of ml_egress (BPF_PROG_TEST_RUN) net of an empty program;
 #  2. goodput over BENCH_LINKS × tbf BENCH_RATE links, iperf3 -P8, -P4 and -P1:
-#     mlink (flow mode; with the sender's TSQ at 64 KiB; ml0's GSO at 16 KiB; loose receive;
-#     flowlet mode) against a
+#     mlink (flow mode; with the sender's TSQ at 64 KiB; loose receive; flowlet mode) against a
 #     single link, kernel ECMP and MPTCP on the same topology, interleaved; retransmits,
 #     reordering, qdisc and receiver drops, CPU per Gbit/s (throughput_baselines.sh: run_case);
 #     JSON in BENCH_JSON (bench/results/goodput.json) and its plot beside it (.png, needs
@@ -19,7 +18,7 @@ BENCH_JSON=${BENCH_JSON:-$BENCH_DIR/results/goodput.json}
 read -r LOAD_START < /proc/loadavg
 source "$BENCH_DIR/throughput_baselines.sh"
 source "$BENCH_DIR/../tests/e2e/lib/mlink.sh"
-BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mlink_tsq64k mlink_gso16k mlink_loose mlink_flowlet mptcp"}
+BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mlink_tsq64k mlink_loose mlink_flowlet mptcp"}
 BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
 
 mlink_setup() {
@@ -56,11 +55,6 @@ mlink_tsq_teardown() {
   bed_sysctl a "net.ipv4.tcp_limit_output_bytes=$TSQ_BEFORE"
 }
 bench_case_mlink_tsq64k() { run_case mlink_tsq64k mlink_tsq_setup mlink_tsq_teardown "$ML_B"; }
-# The same bound from mlink's side ([node] gso_max_size): ml0's GSO size caps the skbs TCP
-# builds for ML traffic, and TSQ's floor is two of them per socket (16 KiB: 8 flows hold
-# ~0.3 MiB in the qdiscs).
-mlink_gso_setup() { ML_NODE_TOML='gso_max_size = 16384' mlink_setup; }
-bench_case_mlink_gso16k() { run_case mlink_gso16k mlink_gso_setup mlink_teardown "$ML_B"; }
 
 # MPTCP (throughput_baselines.sh: mptcp_endpoints), its own iperf3 server under the preload.
 MPTCP_PORT=$((BED_IPERF_PORT + 1))
