@@ -323,7 +323,6 @@ int Agent::on_resync_timer(sd_event_source* src, uint64_t, void* self) {
   a->resync();
   a->recover_links();
   if (a->liveness_) a->liveness_->checkpoint();
-  a->refresh_metrics();
   return rearm(src, kResyncUsec);
 }
 

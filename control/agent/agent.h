@@ -104,7 +104,7 @@ class Agent {
   nlohmann::json reload(const char* who);
   nlohmann::json unshared_links(const PeerPlan& plan) const;
   void publish(nlohmann::json event);
-  // Prometheus (metrics.cpp): families rebuilt every second on the loop.
+  // Prometheus (metrics.cpp): families rebuilt on the loop when a scrape asks.
   Status start_metrics();
   void refresh_metrics();
   // Protocol drops by reason label, both protocols (for logs and /metrics).
@@ -115,6 +115,7 @@ class Agent {
   static int on_netlink(::sd_event_source*, int, uint32_t, void*);
   static int on_tun(::sd_event_source*, int, uint32_t, void*);
   static int on_resync_timer(::sd_event_source*, uint64_t, void*);
+  static int on_metrics_request(::sd_event_source*, int, uint32_t, void*);
   static int on_adopt_timer(::sd_event_source*, uint64_t, void*);
   static int on_rebalance_timer(::sd_event_source*, uint64_t, void*);
   Status add_timer(uint64_t period_usec, int (*handler)(::sd_event_source*, uint64_t, void*));

@@ -1,8 +1,10 @@
 // metrics.cpp - the agent's figures as Prometheus families (metrics/exporter.h),
-// built on the event loop every second. Names: `mlink_` prefix, `_total` for
+// built on the event loop when a scrape asks for them. Names: `mlink_` prefix, `_total` for
 // counters, base units (bytes, seconds); labels peer (ML address), link
 // (device), reason. Listed in docs/OPERATIONS.md.
 #include <linux/if.h>
+#include <sys/epoll.h>
+#include <systemd/sd-event.h>
 
 #include "agent/agent.h"
 #include "common/clock.h"
@@ -21,9 +23,19 @@ Status Agent::start_metrics() {
   auto e = metrics::Exporter::start(cfg_.metrics.listen);
   if (!e) return e.error();
   exporter_ = std::move(*e);
+  int r =
+      sd_event_add_io(loop_, nullptr, exporter_->request_fd(), EPOLLIN, on_metrics_request, this);
+  if (r < 0) return os_error("metrics: watch scrape requests", r);
   log::info("metrics on http://{}/metrics", cfg_.metrics.listen);
   refresh_metrics();
   return {};
+}
+
+int Agent::on_metrics_request(sd_event_source*, int, uint32_t, void* self) {
+  auto* a = static_cast<Agent*>(self);
+  a->exporter_->take_request();
+  a->refresh_metrics();
+  return 0;
 }
 
 void Agent::refresh_metrics() {

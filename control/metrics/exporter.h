@@ -1,13 +1,16 @@
 // exporter.h - Prometheus /metrics over HTTP (prometheus-cpp's Exposer).
 //
 // The exposer answers scrapes on its own threads, which must never touch the
-// agent's state: the agent builds the metric families on its event loop
-// (every second) and hands them over here; a scrape serves the latest set.
+// agent's state. A scrape asks the agent's event loop for fresh families
+// (request_fd() becomes readable), waits for the loop to hand them over
+// (update()), at most kScrapeWaitMs, and serves them; so the figures cost
+// nothing while nobody scrapes (4,000 sessions: ~20 ms a build).
 #pragma once
 
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,12 +42,20 @@ class Exporter {
   ~Exporter();
   void update(std::vector<prometheus::MetricFamily> families);
   std::vector<int> ports() const;  // the bound ones
+  // Readable while a scrape waits for update(); take_request() empties it.
+  int request_fd() const { return snapshot_->request_fd; }
+  void take_request();
+  static constexpr int kScrapeWaitMs = 2000;  // then the last set is served
 
  private:
   struct Snapshot : prometheus::Collectable {
     std::vector<prometheus::MetricFamily> Collect() const override;
+    ~Snapshot() override;
     mutable std::mutex mu;
+    mutable std::condition_variable updated;
     std::vector<prometheus::MetricFamily> families;
+    uint64_t generation = 0;  // update()s so far
+    int request_fd = -1;      // eventfd
   };
   Exporter() = default;
   std::shared_ptr<Snapshot> snapshot_ = std::make_shared<Snapshot>();
