@@ -7,7 +7,9 @@
  *              slot's link and next hop. The kernel's neighbour subsystem
  *              writes the L2 header; no link MAC is ever read or written.
  * ml_ingress - TC ingress on each link: BFD echoes from the link's peer are
- *              sent straight back out the link (ml_echo_*); traffic to a local
+ *              sent straight back out the link (ml_echo_*); group echoes are
+ *              reflected and reflections of ours recorded (lib/group_echo.h);
+ *              traffic to a local
  *              ML address is delivered into the ML device, so strict
  *              rp_filter holds. Reads relative to the network header: links
  *              need not be Ethernet.
@@ -23,6 +25,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "mlink_abi.h"
+#include "lib/group_echo.h"
 #include "lib/guard.h"
 #include "lib/hash.h"
 #include "lib/maps.h"
@@ -365,6 +368,13 @@ static __always_inline int ml_echo_candidate(struct __sk_buff *skb, __u8 proto)
 	return proto == IPPROTO_UDP && skb->pkt_type == PACKET_HOST && skb->gso_size == 0;
 }
 
+/* A group echo arrives as a multicast frame, its reflection as ours. */
+static __always_inline int ml_group_candidate(struct __sk_buff *skb, __u8 proto)
+{
+	return proto == IPPROTO_UDP && skb->gso_size == 0 &&
+	       (skb->pkt_type == PACKET_HOST || skb->pkt_type == PACKET_MULTICAST);
+}
+
 SEC("tc")
 int ml_ingress(struct __sk_buff *skb)
 {
@@ -385,6 +395,11 @@ int ml_ingress(struct __sk_buff *skb)
 			if (ret != ML_NOT_ECHO)
 				return ret;
 		}
+		if (ml_group_candidate(skb, ip.v4.protocol)) {
+			ret = ml_group4(skb, &ip.v4);
+			if (ret != ML_GROUP_NOT)
+				return ret;
+		}
 		dst.family = AF_INET;
 		__builtin_memcpy(dst.addr, &ip.v4.daddr, 4);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
@@ -393,6 +408,11 @@ int ml_ingress(struct __sk_buff *skb)
 		if (ml_echo_candidate(skb, ip.v6.nexthdr)) {
 			ret = ml_echo6(skb, &ip.v6);
 			if (ret != ML_NOT_ECHO)
+				return ret;
+		}
+		if (ml_group_candidate(skb, ip.v6.nexthdr)) {
+			ret = ml_group6(skb, &ip.v6);
+			if (ret != ML_GROUP_NOT)
 				return ret;
 		}
 		dst.family = AF_INET6;

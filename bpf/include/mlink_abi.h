@@ -19,8 +19,10 @@
  *   2: 16 slots per peer; ml_abi; map sizes set at load from the config
  *   3: ml_bfd_peers; the guard's ingress counters; the socket filters
  *   4: ml_peer.spread and flowlet_gap_us; ml_flowlets
+ *   5: group echo: ml_bfd_peers' value is the session's ml_echo_seen slot + 1;
+ *      ml_echo_tx, ml_echo_seen, ml_link_addrs
  */
-#define ML_ABI_VERSION 4
+#define ML_ABI_VERSION 5
 
 #define ML_MAX_SLOTS 16  /* links per peer; a power of two (slot &= ML_MAX_SLOTS - 1) */
 #define ML_BUCKETS 256   /* power of two: bucket = hash & (ML_BUCKETS - 1) */
@@ -56,6 +58,57 @@ struct ml_bfd_key {
 	__u8 pad[3];
 	__u8 local[16];  /* our address on the link; IPv4 in [0..3] */
 	__u8 remote[16]; /* the peer's */
+};
+
+/*
+ * Group echo (docs/ARCHITECTURE.md, "Group echo"): one echo per link socket
+ * (link, local address) and interval, sent to the all-nodes group (224.0.0.1,
+ * ff02::1) instead of one per peer. Every peer's ml_ingress reflects it by
+ * unicast; ml_ingress on the sender checks each reflection against
+ * ml_echo_tx, records it in the session's ml_echo_seen slot and drops it, so
+ * the agent sends one packet per link and interval and receives none.
+ *
+ * Payload (ML_ECHO_LEN bytes, network byte order except the nonce, which is
+ * compared as the sender wrote it):
+ *   0 magic "MLEG" | 4 socket (index into ml_echo_tx) | 8 seq | 12 sent_us
+ *   (u64, the sender's CLOCK_MONOTONIC) | 20 nonce (8 random bytes) | 28 zero
+ */
+#define ML_ECHO_GROUP_MAGIC 0x4d4c4547U /* "MLEG" */
+#define ML_ECHO_LEN 32
+#define ML_ECHO_SOCKETS 64 /* link sockets with group echo (ml_echo_tx entries) */
+#define ML_ECHO_RING 4     /* group echoes in flight a reflection may answer */
+#define ML_ECHO_GROUP_V4 0xe0000001U /* 224.0.0.1, host order */
+
+struct ml_echo_sent {
+	__u32 seq;
+	__u32 pad;
+	__u64 nonce;
+};
+
+/* Value of ml_echo_tx (array, mmapable), by socket: the agent's last group
+ * echoes, ring[seq % ML_ECHO_RING]. ifindex 0: the socket sends none. */
+struct ml_echo_tx {
+	__u32 ifindex;
+	__u32 pad;
+	struct ml_echo_sent ring[ML_ECHO_RING];
+};
+
+/* Value of ml_echo_seen (array, mmapable), by session slot: the reflections
+ * of our group echoes that came back, written by ml_ingress. */
+struct ml_echo_seen {
+	__u64 last_ns; /* bpf_ktime_get_ns() of the newest */
+	__u64 bits;    /* bit i: echo seq - i came back */
+	__u64 count;   /* reflections accepted */
+	__u32 seq;     /* the newest seq that came back */
+	__u32 rtt_us;  /* its round trip */
+};
+
+/* Key of ml_link_addrs: value struct ml_addr, our address on the link that
+ * group reflections leave from (the one our BFD sessions there use). */
+struct ml_link_key {
+	__u32 ifindex;
+	__u8 family;
+	__u8 pad[3];
 };
 
 /* Both ends must use the same seed, or the symmetric hash picks different
@@ -186,6 +239,12 @@ enum ml_drop_reason {
 	X(ECHO_REFLECTED, "echo_reflected", "BFD echoes sent back out their link") \
 	X(ECHO_REFUSED, "echo_refused",                                         \
 	  "echoes not reflected: not from a BFD peer of the link to our address on it, or TTL != 255") \
+	X(GROUP_REFLECTED, "group_echo_reflected",                              \
+	  "peers' group echoes sent back to them by unicast")                   \
+	X(GROUP_SEEN, "group_echo_seen",                                        \
+	  "reflections of our group echoes, recorded in ml_echo_seen")          \
+	X(GROUP_REFUSED, "group_echo_refused",                                  \
+	  "group echoes or their reflections refused: TTL, not a BFD peer, unknown nonce") \
 	X(SOCK_HOP_LIMIT, "hop_limit",                                          \
 	  "to an agent socket with TTL / hop limit != 255 (GTSM)")              \
 	X(SOCK_NOT_PEER, "not_a_peer",                                          \
@@ -219,6 +278,9 @@ ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
 ML_STATIC_ASSERT((ML_MAX_SLOTS & (ML_MAX_SLOTS - 1)) == 0, "slots: power of two (bounds mask)");
 ML_STATIC_ASSERT(sizeof(struct ml_peer) == 652, "ml_peer: 652 bytes (docs/OPERATIONS.md)");
 ML_STATIC_ASSERT(sizeof(struct ml_flowlet) == 16, "ml_flowlet layout");
+ML_STATIC_ASSERT(sizeof(struct ml_echo_tx) == 8 + 16 * ML_ECHO_RING, "ml_echo_tx layout");
+ML_STATIC_ASSERT(sizeof(struct ml_echo_seen) == 32, "ml_echo_seen layout");
+ML_STATIC_ASSERT((ML_ECHO_RING & (ML_ECHO_RING - 1)) == 0, "echo ring: power of two");
 ML_STATIC_ASSERT(sizeof(struct ml_peer_stats) == 2304, "ml_peer_stats: 2304 bytes per CPU");
 
 #endif /* MLINK_ABI_H */

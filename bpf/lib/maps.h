@@ -78,6 +78,34 @@ struct {
 	__type(value, __u32);
 } ml_bfd_peers SEC(".maps");
 
+/* Group echo (mlink_abi.h): the agent's last group echoes per link socket,
+ * written by the agent through mmap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ML_ECHO_SOCKETS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ml_echo_tx);
+} ml_echo_tx SEC(".maps");
+
+/* Reflections of our group echoes, by session slot (ml_bfd_peers' value - 1),
+ * read by the agent through mmap. Sized at load like ml_bfd_peers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ML_DEFAULT_PEERS * ML_MAX_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ml_echo_seen);
+} ml_echo_seen SEC(".maps");
+
+/* Our address per (link, family): where a group reflection leaves from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ml_link_key);
+	__type(value, struct ml_addr);
+} ml_link_addrs SEC(".maps");
+
 /* Ingress counters by enum ml_ingress_counter. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -163,6 +163,7 @@ Status Agent::start_liveness() {
   Liveness::Options o{cfg_.bfd, cfg_.node.rx_mode == config::RxMode::Redirect,
                       run_path(".bfd.json"), dp_->bfd_socket_filter_fd()};
   o.resume = adopting_;  // else the sessions' datapath is gone: only the numbers go on
+  o.echo_table = dp_->echo_table();
   liveness_ = Liveness::create(
       std::move(o),
       [this](Liveness::Id t, const bfd::Transition& tr) { controller_->on_transition(t, tr); },

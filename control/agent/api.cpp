@@ -127,6 +127,7 @@ json Agent::show_peers() {
         l["session"] = bfd::to_string(si->state);
         l["diag"] = bfd::to_string(si->diag);
         l["echo"] = si->echo_active ? "active" : "off";
+        l["echo_mode"] = !si->echo_active ? "-" : si->echo_group ? "group" : "unicast";
         l["rtt_us"] = si->echo_rtt_us;
         l["echo_lost"] = si->echo_lost;
         l["lossy"] = si->lossy;

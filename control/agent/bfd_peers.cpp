@@ -23,6 +23,17 @@ Result<SessionDriver::Id> BfdPeerFilter::add(const SessionTarget& t) {
     return id;
   }
   keys_[*id] = key;
+  if (uint32_t slot = inner_.info(*id).echo_slot; slot != 0)
+    if (auto s = dp_.set_bfd_peer(key, true, slot); !s)
+      log::warn("BFD {}: {}; its group echoes are not recorded", t.name, s.error().message);
+  std::pair link{ifindex, t.local.family};
+  auto& la = link_addrs_[link];
+  if (la.sessions++ == 0) {  // the first session here names our address on the link
+    la.local = t.local;
+    if (auto s = dp_.set_link_addr(ifindex, t.local, true); !s)
+      log::warn("BFD {}: {}; peers' group echoes are not reflected", t.name, s.error().message);
+  }
+  link_of_[*id] = link;
   return id;
 }
 
@@ -37,6 +48,14 @@ void BfdPeerFilter::remove(Id id) {
     refs_.erase(r);
   }
   keys_.erase(it);
+  if (auto l = link_of_.find(id); l != link_of_.end()) {
+    auto la = link_addrs_.find(l->second);
+    if (la != link_addrs_.end() && --la->second.sessions == 0) {
+      (void)dp_.set_link_addr(l->second.first, la->second.local, false);
+      link_addrs_.erase(la);
+    }
+    link_of_.erase(l);
+  }
 }
 
 size_t BfdPeerFilter::prune(const std::vector<ml_bfd_key>& present) {

@@ -2,7 +2,8 @@
 // that run. It wraps the SessionDriver: a session's (link, local, remote) is
 // written before the session sends its first packet and removed after it
 // ends, so the echo reflector and the BFD socket filter (bpf/lib/guard.h)
-// answer exactly this host's BFD peers.
+// answer exactly this host's BFD peers. The value is the session's group echo
+// slot, and ml_link_addrs names our address on each link for group reflections.
 #pragma once
 
 #include <functional>
@@ -35,6 +36,13 @@ class BfdPeerFilter final : public SessionDriver {
   Ifindex ifindex_;
   std::map<Id, ml_bfd_key> keys_;                         // by session
   std::map<ml_bfd_key, int, datapath::BfdKeyLess> refs_;  // sessions per key
+  // Our address per (link, family) for group reflections, and the sessions that use it.
+  struct LinkAddr {
+    IpAddr local;
+    int sessions = 0;
+  };
+  std::map<std::pair<int, int>, LinkAddr> link_addrs_;
+  std::map<Id, std::pair<int, int>> link_of_;
 };
 
 }  // namespace mlink::agent

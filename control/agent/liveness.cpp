@@ -37,7 +37,8 @@ Liveness::Liveness(Options opts, OnChange on_change, OnLoss on_loss)
       state_path_(std::move(opts.state_path)),
       opts_resume_(opts.resume),
       on_change_(std::move(on_change)),
-      on_loss_(std::move(on_loss)) {
+      on_loss_(std::move(on_loss)),
+      table_(opts.echo_table) {
   std::random_device rd;
   disc_base_ = rd() | 1u;  // odd, and unlikely to repeat across restarts
   seq_rng_.seed(rd());     // §6.7.3: bfd.XmitAuthSeq starts at a random value
@@ -143,10 +144,12 @@ Result<size_t> Liveness::socket_for(const Target& t) {
     io_.push_back({});
     ctl_tx_.emplace_back();
     echo_tx_.emplace_back();
+    group_tx_.emplace_back();
   } else {
     sockets_[i] = std::move(*s);
     echo_sockets_[i] = std::move(*e);
   }
+  group_tx_[i] = GroupTx{std::get<1>(key), t.local.family};
   socket_index_.emplace(key, i);
   if (loop_)
     if (auto st = watch(i); !st) return st.error();
@@ -165,8 +168,9 @@ Result<Liveness::Id> Liveness::add(const Target& t) {
   sc.auth = !keys_.keys.empty();
   auto saved = saved_.find({t.device, t.local, t.remote});
   if (saved != saved_.end()) sc.my_disc = saved->second.snap.my_disc;  // the peer knows this one
-  auto [it, added] = entries_.emplace(id, Entry{t, bfd::Session(sc), *socket});
+  auto [it, added] = entries_.emplace(id, Entry{id, t, bfd::Session(sc), *socket});
   socket_users_[*socket]++;
+  it->second.slot = alloc_slot();
   it->second.tx_seq = seq_rng_();
   if (auto r = retired_.find({t.device, t.local, t.remote}); r != retired_.end()) {
     it->second.tx_seq = r->second.tx_seq;
@@ -212,6 +216,8 @@ void Liveness::remove(Id target) {
       d != by_disc_.end() && d->second == target)
     by_disc_.erase(d);
   auto key = std::pair{it->second.socket, it->second.target.remote};
+  stop_group(it->second);
+  if (it->second.slot != kNoSlot) free_slots_.push_back(it->second.slot);
   entries_.erase(it);
   if (--socket_users_[key.first] == 0) release_socket(key.first);
   if (auto r = by_remote_.find(key); r != by_remote_.end() && r->second == target) {
@@ -233,6 +239,7 @@ void Liveness::release_socket(size_t socket) {
   echo_sockets_[socket].close();
   ctl_tx_[socket].clear();
   echo_tx_[socket].clear();
+  group_tx_[socket] = GroupTx{};
   std::erase_if(socket_index_, [&](const auto& kv) { return kv.second == socket; });
 }
 
@@ -251,8 +258,10 @@ SessionInfo Liveness::info(Id target) const {
   if (it == entries_.end()) return {};
   const Entry& e = it->second;
   const auto& s = e.session;
-  return {s.state() == bfd::State::Up, is_lossy(e),   s.state(),    s.local_diag(),
-          e.echo == Echo::Active,      e.echo_rtt_us, e.loss.lost()};
+  return {
+      s.state() == bfd::State::Up, is_lossy(e),   s.state(),     s.local_diag(),
+      e.echo == Echo::Active,      e.echo_rtt_us, e.loss.lost(), e.slot == kNoSlot ? 0 : e.slot + 1,
+      e.group == Group::Active};
 }
 
 bool Liveness::up(Id target) const {
@@ -309,6 +318,8 @@ int Liveness::on_timer(sd_event_source*, uint64_t armed_for, void* self) {
   // rearm), not against a deadline: a new session's first packet is due "at 0".
   if (!l->timers_.empty() && t > armed_for + late) l->after_stall(t - armed_for);
   l->run_due(t);
+  l->send_group_due(t);
+  l->sweep_group_due(t);
   l->flush_tx();
   l->rearm();
   return 0;
@@ -456,6 +467,8 @@ bool Liveness::test_deliver(Id via, std::span<const uint8_t> bytes, const IpAddr
 
 void Liveness::test_run_timer(uint64_t now_us) {
   run_due(now_us);
+  send_group_due(now_us);
+  sweep_group_due(now_us);
 }
 
 std::vector<Liveness::Outgoing> Liveness::test_take_queued() {
@@ -471,11 +484,14 @@ std::vector<Liveness::Outgoing> Liveness::test_take_queued() {
 
 void Liveness::rearm() {
   if (!timer_) return;
-  if (timers_.empty()) {
+  uint64_t due =
+      std::min(timers_.empty() ? std::numeric_limits<uint64_t>::max() : timers_.begin()->first,
+               next_group_due());
+  if (due == std::numeric_limits<uint64_t>::max()) {
     sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
     return;
   }
-  sd_event_source_set_time(timer_, std::max(timers_.begin()->first, now()));
+  sd_event_source_set_time(timer_, std::max(due, now()));
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
 }
 

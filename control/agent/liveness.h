@@ -37,6 +37,7 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/sessions.h"
@@ -48,6 +49,7 @@
 #include "common/log.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "datapath/datapath.h"
 #include "proto/bfd/echo.h"
 
 struct sd_event;
@@ -71,6 +73,8 @@ class Liveness final : public SessionDriver {
     // links never went). Either way its sequence numbers are kept: our packets stay in the
     // peers' windows and theirs that were accepted stay replays.
     bool resume = true;
+    // Group echo's shared memory (datapath::EchoTable); nullptr: unicast echoes only.
+    datapath::EchoTable* echo_table = nullptr;
   };
   static std::unique_ptr<Liveness> create(Options opts, OnChange on_change, OnLoss on_loss = {});
   ~Liveness() override;
@@ -80,6 +84,7 @@ class Liveness final : public SessionDriver {
   Result<Id> add(const Target& t) override;
   void remove(Id target) override;  // tells the peer (AdminDown) when the session is not Down
   SessionInfo info(Id target) const override;
+  bool group_echo(Id target) const;  // its echo runs as group echo (Active)
   bool up(Id target) const;
   const bfd::Session& session(Id target) const { return entries_.at(target).session; }
   // Dropped packets by bfd::Reject, and at kBadHopLimit those that did not
@@ -134,7 +139,12 @@ class Liveness final : public SessionDriver {
 
  private:
   enum class Echo { Off, Probing, Active, Unsupported };
+  // Group echo per session: Probing while the link's group echoes are offered, Active once
+  // the peer reflected one (its unicast echoes stop), No when it did not (unicast stays).
+  enum class Group { Off, Probing, Active, No };
+  static constexpr uint32_t kNoSlot = std::numeric_limits<uint32_t>::max();
   struct Entry {
+    Id id;
     Target target;
     bfd::Session session;
     size_t socket;                   // index into sockets_ / echo_sockets_
@@ -149,6 +159,12 @@ class Liveness final : public SessionDriver {
     uint64_t echo_rtt_us = 0;
     uint32_t echo_seq = 0;
     bfd::EchoLoss loss;
+    uint32_t slot = kNoSlot;  // its ml_echo_seen entry (group echo)
+    Group group = Group::Off;
+    uint64_t group_since_us = 0;
+    uint64_t group_count = 0;      // ml_echo_seen count at the last read
+    uint32_t group_seq = 0;        // the newest group echo that came back
+    uint32_t group_first_seq = 0;  // the socket's first group echo this session counts
     uint64_t due_us = std::numeric_limits<uint64_t>::max();  // its key in timers_
   };
   struct Saved {
@@ -184,6 +200,17 @@ class Liveness final : public SessionDriver {
   uint64_t echo_interval_us(const Entry& e) const;
   static bool is_lossy(const Entry& e);
   uint64_t next_echo_deadline(const Entry& e) const;
+  // Group echo (liveness_group.cpp).
+  void start_group(Entry& e, uint64_t now);
+  void stop_group(Entry& e);
+  bool run_group(Id id, Entry& e, uint64_t now);  // true: group echo is its echo now
+  std::optional<bool> read_group(Entry& e);       // its slot; a change of lossy, if any
+  bool group_failed(const Entry& e, uint64_t now) const;
+  void send_group_due(uint64_t now);
+  void sweep_group_due(uint64_t now);
+  uint64_t next_group_due() const;
+  uint64_t group_interval_us() const { return uint64_t{cfg_.interval_ms} * 1000; }
+  uint32_t alloc_slot();
   void load_state();
   void save_state();
   void restore(Entry& e, const Saved& s, uint64_t now);
@@ -234,6 +261,21 @@ class Liveness final : public SessionDriver {
   std::vector<std::array<sd_event_source*, 2>> io_;  // per socket: control, echo
   BatchReceiver rx_batch_{64, 1500};                 // shared: one socket is read at a time
   std::vector<std::vector<std::pair<IpAddr, bfd::Bytes64>>> ctl_tx_, echo_tx_;  // per socket
+  struct GroupTx {
+    unsigned ifindex = 0;
+    int family = 0;
+    unsigned users = 0;  // sessions with group echo Probing or Active
+    uint32_t seq = 0;    // the next to send
+    uint64_t next_us = 0;
+    // Its sessions whose echo is the group echo, read and judged together a little after
+    // each group echo leaves (kGroupSweepDelayUs), not each on a timer of its own.
+    std::unordered_map<Id, Entry*> members;
+    uint64_t sweep_us = std::numeric_limits<uint64_t>::max();
+  };
+  std::vector<GroupTx> group_tx_;  // per socket
+  datapath::EchoTable* table_ = nullptr;
+  std::vector<uint32_t> free_slots_;
+  uint32_t next_slot_ = 0;
   std::map<SocketKey, size_t> socket_index_;
   std::map<SessionKey, Saved> saved_;  // from the previous agent, until resumed
   // The next transmit sequence number of a session removed at run time (link del, a device

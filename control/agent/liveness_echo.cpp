@@ -14,9 +14,11 @@ void Liveness::start_echo(Entry& e, uint64_t t) {
   e.echo_since_us = e.echo_next_tx_us = t;
   e.echo_last_rx_us = 0;
   e.echo_unanswered = 0;
+  start_group(e, t);
 }
 
 void Liveness::stop_echo(Entry& e) {
+  stop_group(e);
   if (e.echo == Echo::Active)  // the control packets prove the link alone again
     e.session.set_timers(cfg_.interval_ms * 1000, cfg_.interval_ms * 1000);
   e.echo = Echo::Off;
@@ -27,13 +29,16 @@ uint64_t Liveness::echo_interval_us(const Entry& e) const {
 }
 
 uint64_t Liveness::next_echo_deadline(const Entry& e) const {
+  if (e.group == Group::Active) return std::numeric_limits<uint64_t>::max();  // swept per socket
+  uint64_t group_probe = e.group == Group::Probing ? e.group_since_us + kEchoProbeUsec
+                                                   : std::numeric_limits<uint64_t>::max();
   switch (e.echo) {
     case Echo::Probing:
-      return std::min(e.echo_next_tx_us, e.echo_since_us + kEchoProbeUsec);
+      return std::min({e.echo_next_tx_us, e.echo_since_us + kEchoProbeUsec, group_probe});
     case Echo::Active:
-      if (e.echo_unanswered < cfg_.multiplier) return e.echo_next_tx_us;
-      return std::min(e.echo_next_tx_us,
-                      e.echo_last_rx_us + uint64_t{cfg_.multiplier} * echo_interval_us(e));
+      if (e.echo_unanswered < cfg_.multiplier) return std::min(e.echo_next_tx_us, group_probe);
+      return std::min({e.echo_next_tx_us, group_probe,
+                       e.echo_last_rx_us + uint64_t{cfg_.multiplier} * echo_interval_us(e)});
     default:
       return std::numeric_limits<uint64_t>::max();
   }
@@ -41,6 +46,7 @@ uint64_t Liveness::next_echo_deadline(const Entry& e) const {
 
 void Liveness::run_echo(Id id, uint64_t t) {
   Entry& e = entries_.at(id);
+  if (run_group(id, e, t)) return;
   if (e.echo == Echo::Probing && t >= e.echo_since_us + kEchoProbeUsec) {
     log::info("BFD {}: the peer advertises echo but reflects none; control packets only",
               e.target.name);

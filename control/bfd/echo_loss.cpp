@@ -20,6 +20,14 @@ void EchoLoss::received(uint32_t seq) {
   if (age < sent_) got_ |= uint64_t{1} << age;
 }
 
+void EchoLoss::observe(uint32_t next_seq, uint32_t sent, uint32_t last_rx_seq, uint64_t rx_bits) {
+  uint32_t age = next_seq - 1 - last_rx_seq;  // sends after the newest that came back
+  got_ = age < kBits ? rx_bits << age : 0;
+  next_seq_ = next_seq;
+  sent_ = std::min<uint32_t>(sent, kBits);
+  if (sent_ < kBits) got_ &= (uint64_t{1} << sent_) - 1;  // nothing before the count began
+}
+
 std::optional<bool> EchoLoss::update(unsigned grace) {
   grace = std::min(grace, kBits - kWindow);
   if (sent_ <= grace) return std::nullopt;

@@ -28,6 +28,10 @@ class EchoLoss {
   void reset();                 // forget everything: not lossy
   void sent(uint32_t seq);      // seq = one more than the previous sent
   void received(uint32_t seq);  // a reflection came back
+  // Group echo: the history as the datapath recorded it. next_seq: the next echo to send;
+  // sent: echoes sent since this session counted them; bit i of rx_bits: echo last_rx_seq - i
+  // came back.
+  void observe(uint32_t next_seq, uint32_t sent, uint32_t last_rx_seq, uint64_t rx_bits);
   // Decides the echoes older than `grace` sends; the new state if it changed.
   std::optional<bool> update(unsigned grace);
   bool lossy() const { return lossy_; }

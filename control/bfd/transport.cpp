@@ -1,6 +1,7 @@
 #include "bfd/transport.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,12 +33,23 @@ Result<int> link_socket(const std::string& device, int family, int filter_fd) {
   if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_TTL, kHopLimit, "IP_TTL");
   if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_TOS, kTosNetworkControl, "IP_TOS");
   if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
+  // Group echo goes to the all-nodes group with TTL 255 too, and never to ourselves.
+  if (st && v4)
+    st = set_int_option(fd, IPPROTO_IP, IP_MULTICAST_TTL, kHopLimit, "IP_MULTICAST_TTL");
+  if (st && v4) st = set_int_option(fd, IPPROTO_IP, IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP");
   if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
   if (st && !v4)
     st = set_int_option(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, kHopLimit, "IPV6_UNICAST_HOPS");
   if (st && !v4)
     st = set_int_option(fd, IPPROTO_IPV6, IPV6_TCLASS, kTosNetworkControl, "IPV6_TCLASS");
   if (st && !v4) st = set_int_option(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, kHopLimit, "IPV6_MULTICAST_HOPS");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP");
+  if (st && !v4)
+    st = set_int_option(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF,
+                        static_cast<int>(if_nametoindex(device.c_str())), "IPV6_MULTICAST_IF");
   if (st) st = attach_socket_filter(fd, filter_fd);
   if (!st) {
     ::close(fd);

@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "datapath/echo_table.h"
 #include "mlink.skel.h"
 
 namespace mlink::datapath {
@@ -114,6 +115,10 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) 
           bpf_map__set_max_entries(dp->skel_->maps.ml_bfd_peers, opts.max_peers * ML_MAX_SLOTS);
       err)
     return os_error("size ml_bfd_peers", err);
+  if (int err =
+          bpf_map__set_max_entries(dp->skel_->maps.ml_echo_seen, opts.max_peers * ML_MAX_SLOTS);
+      err)
+    return os_error("size ml_echo_seen", err);
   dp->pin_dir_ = opts.pin_dir;
   dp->adopted_hooks_ = opts.adopt;
   if (opts.adopt)
@@ -124,6 +129,11 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const LoadOptions& opts) 
   if (bpf_map_update_elem(bpf_map__fd(dp->skel_->maps.ml_abi), &key, &version, BPF_ANY) != 0)
     return os_error("write ml_abi", errno);
   if (auto s = dp->pin_maps(); !s) return s.error();
+  auto echo = MappedEchoTable::map(bpf_map__fd(dp->skel_->maps.ml_echo_tx),
+                                   bpf_map__fd(dp->skel_->maps.ml_echo_seen),
+                                   opts.max_peers * ML_MAX_SLOTS);
+  if (!echo) return echo.error();
+  dp->echo_ = std::move(*echo);
   // Allocated in full at load: ml_peers 2 entries per peer (value, key and
   // ~68 B of the kernel's: 736 B an entry, measured), ml_peer_stats one
   // value per peer per CPU.
@@ -147,7 +157,8 @@ namespace {
 std::vector<bpf_map*> pinned_maps(mlink_bpf* skel) {
   return {skel->maps.ml_peers,     skel->maps.ml_locals,        skel->maps.ml_peer_stats,
           skel->maps.ml_drops,     skel->maps.ml_ingress_stats, skel->maps.ml_abi,
-          skel->maps.ml_bfd_peers, skel->maps.ml_flowlets};
+          skel->maps.ml_bfd_peers, skel->maps.ml_flowlets,      skel->maps.ml_echo_tx,
+          skel->maps.ml_echo_seen, skel->maps.ml_link_addrs};
 }
 
 }  // namespace
@@ -308,12 +319,24 @@ int BpfDatapath::topo_socket_filter_fd() const {
   return bpf_program__fd(skel_->progs.ml_sock_topo);
 }
 
-Status BpfDatapath::set_bfd_peer(const ml_bfd_key& key, bool present) {
+Status BpfDatapath::set_bfd_peer(const ml_bfd_key& key, bool present, uint32_t slot) {
   int fd = bpf_map__fd(skel_->maps.ml_bfd_peers);
-  __u32 zero = 0;
-  if (present ? bpf_map_update_elem(fd, &key, &zero, BPF_ANY) != 0
+  __u32 value = slot;
+  if (present ? bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0
               : bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT)
     return os_error(present ? "add to ml_bfd_peers" : "remove from ml_bfd_peers", errno);
+  return {};
+}
+
+Status BpfDatapath::set_link_addr(int ifindex, const IpAddr& local, bool present) {
+  int fd = bpf_map__fd(skel_->maps.ml_link_addrs);
+  ml_link_key key{};
+  key.ifindex = static_cast<__u32>(ifindex);
+  key.family = static_cast<__u8>(local.family);
+  ml_addr value = to_key(local);
+  if (present ? bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0
+              : bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT)
+    return os_error(present ? "add to ml_link_addrs" : "remove from ml_link_addrs", errno);
   return {};
 }
 

@@ -65,7 +65,9 @@ class BpfDatapath final : public Datapath {
   // Ingress counters by enum ml_ingress_counter (delivered, echoes reflected,
   // what the guard refused).
   Result<std::array<ml_counter, ML_IN_MAX>> ingress_stats();
-  Status set_bfd_peer(const ml_bfd_key& key, bool present) override;
+  Status set_bfd_peer(const ml_bfd_key& key, bool present, uint32_t slot = 0) override;
+  Status set_link_addr(int ifindex, const IpAddr& local, bool present) override;
+  EchoTable* echo_table() override { return echo_.get(); }
   Result<std::vector<ml_bfd_key>> bfd_peers();  // keys of ml_bfd_peers
   // The socket filters for the agent's BFD and topology sockets
   // (SO_ATTACH_BPF): they drop and count what the guard refuses.
@@ -114,6 +116,7 @@ class BpfDatapath final : public Datapath {
   bool adopted_hooks_ = false;  // the clsact hooks are a dead agent's (ours to remove)
   uint32_t max_peers_ = ML_DEFAULT_PEERS;
   std::vector<Attachment> attached_;
+  std::unique_ptr<EchoTable> echo_;  // ml_echo_tx and ml_echo_seen, mapped
 };
 
 // Mounts bpffs at path unless one is mounted there already.

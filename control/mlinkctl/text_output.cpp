@@ -54,8 +54,10 @@ void print_peers(const json& peers) {
     for (const auto& l : p["links"]) {
       std::string bfd = "bfd off";
       if (l.contains("session"))
-        bfd = fmt::format("bfd {:<5} echo {:<6} rtt {:>5}us lost {:>2}/32{}",
-                          l["session"].get<std::string>(), l["echo"].get<std::string>(),
+        bfd = fmt::format("bfd {:<5} echo {:<7} rtt {:>5}us lost {:>2}/32{}",
+                          l["session"].get<std::string>(),
+                          l.value("echo_mode", "-") == "-" ? l["echo"].get<std::string>()
+                                                           : l["echo_mode"].get<std::string>(),
                           l["rtt_us"].get<uint64_t>(), l["echo_lost"].get<unsigned>(),
                           l["lossy"].get<bool>() ? " LOSSY" : "");
       fmt::print(

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "proto/common/bytes.h"
@@ -71,6 +72,39 @@ std::variant<EchoPayload, EchoReject> decode_echo(std::span<const uint8_t> bytes
   if (sodium_memcmp(want.data(), bytes.data() + kEchoTagOffset, kEchoTagLen) != 0)
     return EchoReject::BadTag;
   return e;
+}
+
+std::vector<uint8_t> encode_group_echo(const GroupEcho& e) {
+  proto::ByteWriter w(kEchoLen);
+  w.bytes(kGroupEchoMagic);
+  w.u32(e.socket);
+  w.u32(e.seq);
+  w.u64(e.sent_us);
+  std::vector<uint8_t> out = std::move(w).take();
+  std::array<uint8_t, 8> nonce;
+  std::memcpy(nonce.data(), &e.nonce, nonce.size());
+  out.insert(out.end(), nonce.begin(), nonce.end());
+  out.resize(kEchoLen, 0);
+  return out;
+}
+
+std::optional<GroupEcho> decode_group_echo(std::span<const uint8_t> bytes) {
+  if (bytes.size() < kEchoLen) return std::nullopt;
+  proto::ByteReader r(bytes);
+  std::span<const uint8_t> magic = r.bytes(kGroupEchoMagic.size());
+  GroupEcho e;
+  e.socket = r.u32();
+  e.seq = r.u32();
+  e.sent_us = r.u64();
+  if (!r.ok() || !std::ranges::equal(magic, kGroupEchoMagic)) return std::nullopt;
+  std::memcpy(&e.nonce, bytes.data() + 20, sizeof(e.nonce));
+  return e;
+}
+
+uint64_t random_nonce() {
+  uint64_t n;
+  randombytes_buf(&n, sizeof(n));
+  return n;
 }
 
 }  // namespace mlink::bfd

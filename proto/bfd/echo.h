@@ -20,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <variant>
 #include <vector>
@@ -55,5 +56,29 @@ std::vector<uint8_t> encode_echo(const EchoPayload& e, const EchoKey& key);
 // bytes are ignored.
 std::variant<EchoPayload, EchoReject> decode_echo(std::span<const uint8_t> bytes,
                                                   const EchoKey& key);
+
+// Group echo (bpf/include/mlink_abi.h, "Group echo"): one per link socket and interval, to the
+// all-nodes group; every peer's datapath reflects it by unicast, and the sender's datapath
+// checks the reflection (socket, seq, nonce) against what the agent wrote in ml_echo_tx.
+// Layout, network byte order (the nonce as random bytes):
+//
+//   0  magic "MLEG"        4 bytes
+//   4  socket              u32: the sender's ml_echo_tx entry
+//   8  sequence number     u32: per socket, one up per group echo
+//  12  send time           u64: microseconds, the sender's CLOCK_MONOTONIC
+//  20  nonce               8 random bytes, new for every echo
+//  28  zero padding        to 32 bytes
+inline constexpr std::array<uint8_t, 4> kGroupEchoMagic = {'M', 'L', 'E', 'G'};
+
+struct GroupEcho {
+  uint32_t socket = 0;
+  uint32_t seq = 0;
+  uint64_t sent_us = 0;
+  uint64_t nonce = 0;  // in host memory order: the datapath compares the 8 bytes as written
+  bool operator==(const GroupEcho&) const = default;
+};
+std::vector<uint8_t> encode_group_echo(const GroupEcho& e);                  // kEchoLen bytes
+std::optional<GroupEcho> decode_group_echo(std::span<const uint8_t> bytes);  // nullopt: not one
+uint64_t random_nonce();
 
 }  // namespace mlink::bfd

@@ -435,10 +435,9 @@ void ProgHarness::del_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifind
     fail("delete from ml_bfd_peers", errno);
 }
 
-void ProgHarness::put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex) {
+void ProgHarness::put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex, uint32_t slot) {
   ml_bfd_key key = bfd_key(local, remote, ifindex);
-  uint32_t zero = 0;
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_bfd_peers), &key, &zero, BPF_ANY) != 0)
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_bfd_peers), &key, &slot, BPF_ANY) != 0)
     fail("update ml_bfd_peers", errno);
 }
 

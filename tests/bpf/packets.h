@@ -177,7 +177,8 @@ class ProgHarness {
   void put_local(const Ip& addr);
   // A BFD session of link `ifindex` (test-run's device is lo, 1): (local, remote) in
   // ml_bfd_peers. bfd_echo()'s addresses by default, both families.
-  void put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex = 1);
+  // slot: the value (group echo: the session's ml_echo_seen entry + 1).
+  void put_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex = 1, uint32_t slot = 0);
   void put_echo_peers();
   void del_bfd_peer(const Ip& local, const Ip& remote, uint32_t ifindex = 1);
 

@@ -19,8 +19,9 @@ using mlink::datapath::BpfDatapath;
 
 namespace {
 
-const char* const kMaps[] = {"ml_peers",         "ml_locals", "ml_peer_stats", "ml_drops",
-                             "ml_ingress_stats", "ml_abi",    "ml_bfd_peers",  "ml_flowlets"};
+const char* const kMaps[] = {"ml_peers",         "ml_locals",    "ml_peer_stats", "ml_drops",
+                             "ml_ingress_stats", "ml_abi",       "ml_bfd_peers",  "ml_flowlets",
+                             "ml_echo_tx",       "ml_echo_seen", "ml_link_addrs"};
 
 struct PinRoot {
   std::string root = "/sys/fs/bpf/mlink-test-" + std::to_string(getpid());
@@ -87,6 +88,7 @@ TEST_CASE("datapath: max_peers = 4096 sizes ml_peers (x2) and ml_peer_stats") {
   CHECK(sizeof(ml_peer) == 652);
   CHECK(shape(dir, "ml_peer_stats").max_entries == 4096);
   CHECK(shape(dir, "ml_peer_stats").value_size == 2304);
+  CHECK(shape(dir, "ml_echo_seen").max_entries == 4096 * ML_MAX_SLOTS);  // one per session
   CHECK(shape(dir, "ml_locals").max_entries == ML_MAX_LOCALS);
   CHECK(shape(dir, "ml_bfd_peers").max_entries == 4096 * ML_MAX_SLOTS);
   CHECK(shape(dir, "ml_abi").max_entries == 1);

@@ -39,11 +39,23 @@ class FakeDatapath final : public datapath::Datapath {
   }
   Status add_local(const IpAddr&) override { return {}; }
   std::set<ml_bfd_key, datapath::BfdKeyLess> bfd_peers;
-  Status set_bfd_peer(const ml_bfd_key& k, bool present) override {
-    if (present)
+  std::map<ml_bfd_key, uint32_t, datapath::BfdKeyLess> bfd_slots;  // the value written
+  Status set_bfd_peer(const ml_bfd_key& k, bool present, uint32_t slot = 0) override {
+    if (present) {
       bfd_peers.insert(k);
-    else
+      bfd_slots[k] = slot;
+    } else {
       bfd_peers.erase(k);
+      bfd_slots.erase(k);
+    }
+    return {};
+  }
+  std::map<std::pair<int, int>, IpAddr> link_addrs;  // (ifindex, family)
+  Status set_link_addr(int ifindex, const IpAddr& local, bool present) override {
+    if (present)
+      link_addrs[{ifindex, local.family}] = local;
+    else
+      link_addrs.erase({ifindex, local.family});
     return {};
   }
   int stats_reads = 0;

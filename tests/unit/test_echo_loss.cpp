@@ -89,3 +89,35 @@ TEST_CASE("30 % random loss is found within about a second of echoes at 30 ms") 
   CHECK(total / 200 <= 20);
   CHECK(worst <= 3 + 2 * static_cast<int>(EchoLoss::kWindow));
 }
+
+// Group echo: the datapath keeps the newest seq that came back and a bitmap of the 64 before
+// it; observe() must decide exactly as the per-echo calls would on the same history.
+TEST_CASE("observe() from the datapath's bitmap decides like sent()/received()") {
+  std::mt19937 rng(7);
+  std::bernoulli_distribution lost(0.2);
+  EchoLoss per_echo, observed;
+  uint32_t first = 0xfffffff0u, seq = first;  // across the wrap of the sequence numbers
+  uint32_t newest = 0;
+  uint64_t bits = 0;
+  bool any = false;
+  for (int i = 0; i < 200; i++) {
+    per_echo.sent(seq);
+    if (!lost(rng)) {
+      per_echo.received(seq);
+      uint32_t d = seq - newest;
+      bits = !any || d >= 64 ? 1 : (bits << d) | 1;
+      newest = seq;
+      any = true;
+    }
+    seq++;
+    auto a = per_echo.update(3);
+    if (any) observed.observe(seq, seq - first, newest, bits);
+    auto b = any ? observed.update(3) : std::nullopt;
+    CAPTURE(i);
+    if (any) {
+      CHECK(a == b);
+      CHECK(per_echo.lossy() == observed.lossy());
+      CHECK(per_echo.lost() == observed.lost());
+    }
+  }
+}

@@ -1,0 +1,197 @@
+// Group echo in the agent (control/agent/liveness_group.cpp) on a real link, with the
+// datapath's part played by a table in memory: what the agent sends (one echo per link socket
+// to the all-nodes group, TTL 255, its (socket, seq, nonce) written to the table first), when a
+// reflection makes the session's echo a group echo (its unicast echoes stop), that a session
+// whose group echoes stop coming back fails (EchoFailed) within the detection time, and that
+// a peer that reflects none leaves the session on unicast echoes and stops the group echoes.
+//
+// B is a peer without a datapath: a socket on 224.0.0.1:3785 sees the group echoes, another on
+// its address sees the unicast ones, and its control packets keep the session Up.
+#include <doctest/doctest.h>
+#include <time.h>
+
+#include <map>
+#include <vector>
+
+#include "agent/liveness.h"
+#include "proto/bfd/codec.h"
+#include "proto/bfd/echo.h"
+#include "sys/link_bed.h"
+
+using namespace mlink;
+using namespace mlink::testing;
+using std::chrono::milliseconds;
+
+namespace {
+
+// ml_echo_tx and ml_echo_seen in memory; record() does what ml_ingress does on a reflection.
+struct MemEchoTable final : datapath::EchoTable {
+  std::vector<ml_echo_seen> slot_seen = std::vector<ml_echo_seen>(8);
+  std::map<uint32_t, std::map<uint32_t, uint64_t>> sent_by_socket;  // socket -> seq -> nonce
+  std::vector<uint32_t> stopped;
+
+  uint32_t slots() const override { return static_cast<uint32_t>(slot_seen.size()); }
+  ml_echo_seen seen(uint32_t slot) const override { return slot_seen.at(slot); }
+  void clear_seen(uint32_t slot) override { slot_seen.at(slot) = {}; }
+  void sent(uint32_t socket, uint32_t, uint32_t seq, uint64_t nonce) override {
+    sent_by_socket[socket][seq] = nonce;
+  }
+  void stop(uint32_t socket) override { stopped.push_back(socket); }
+
+  void record(uint32_t slot, uint32_t seq) {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ml_echo_seen& s = slot_seen.at(slot);
+    uint32_t d = seq - s.seq;
+    s.bits = s.count == 0 || d >= 64 ? 1 : (s.bits << d) | 1;
+    s.seq = seq;
+    s.last_ns = uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+    s.count++;
+  }
+};
+
+// B's control packet, Up (after our first one) and reflecting echoes.
+bfd::ControlPacket b_packet(bfd::State state, uint32_t your_disc) {
+  bfd::ControlPacket p;
+  p.state = state;
+  p.detect_mult = 3;
+  p.my_disc = 0x0c0c0c0c;
+  p.your_disc = your_disc;
+  p.desired_min_tx_us = 1'000'000;
+  p.required_min_rx_us = 1'000'000;
+  p.required_min_echo_rx_us = 30'000;
+  return p;
+}
+
+struct Case {
+  Bed bed;
+  EventLoop loop;
+  MemEchoTable table;
+  std::vector<bfd::Transition> transitions;
+  std::unique_ptr<agent::Liveness> l;
+  agent::Liveness::Id id = 0;
+  std::unique_ptr<Udp> ctl, group_rx, unicast_rx;
+
+  Case() {
+    agent::Liveness::Options o;
+    o.cfg.allow_unauthenticated = true;
+    o.echo_table = &table;
+    l = agent::Liveness::create(
+        o, [&](agent::Liveness::Id, const bfd::Transition& tr) { transitions.push_back(tr); });
+    auto added = l->add({"rj0", *IpAddr::parse(kLocal4), *IpAddr::parse(kPeer4), "b via rj0"});
+    REQUIRE_MESSAGE(added.ok(), added.error().message);
+    id = *added;
+    REQUIRE(l->attach(loop.e).ok());
+    ctl = bed.peer_socket(kPeer4, 49998);
+    group_rx = bed.peer_socket("224.0.0.1", bfd::kEchoPort);
+    unicast_rx = bed.peer_socket(kPeer4, bfd::kEchoPort);
+    ctl->send(kLocal4, bfd::kControlPort, bfd::encode(b_packet(bfd::State::Down, 0)));
+    REQUIRE(loop.run_until([&] { return l->session(id).state() == bfd::State::Init; }));
+    ctl->send(kLocal4, bfd::kControlPort,
+              bfd::encode(b_packet(bfd::State::Up, l->session(id).my_disc())));
+    REQUIRE(loop.run_until([&] { return l->session(id).state() == bfd::State::Up; }));
+  }
+  uint32_t slot() const { return l->info(id).echo_slot - 1; }
+  // The group echoes B received meanwhile (the all-nodes socket also gets unicast ones: not
+  // group echoes, skipped).
+  std::vector<bfd::GroupEcho> group_echoes() {
+    std::vector<bfd::GroupEcho> out;
+    for (const auto& b : group_rx->receive_all())
+      if (auto g = bfd::decode_group_echo(b)) out.push_back(*g);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("group echo: one per interval to the group, written to the table before it leaves") {
+  Case c;
+  REQUIRE(c.l->info(c.id).echo_slot != 0);
+  std::vector<bfd::GroupEcho> got;
+  REQUIRE(c.loop.run_until([&] {
+    auto g = c.group_echoes();
+    got.insert(got.end(), g.begin(), g.end());
+    return got.size() >= 3;
+  }));
+  for (size_t i = 0; i < got.size(); i++) {
+    CHECK(got[i].seq == got[0].seq + i);
+    auto& sent = c.table.sent_by_socket[got[i].socket];
+    REQUIRE(sent.count(got[i].seq) == 1);
+    CHECK(sent[got[i].seq] == got[i].nonce);
+  }
+  CHECK(got[1].nonce != got[0].nonce);
+}
+
+TEST_CASE("group echo: a recorded reflection makes it the session's echo; silence fails it") {
+  Case c;
+  std::vector<bfd::GroupEcho> got;
+  REQUIRE(c.loop.run_until([&] {
+    auto g = c.group_echoes();
+    got.insert(got.end(), g.begin(), g.end());
+    return !got.empty();
+  }));
+  // The datapath records B's reflections of every group echo from now on.
+  uint32_t last = got.back().seq;
+  c.table.record(c.slot(), last);
+  REQUIRE(c.loop.run_until(
+      [&] {
+        for (const auto& g : c.group_echoes()) c.table.record(c.slot(), last = g.seq);
+        return c.l->group_echo(c.id);
+      },
+      milliseconds(1000)));
+  CHECK(c.l->echo_active(c.id));
+  // Its unicast echoes stop: nothing more reaches B's unicast socket.
+  auto reflect_for = [&](milliseconds t) {
+    c.loop.run_until(
+        [&] {
+          for (const auto& g : c.group_echoes()) c.table.record(c.slot(), last = g.seq);
+          return false;
+        },
+        t);
+  };
+  reflect_for(milliseconds(100));
+  c.unicast_rx->receive_all();
+  reflect_for(milliseconds(200));
+  CHECK(c.unicast_rx->receive_all().empty());
+  CHECK(c.l->session(c.id).state() == bfd::State::Up);
+  // B's reflections stop: Down, EchoFailed, by the echoes' detection time (3 x 30 ms), not
+  // the control packets' (3 x 1 s).
+  auto t0 = Clock::now();
+  REQUIRE(c.loop.run_until([&] { return c.l->session(c.id).state() != bfd::State::Up; },
+                           milliseconds(3000)));
+  CHECK(Clock::now() - t0 < milliseconds(1000));
+  REQUIRE(!c.transitions.empty());
+  CHECK(c.transitions.back().diag == bfd::Diag::EchoFailed);
+}
+
+TEST_CASE("group echo: a peer that reflects none keeps unicast echoes; group echoes stop") {
+  Case c;
+  // B reflects unicast echoes by hand; no group reflection is ever recorded.
+  REQUIRE(c.loop.run_until(
+      [&] {
+        for (const auto& [b, port] : c.unicast_rx->receive_all_from())
+          c.unicast_rx->send(kLocal4, port, b);
+        return c.l->echo_active(c.id);
+      },
+      milliseconds(1000)));
+  CHECK_FALSE(c.l->group_echo(c.id));
+  REQUIRE(c.loop.run_until(
+      [&] {
+        for (const auto& [b, port] : c.unicast_rx->receive_all_from())
+          c.unicast_rx->send(kLocal4, port, b);
+        return !c.table.stopped.empty();
+      },
+      milliseconds(2000)));
+  c.group_echoes();
+  c.loop.run_until(
+      [&] {
+        for (const auto& [b, port] : c.unicast_rx->receive_all_from())
+          c.unicast_rx->send(kLocal4, port, b);
+        return false;
+      },
+      milliseconds(200));
+  CHECK(c.group_echoes().empty());
+  CHECK(c.l->echo_active(c.id));
+  CHECK_FALSE(c.l->group_echo(c.id));
+  CHECK(c.l->session(c.id).state() == bfd::State::Up);
+}
