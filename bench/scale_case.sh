@@ -172,8 +172,8 @@ if [[ ${SCALE_PERF:-0} == 1 ]] && command -v perf >/dev/null; then
     -- sleep 6 >/dev/null 2>&1 || true
   for mode in --no-children --children; do
     echo "== perf report $mode (agent, 6 s of steady state)"
-    nice perf report -i "$BED_TMP/perf.data" --stdio $mode --sort sym -g none --percent-limit 1 \
-      2>/dev/null | grep '%' | cut -c1-200 | head -40
+    nice perf report -i "$BED_TMP/perf.data" --stdio $mode --sort sym -g none --percent-limit 0.5 \
+      2>/dev/null | grep "%" | cut -c1-200 | head -90
   done >"$BED_TMP/perf.txt" || true
   rm -f "$BED_TMP/perf.data"
   bed_log "perf: agent's top symbols (self, then with callees):"

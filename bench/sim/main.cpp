@@ -37,12 +37,16 @@ int main(int argc, char** argv) {
                "peer whose echo runs)");
   bool no_reflect = false;
   app.add_flag("--no-reflect", no_reflect, "do not attach ml_ingress (no echo reflection)");
+  bool no_group = false;
+  app.add_flag("--no-group-echo", no_group,
+               "reflect no group echo (the agent's sessions keep unicast echoes)");
   app.add_option("--control", o.control,
                  "FIFO for fault injection (silence K I | restore K I | stats)");
   app.add_option("--stats-s", o.stats_s, "counters every S seconds")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   o.slow_control = !fast_control;
   o.reflect = !no_reflect;
+  o.group_echo = !no_group;
   auto sim = mlink::sim::Sim::create(o);
   if (!sim) {
     std::fprintf(stderr, "mlink_sim: %s\n", sim.error().message.c_str());

@@ -121,6 +121,12 @@ Status Sim::setup() {
     l.bfd_tx_fd = *x;
     l.topo_tx = std::make_unique<BatchTx>(l.topo_fd, l.ifindex);
     l.bfd_tx = std::make_unique<BatchTx>(l.bfd_tx_fd, l.ifindex);
+    if (o_.group_echo) {  // 224.0.0.1 needs no join: every host is a member
+      auto e = open_udp(l.dev, kEchoPort);
+      if (!e) return e.error();
+      l.echo_fd = *e;
+      l.echo_tx = std::make_unique<BatchTx>(l.echo_fd, l.ifindex);
+    }
   }
   if (o_.reflect) {
     auto r = Reflector::attach(ifindexes, o_.links * o_.peers);
@@ -166,7 +172,7 @@ Sim::~Sim() {
   if (timer_) sd_event_source_disable_unref(timer_);
   if (loop_) sd_event_unref(loop_);
   for (auto& l : links_)
-    for (int fd : {l.topo_fd, l.bfd_rx_fd, l.bfd_tx_fd})
+    for (int fd : {l.topo_fd, l.bfd_rx_fd, l.bfd_tx_fd, l.echo_fd})
       if (fd >= 0) close(fd);
   if (control_fd_ >= 0) close(control_fd_);
 }
@@ -188,7 +194,8 @@ int Sim::run() {
   sd_event_add_signal(loop_, nullptr, SIGTERM, nullptr, nullptr);
   sd_event_add_signal(loop_, nullptr, SIGINT, nullptr, nullptr);
   for (auto& l : links_)
-    for (int fd : {l.topo_fd, l.bfd_rx_fd}) {
+    for (int fd : {l.topo_fd, l.bfd_rx_fd, l.echo_fd}) {
+      if (fd < 0) continue;
       sd_event_source* src = nullptr;
       if (sd_event_add_io(loop_, &src, fd, EPOLLIN, on_io, this) < 0) return 1;
       io_.push_back(src);
@@ -223,6 +230,7 @@ int Sim::on_io(sd_event_source*, int fd, uint32_t, void* self) {
   for (unsigned i = 0; i < s->links_.size(); i++) {
     if (s->links_[i].topo_fd == fd) s->topo_rx(i, now);
     if (s->links_[i].bfd_rx_fd == fd) s->bfd_rx(i, now);
+    if (s->links_[i].echo_fd == fd) s->group_echo_rx(i);
   }
   s->flush();
   s->rearm();
@@ -266,6 +274,10 @@ void Sim::flush() {
   for (auto& l : links_) {
     size_t t = l.topo_tx->pending(), b = l.bfd_tx->pending();
     size_t failed = l.topo_tx->flush() + l.bfd_tx->flush();
+    if (l.echo_tx) {
+      c_.group_reflected += l.echo_tx->pending();
+      failed += l.echo_tx->flush();
+    }
     c_.topo_tx += t;
     c_.bfd_tx += b;
     c_.tx_failed += failed;
@@ -324,10 +336,11 @@ void Sim::print_stats(uint64_t) {
   for (const auto& s : sess_) st[static_cast<int>(s.s->state())]++;
   out("sim stats up={} init={} down={} admin_down={} bfd_rx={} bfd_tx={} bfd_rejected={} "
       "bfd_unmatched={} bfd_silenced={} topo_rx={} topo_rx_unicast={} topo_tx={} "
-      "topo_rejected={} topo_replay={} answers={} asks={} ups={} downs={} tx_failed={}",
+      "topo_rejected={} topo_replay={} answers={} asks={} ups={} downs={} tx_failed={} "
+      "group_echoes={} group_reflected={}",
       st[3], st[2], st[1], st[0], c_.bfd_rx, c_.bfd_tx, c_.bfd_rejected, c_.bfd_unmatched,
       c_.bfd_silenced, c_.topo_rx, c_.topo_rx_unicast, c_.topo_tx, c_.topo_rejected, c_.topo_replay,
-      c_.answers, c_.asks, c_.ups, c_.downs, c_.tx_failed);
+      c_.answers, c_.asks, c_.ups, c_.downs, c_.tx_failed, c_.group_echoes, c_.group_reflected);
 }
 
 void Sim::command(const std::string& line) {

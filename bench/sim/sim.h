@@ -18,8 +18,11 @@
 // BFD: one bfd::Session per (node, link), Meticulous Keyed SHA1, sent from the node's link
 // address (source port 49152 + link) to the agent's (learned from its HELLO, or its first
 // control packet) port 3784, TTL 255; Required Min Echo RX Interval advertised, and echoes
-// reflected in the kernel by the project's ml_ingress (reflector.h). Once Up toward an agent
-// that advertises echo, a session slows its control packets to 1 s by a Poll Sequence, as an
+// reflected in the kernel by the project's ml_ingress (reflector.h). The agent's group echoes
+// (one per link and interval to 224.0.0.1) are reflected here, in user space, once per node of
+// the link whose session started and is not silenced: what N mlink peers' datapaths would send
+// back, from each node's address, port 3785, TTL 255, the payload unchanged. Once Up toward an
+// agent that advertises echo, a session slows its control packets to 1 s by a Poll Sequence, as an
 // mlink peer does when its own echo becomes active (the simulator sends no echoes itself).
 //
 // Fault injection (control FIFO, one command a line):
@@ -71,6 +74,7 @@ struct Options {
   uint32_t echo_rx_ms = 30;  // advertised Required Min Echo RX Interval (0: no echo)
   bool slow_control = true;  // 1 s control once Up toward an echoing agent
   bool reflect = true;       // attach ml_ingress (in-kernel echo reflection)
+  bool group_echo = true;    // reflect the agent's group echoes, every node (sim_bfd.cpp)
   std::string control;       // FIFO for fault injection ("" = none)
   unsigned stats_s = 5;
 };
@@ -86,8 +90,8 @@ class Sim {
   struct Link {
     std::string dev;
     int ifindex = 0;
-    int topo_fd = -1, bfd_rx_fd = -1, bfd_tx_fd = -1;
-    std::unique_ptr<BatchTx> topo_tx, bfd_tx;
+    int topo_fd = -1, bfd_rx_fd = -1, bfd_tx_fd = -1, echo_fd = -1;
+    std::unique_ptr<BatchTx> topo_tx, bfd_tx, echo_tx;
     std::string agent_id;
     in_addr agent_addr{};
     bool agent_known = false;
@@ -122,6 +126,7 @@ class Sim {
   static int on_control(sd_event_source*, int fd, uint32_t, void* self);
   void topo_rx(unsigned link, uint64_t now);
   void bfd_rx(unsigned link, uint64_t now);
+  void group_echo_rx(unsigned link);
   void handle_topo(unsigned link, const Rx& r, uint64_t now);
   void handle_bfd(unsigned link, const Rx& r, uint64_t now);
   void run_due(uint64_t now);
@@ -172,7 +177,7 @@ class Sim {
 
   struct Counters {
     uint64_t bfd_rx = 0, bfd_tx = 0, bfd_rejected = 0, bfd_unmatched = 0, bfd_bad_ttl = 0;
-    uint64_t bfd_silenced = 0, tx_failed = 0;
+    uint64_t bfd_silenced = 0, tx_failed = 0, group_echoes = 0, group_reflected = 0;
     uint64_t topo_rx = 0, topo_tx = 0, topo_rejected = 0, topo_replay = 0, topo_bad_ttl = 0;
     uint64_t topo_rx_unicast = 0, answers = 0, asks = 0, ups = 0, downs = 0;
   } c_;

@@ -2,6 +2,7 @@
 // (peer, link)), and which agent echoes the kernel reflector answers.
 #include <algorithm>
 
+#include "proto/bfd/echo.h"
 #include "sim.h"
 #include "sim_util.h"
 
@@ -37,6 +38,28 @@ void Sim::bfd_rx(unsigned link, uint64_t now) {
   bool more = true;
   for (int b = 0; b < kBatchesPerCallback && more; b++)
     for (const Rx& r : rx.read(links_[link].bfd_rx_fd, &more)) handle_bfd(link, r, now);
+}
+
+// The agent's group echoes on this link, each answered by every node whose session started and
+// is not silenced, as their datapaths would (bpf/lib/group_echo.h). Anything else on 3785 (the
+// agent's unicast echoes are reflected by ml_ingress before they get here) is ignored.
+void Sim::group_echo_rx(unsigned link) {
+  static BatchRx rx;
+  Link& l = links_[link];
+  bool more = true;
+  for (int b = 0; b < kBatchesPerCallback && more; b++)
+    for (const Rx& r : rx.read(l.echo_fd, &more)) {
+      if (r.ttl != 255 || !l.agent_known || r.src.s_addr != l.agent_addr.s_addr ||
+          !bfd::decode_group_echo(r.bytes))
+        continue;
+      c_.group_echoes++;
+      for (unsigned k = 0; k < o_.peers; k++) {
+        const Sess& s = sess_[size_t{link} * o_.peers + k];
+        if (s.started && !s.silent)
+          l.echo_tx->queue(link_addr(link, k), l.agent_addr, r.sport, r.bytes);
+      }
+      flush();  // 1,000 replies a batch: out before the next batch is read
+    }
 }
 
 void Sim::handle_bfd(unsigned link, const Rx& r, uint64_t now) {

@@ -21,6 +21,7 @@ inline constexpr int kBatchesPerCallback = 16;  // × 64 datagrams, then other s
 inline constexpr uint64_t kTimerAccuracyUs = 500;
 inline constexpr uint32_t kSlowControlUs = 1'000'000;  // RFC 5880 §6.8.3, as liveness.cpp
 inline constexpr uint16_t kBfdSourcePort = 49152;      // + link index (RFC 5881 §4: 49152..65535)
+inline constexpr uint16_t kEchoPort = 3785;            // RFC 5881 §4
 
 inline uint64_t wall_us() {
   timespec ts{};
