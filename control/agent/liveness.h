@@ -245,7 +245,7 @@ class Liveness final : public SessionDriver {
   bool opts_resume_ = true;  // Options::resume
   OnChange on_change_;
   OnLoss on_loss_;
-  std::map<Id, Entry> entries_;
+  std::unordered_map<Id, Entry> entries_;  // nodes stay put: GroupTx::members points into it
   // Indexes, so that a packet or a timer costs O(log n) in the number of
   // sessions, not a scan of all of them.
   std::set<std::pair<uint64_t, Id>> timers_;           // (due_us, id)

@@ -52,8 +52,14 @@ ml_peer PeerEntries::build(const PeerPlan& plan, const IpAddr& ml_address, const
       std::memcpy(slot.nh, nh->bytes.data(), nh->size());
     }
   }
-  auto table = linkset::apply_overrides(table_for(m), m, overrides_[ml_address]);
-  std::copy(table.begin(), table.end(), v.buckets);
+  const auto& base = table_for(m);
+  auto ov = overrides_.find(ml_address);  // most peers have none: no lookup makes one
+  if (ov == overrides_.end()) {
+    std::copy(base.begin(), base.end(), v.buckets);
+  } else {
+    auto table = linkset::apply_overrides(base, m, ov->second);
+    std::copy(table.begin(), table.end(), v.buckets);
+  }
   return v;
 }
 
@@ -75,8 +81,12 @@ std::vector<EntryWrite> PeerEntries::refresh(const PeerPlan& plan, const Links& 
       continue;
     }
     EntryWrite w{a, std::nullopt, v};
-    if (it != written_.end()) w.before = it->second;
-    written_[a] = v;
+    if (it != written_.end()) {
+      w.before = it->second;
+      it->second = v;
+    } else {
+      written_.emplace(a, v);
+    }
     out.push_back(std::move(w));
   }
   return out;
