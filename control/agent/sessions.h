@@ -52,8 +52,8 @@ struct SessionInfo {
   bfd::Diag diag = bfd::Diag::None;
   bool echo_active = false;
   uint64_t echo_rtt_us = 0;
-  unsigned echo_lost = 0;  // of the last bfd::EchoLoss::kWindow
-  uint32_t echo_slot = 0;  // its ml_echo_seen entry + 1 (group echo); 0: none
+  unsigned echo_lost = 0;   // of the last bfd::EchoLoss::kWindow
+  uint32_t echo_slot = 0;   // its ml_echo_seen entry + 1 (group echo); 0: none
   bool echo_group = false;  // the echo that proves it is the link's group echo
 };
 
