@@ -1,9 +1,10 @@
 // liveness_group.cpp - group echo (bpf/include/mlink_abi.h, "Group echo"): one echo per link
 // socket and interval to the all-nodes group instead of one per session. Every peer's
 // datapath reflects it; ours checks each reflection and records it in the session's
-// ml_echo_seen slot, which the session reads at its deadline. So the agent's echo work is
-// one packet per link and interval plus one memory read per session and detection time,
-// not a send and a receive per session and interval.
+// ml_echo_seen slot. The agent reads a socket's slots together at their earliest detection
+// time (sweep_group_due). So its echo work is one packet per link and interval plus one
+// memory read per session every two or three intervals, not a send and a receive per
+// session and interval.
 //
 // A session offers group echo for kEchoProbeUsec when it comes Up, beside its unicast
 // echoes; once a reflection is recorded its unicast echoes stop. A peer that reflects none

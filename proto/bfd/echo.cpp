@@ -102,6 +102,8 @@ std::optional<GroupEcho> decode_group_echo(std::span<const uint8_t> bytes) {
 }
 
 uint64_t random_nonce() {
+  static const bool ready = sodium_init() >= 0;  // once; random_echo_key() has usually run
+  if (!ready) std::abort();
   uint64_t n;
   randombytes_buf(&n, sizeof(n));
   return n;

@@ -12,52 +12,13 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "bpf/checksum_oracle.h"
 #include "bpf/packets.h"
 #include "ml_l2shape.skel.h"
 
 using namespace mlink::bpftest;
 
 namespace {
-
-// ---- an independent checksum oracle (does not share code with packets.cpp) ---------------
-
-uint16_t be16(const std::vector<uint8_t>& p, size_t at) {
-  return static_cast<uint16_t>(p[at] << 8 | p[at + 1]);
-}
-
-// One's complement sum over [from, from + n), folded to 16 bits.
-uint16_t ones_sum(const std::vector<uint8_t>& p, size_t from, size_t n, uint64_t sum = 0) {
-  for (size_t i = 0; i < n; i++) sum += (i % 2 == 0) ? uint64_t{p[from + i]} << 8 : p[from + i];
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
-}
-
-// The frame's IPv4 header checksum verifies (sums to 0xffff).
-bool ipv4_header_ok(const std::vector<uint8_t>& f) {
-  size_t ihl = (f[kEthLen] & 0xf) * 4u;
-  return ones_sum(f, kEthLen, ihl) == 0xffff;
-}
-
-// The frame's UDP checksum verifies against the pseudo-header; an IPv4 checksum of 0 (none)
-// does not count as valid here: the echoes under test all carry one.
-bool udp_ok(const std::vector<uint8_t>& f) {
-  bool v4 = (f[kEthLen] >> 4) == 4;
-  size_t l3 = kEthLen, l4, addr_off, addr_len;
-  if (v4) {
-    l4 = l3 + (f[l3] & 0xf) * 4u;
-    addr_off = l3 + 12;
-    addr_len = 8;
-  } else {
-    l4 = l3 + 40;
-    addr_off = l3 + 8;
-    addr_len = 32;
-  }
-  size_t udp_len = be16(f, l4 + 4);
-  if (be16(f, l4 + 6) == 0 || l4 + udp_len > f.size()) return false;
-  uint64_t pseudo = ones_sum(f, addr_off, addr_len);
-  pseudo += IPPROTO_UDP + udp_len;
-  return ones_sum(f, l4, udp_len, pseudo) == 0xffff;
-}
 
 struct Fields {
   std::vector<uint8_t> src, dst;

@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "bpf/checksum_oracle.h"
 #include "bpf/packets.h"
 #include "mlink.skel.h"
 #include "proto/bfd/echo.h"
@@ -21,42 +22,6 @@ namespace {
 constexpr uint32_t kLo = 1;  // test-run's device
 constexpr std::array<uint8_t, 6> kAllNodes4Mac = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};
 constexpr std::array<uint8_t, 6> kAllNodes6Mac = {0x33, 0x33, 0x00, 0x00, 0x00, 0x01};
-
-uint16_t be16(const std::vector<uint8_t>& p, size_t at) {
-  return static_cast<uint16_t>(p[at] << 8 | p[at + 1]);
-}
-
-uint16_t ones_sum(const std::vector<uint8_t>& p, size_t from, size_t n, uint64_t sum = 0) {
-  for (size_t i = 0; i < n; i++) sum += (i % 2 == 0) ? uint64_t{p[from + i]} << 8 : p[from + i];
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
-}
-
-size_t l4_of(const std::vector<uint8_t>& f) {
-  return (f[kEthLen] >> 4) == 4 ? kEthLen + (f[kEthLen] & 0xf) * 4u : kEthLen + 40;
-}
-
-// Writes the UDP checksum of frame f (IPv4 or IPv6, Ethernet) anew.
-void fix_udp_csum(std::vector<uint8_t>& f) {
-  bool v4 = (f[kEthLen] >> 4) == 4;
-  size_t l4 = l4_of(f), udp_len = be16(f, l4 + 4);
-  f[l4 + 6] = f[l4 + 7] = 0;
-  uint64_t pseudo = ones_sum(f, kEthLen + (v4 ? 12 : 8), v4 ? 8 : 32) + IPPROTO_UDP + udp_len;
-  uint16_t c = static_cast<uint16_t>(~ones_sum(f, l4, udp_len, pseudo));
-  f[l4 + 6] = static_cast<uint8_t>(c >> 8);
-  f[l4 + 7] = static_cast<uint8_t>(c);
-}
-
-bool udp_ok(const std::vector<uint8_t>& f) {
-  bool v4 = (f[kEthLen] >> 4) == 4;
-  size_t l4 = l4_of(f), udp_len = be16(f, l4 + 4);
-  uint64_t pseudo = ones_sum(f, kEthLen + (v4 ? 12 : 8), v4 ? 8 : 32) + IPPROTO_UDP + udp_len;
-  return be16(f, l4 + 6) != 0 && ones_sum(f, l4, udp_len, pseudo) == 0xffff;
-}
-
-bool ipv4_header_ok(const std::vector<uint8_t>& f) {
-  return ones_sum(f, kEthLen, (f[kEthLen] & 0xf) * 4u) == 0xffff;
-}
 
 Ip group(uint8_t family) {
   return Ip::parse(family == AF_INET ? "224.0.0.1" : "ff02::1");

@@ -51,16 +51,24 @@ echo "== flow get: 32 live iperf3 flows, each on the link the datapath names"
 bed_iperf_server b 5201
 bed_iperf a 10.88.0.2 32 6 "$BED_TMP/iperf-flows.json" -p 5201 >/dev/null &
 iperf_pid=$!
-sleep 2.5 # the rebalancer settles the 32 flows over the links
+sleep 2.5 # the rebalancer settles the 32 flows over the links (it may still move one later)
+# The captures span every query: whenever the rebalancer moves a flow's bucket, the link flow
+# get names at its query carried the flow during the window (a slow build, e.g. ASan, makes
+# the 32 queries take seconds).
+caps=()
 for i in 0 1 2; do
-  bed_bg a "cap-eth$i.txt" timeout 1.5 tcpdump -i "eth$i" -nn -q -l 'tcp and dst port 5201'
+  bed_bg a "cap-eth$i.txt" timeout 30 tcpdump -i "eth$i" -nn -q -l 'tcp and dst port 5201'
+  caps+=("$BED_LAST_PID")
 done
-sleep 0.3
+for i in 0 1 2; do
+  for _ in $(seq 100); do grep -q "listening on" "$BED_TMP/cap-eth$i.txt" && break; sleep 0.05; done
+  grep -q "listening on" "$BED_TMP/cap-eth$i.txt" || bed_die "tcpdump on eth$i did not start"
+done
 ports=$(bed_exec a ss -Htn state established dst 10.88.0.2 | awk '{split($3, s, ":"); print s[2]}')
 for p in $ports; do
   ctl a -j flow get 10.88.0.1 10.88.0.2 proto tcp sport "$p" dport 5201
 done >"$BED_TMP/flows.jsonl"
-sleep 1.5
+for pid in "${caps[@]}"; do bed_kill "$pid"; done
 wait "$iperf_pid" || bed_die "iperf3 failed"
 ctl a flow get 10.88.0.1 10.88.0.2 proto tcp sport "${ports%%$'\n'*}" dport 5201 >"$BED_TMP/ctl-a-flow-get.txt"
 if ctl a flow get 10.88.0.1 10.88.0.99 >"$BED_TMP/ctl-a-flow-get-nonpeer.txt"; then
@@ -83,8 +91,7 @@ for line in open(f"{tmp}/flows.jsonl"):
     if not got or sum(got.values()) < 10:
         continue  # iperf3's control connection: next to no packets in the window
     checked += 1
-    used = got.most_common(1)[0][0]
-    if used != f["link"] or f["verdict"] != "redirect":
+    if got[f["link"]] < 5 or f["verdict"] != "redirect":  # the named link carried it
         bad += 1
         print(f"  sport {f['sport']}: flow get says {f['link']} ({f['why']}), captured {dict(got)}")
 per_link = collections.Counter(json.loads(l)["link"] for l in open(f"{tmp}/flows.jsonl"))

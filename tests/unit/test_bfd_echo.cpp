@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <variant>
 #include <vector>
 
@@ -103,4 +105,30 @@ TEST_CASE("bfd echo: padding and trailing bytes are ignored") {
   auto back = decode(b);
   REQUIRE(std::holds_alternative<EchoPayload>(back));
   CHECK(std::get<EchoPayload>(back) == kKnownPayload);
+}
+
+// Group echo (proto/bfd/echo.h): the layout byte for byte, as ml_ingress reads it
+// (bpf/lib/group_echo.h: struct ml_echo_wire), and what is not one.
+TEST_CASE("group echo: known bytes both ways; another magic or a short one is not one") {
+  const std::vector<uint8_t> known = {
+      'M',  'L',  'E',  'G',                           // magic
+      0x00, 0x00, 0x00, 0x03,                          // socket 3
+      0x80, 0x00, 0x00, 0x01,                          // sequence
+      0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,  // send time
+      0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,  // nonce, as the sender's memory holds it
+      0,    0,    0,    0,                             // padding
+  };
+  uint64_t nonce;
+  std::memcpy(&nonce, known.data() + 20, sizeof(nonce));
+  const bfd::GroupEcho e{
+      .socket = 3, .seq = 0x80000001, .sent_us = 0x0001020304050607, .nonce = nonce};
+  CHECK(bfd::encode_group_echo(e) == known);
+  auto back = bfd::decode_group_echo(known);
+  REQUIRE(back.has_value());
+  CHECK(*back == e);
+  auto other = known;
+  other[3] = 'C';  // a unicast echo's magic
+  CHECK_FALSE(bfd::decode_group_echo(other).has_value());
+  CHECK_FALSE(bfd::decode_group_echo(std::span(known).first(31)).has_value());
+  CHECK(bfd::random_nonce() != bfd::random_nonce());  // 2^-64 to fail
 }
