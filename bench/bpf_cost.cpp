@@ -5,6 +5,12 @@
 //   egress_peer    ml_egress to a peer, l34 hash, redirect path
 //   egress_pass    ml_egress to a non-peer (parse + map miss, TC_ACT_OK)
 //   egress_socket  ml_egress to a peer with the socket hash policy
+//   egress_flowlet ml_egress to a flowlet peer, the flowlet's next packet, clocked by
+//                  bpf_ktime_get_ns() (a packet with no departure time: UDP, forwarded)
+//   egress_flowlet_new  the same, every packet a new flowlet (gap 0)
+//   tcp_*          the packet stamped with a departure time first, as TCP stamps every
+//                  segment (bpf/testing/departure.bpf.c, then a tail call): tcp_empty is
+//                  their baseline, and flowlet mode reads the stamp instead of the clock
 //
 // Cases are interleaved over 7 rounds and the median taken, so a noisy moment on a small VM
 // hits every case alike. Test-run presents an Ethernet frame, so the datapath is loaded with
@@ -31,12 +37,15 @@ namespace {
 
 constexpr uint32_t kRepeat = 1'000'000;
 constexpr int kRounds = 7;
+constexpr uint64_t kDepartureNs = 1'000'000'000;
 
 struct Case {
   std::string name;
   int prog_fd;
   uint32_t expect;  // TC_ACT_*: a case that takes the wrong path measures the wrong thing
   std::vector<uint8_t> pkt;
+  const DepartureRun* tcp = nullptr;  // stamp a departure time first
+  std::string baseline = "empty";     // "- empty" is net of this case
   std::vector<uint32_t> ns;
 
   uint32_t median() const {
@@ -69,7 +78,8 @@ ml_peer spread_peer(uint32_t id, uint8_t policy) {
 
 void run_round(std::vector<Case>& cases) {
   for (Case& c : cases) {
-    RunResult r = test_run(c.prog_fd, c.pkt, kRepeat);
+    RunResult r =
+        c.tcp ? c.tcp->run(c.pkt, kDepartureNs, kRepeat) : test_run(c.prog_fd, c.pkt, kRepeat);
     if (r.err) throw std::runtime_error(c.name + ": test run failed: " + std::to_string(r.err));
     if (r.retval != c.expect)
       throw std::runtime_error(c.name + ": returned " + std::to_string(r.retval));
@@ -78,9 +88,11 @@ void run_round(std::vector<Case>& cases) {
 }
 
 void report(const std::vector<Case>& cases) {
-  uint32_t empty = cases.front().median();
   std::printf("%-19s %8s %10s %8s\n", "case", "ns/pkt", "- empty", "x empty");
   for (const Case& c : cases) {
+    auto base = std::find_if(cases.begin(), cases.end(),
+                             [&](const Case& b) { return b.name == c.baseline; });
+    uint32_t empty = base->median();
     uint32_t m = c.median();
     std::printf("%-19s %8u %10d %8.2f\n", c.name.c_str(), m,
                 static_cast<int>(m) - static_cast<int>(empty), empty ? double(m) / empty : 0.0);
@@ -110,14 +122,18 @@ int run() {
     dp.put_peer(spec->dst, p);
   }
 
+  DepartureRun tcp_empty(empty.fd()), tcp_egress(dp.egress_fd());
   auto peer_pkt = build(bench_tcp4_64());
   std::vector<Case> cases = {
-      {"empty", empty.fd(), TC_ACT_OK, peer_pkt, {}},
-      {"egress_peer", dp.egress_fd(), TC_ACT_REDIRECT, peer_pkt, {}},
-      {"egress_pass", dp.egress_fd(), TC_ACT_OK, build(pass_spec), {}},
-      {"egress_socket", dp.egress_fd(), TC_ACT_REDIRECT, build(socket_spec), {}},
-      {"egress_flowlet", dp.egress_fd(), TC_ACT_REDIRECT, build(flowlet_spec), {}},
-      {"egress_flowlet_new", dp.egress_fd(), TC_ACT_REDIRECT, build(new_flowlet_spec), {}},
+      {"empty", empty.fd(), TC_ACT_OK, peer_pkt},
+      {"egress_peer", dp.egress_fd(), TC_ACT_REDIRECT, peer_pkt},
+      {"egress_pass", dp.egress_fd(), TC_ACT_OK, build(pass_spec)},
+      {"egress_socket", dp.egress_fd(), TC_ACT_REDIRECT, build(socket_spec)},
+      {"egress_flowlet", dp.egress_fd(), TC_ACT_REDIRECT, build(flowlet_spec)},
+      {"egress_flowlet_new", dp.egress_fd(), TC_ACT_REDIRECT, build(new_flowlet_spec)},
+      {"tcp_empty", -1, TC_ACT_OK, peer_pkt, &tcp_empty, "tcp_empty"},
+      {"tcp_egress_peer", -1, TC_ACT_REDIRECT, peer_pkt, &tcp_egress, "tcp_empty"},
+      {"tcp_egress_flowlet", -1, TC_ACT_REDIRECT, build(flowlet_spec), &tcp_egress, "tcp_empty"},
   };
   std::printf("BPF_PROG_TEST_RUN, %zu-byte IPv4 TCP frame, repeat %u, median of %d rounds\n",
               peer_pkt.size(), kRepeat, kRounds);

@@ -21,8 +21,9 @@
  *   4: ml_peer.spread and flowlet_gap_us; ml_flowlets
  *   5: group echo: ml_bfd_peers' value is the session's ml_echo_seen slot + 1;
  *      ml_echo_tx, ml_echo_seen, ml_link_addrs
+ *   6: ml_flowlets is an array indexed by ml_flowlet_index()
  */
-#define ML_ABI_VERSION 5
+#define ML_ABI_VERSION 6
 
 #define ML_MAX_SLOTS 16  /* links per peer; a power of two (slot &= ML_MAX_SLOTS - 1) */
 #define ML_BUCKETS 256   /* power of two: bucket = hash & (ML_BUCKETS - 1) */
@@ -134,16 +135,26 @@ enum ml_spread {
 	ML_SPREAD_FLOWLET = 1,
 };
 
-/* Key and value of ml_flowlets (LRU): one flow of one peer. */
-struct ml_flowlet_key {
-	__u32 peer_id;
-	__u32 hash; /* the flow hash of the peer's hash policy */
-};
+/*
+ * ml_flowlets is an array of ML_FLOWLETS entries; a flow's entry is
+ * ml_flowlet_index(peer id, flow hash). Two flows that land on one entry share
+ * a flowlet, and that is safe: the entry's bucket changes only after a pause
+ * of the entry, which is a pause of every flow on it. They just start fewer
+ * flowlets. 65,536 entries keep that rare at thousands of flows (1.5 MiB).
+ */
+#define ML_FLOWLETS 65536 /* a power of two */
+
+static inline __u32 ml_flowlet_index(__u32 peer_id, __u32 hash)
+{
+	return (hash ^ (peer_id * 0x9e3779b1U)) & (ML_FLOWLETS - 1);
+}
 
 struct ml_flowlet {
-	__u64 last_ns; /* bpf_ktime_get_ns() of the flow's last packet */
-	__u32 bucket;  /* the current flowlet's bucket */
+	__u64 last_ns;  /* the clock (see ml_flowlet_bucket) of the entry's last packet */
+	__u32 bucket;   /* the current flowlet's bucket */
 	__u32 flowlets; /* flowlets so far (one per bucket draw) */
+	__u32 peer_id;  /* the peer and flow hash that started the current flowlet, */
+	__u32 hash;     /* for bpftool map dump */
 };
 
 enum ml_slot_state {
@@ -277,7 +288,8 @@ ML_STATIC_ASSERT(sizeof(struct ml_decision) == 20, "ml_decision: the five words 
 ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
 ML_STATIC_ASSERT((ML_MAX_SLOTS & (ML_MAX_SLOTS - 1)) == 0, "slots: power of two (bounds mask)");
 ML_STATIC_ASSERT(sizeof(struct ml_peer) == 652, "ml_peer: 652 bytes (docs/OPERATIONS.md)");
-ML_STATIC_ASSERT(sizeof(struct ml_flowlet) == 16, "ml_flowlet layout");
+ML_STATIC_ASSERT(sizeof(struct ml_flowlet) == 24, "ml_flowlet layout");
+ML_STATIC_ASSERT((ML_FLOWLETS & (ML_FLOWLETS - 1)) == 0, "flowlets: power of two");
 ML_STATIC_ASSERT(sizeof(struct ml_echo_tx) == 8 + 16 * ML_ECHO_RING, "ml_echo_tx layout");
 ML_STATIC_ASSERT(sizeof(struct ml_echo_seen) == 32, "ml_echo_seen layout");
 ML_STATIC_ASSERT((ML_ECHO_RING & (ML_ECHO_RING - 1)) == 0, "echo ring: power of two");

@@ -21,13 +21,13 @@ struct {
 	__type(value, struct ml_peer);
 } ml_peers SEC(".maps");
 
-/* Flowlet state of the flows to peers in ML_SPREAD_FLOWLET (LRU: a flow
- * forgotten under pressure just starts a new flowlet). */
-#define ML_FLOWLETS 16384
+/* Flowlet state, indexed by ml_flowlet_index() (see mlink_abi.h): an array,
+ * not a hash, so a lookup is an inlined address computation with no key to
+ * hash or compare. Flows that share an entry share one flowlet, which is safe. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ML_FLOWLETS);
-	__type(key, struct ml_flowlet_key);
+	__type(key, __u32);
 	__type(value, struct ml_flowlet);
 } ml_flowlets SEC(".maps");
 

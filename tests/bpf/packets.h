@@ -23,7 +23,8 @@
 
 #include "mlink_abi.h"
 
-struct mlink_bpf;  // mlink.skel.h
+struct mlink_bpf;         // mlink.skel.h
+struct ml_departure_bpf;  // ml_departure.skel.h
 struct bpf_map;
 
 namespace mlink::bpftest {
@@ -200,6 +201,23 @@ class ProgHarness {
 
  private:
   mlink_bpf* skel_ = nullptr;
+};
+
+// ml_departure (bpf/testing/departure.bpf.c) in front of another SCHED_CLS program: runs it
+// on a packet stamped with a CLOCK_MONOTONIC departure time, as TCP stamps every segment
+// (test-run alone cannot set the stamp's type). Destroyed with the object.
+class DepartureRun {
+ public:
+  explicit DepartureRun(int next_prog_fd);
+  ~DepartureRun();
+  DepartureRun(const DepartureRun&) = delete;
+  DepartureRun& operator=(const DepartureRun&) = delete;
+
+  // departure_ns: not 0 (a stamp of 0 means none).
+  RunResult run(std::span<const uint8_t> pkt, uint64_t departure_ns, uint32_t repeat = 1) const;
+
+ private:
+  ml_departure_bpf* skel_ = nullptr;
 };
 
 }  // namespace mlink::bpftest

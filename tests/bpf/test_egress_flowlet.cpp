@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <doctest/doctest.h>
+#include <time.h>
 
 #include <set>
 
@@ -25,12 +26,12 @@ ml_peer flowlet_peer(uint32_t gap_us, int nslots = 3) {
   return p;
 }
 
-// The flow's ml_flowlets entry, if any.
-std::optional<ml_flowlet> flowlet_of(const ProgHarness& dp, uint32_t hash) {
-  ml_flowlet_key k{kPeerId, hash};
+// The flow's ml_flowlets entry (an array: every index has one; a flow's is zero until used).
+ml_flowlet flowlet_of(const ProgHarness& dp, uint32_t hash) {
+  uint32_t idx = ml_flowlet_index(kPeerId, hash);
   ml_flowlet v{};
-  if (bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.ml_flowlets), &k, &v) != 0)
-    return std::nullopt;
+  int err = bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.ml_flowlets), &idx, &v);
+  REQUIRE(err == 0);
   return v;
 }
 
@@ -49,10 +50,11 @@ TEST_CASE("flowlet: packets closer than the gap stay on the flowlet's bucket and
     CHECK(r.decision.bucket == first.decision.bucket);
     CHECK(r.decision.slot == first.decision.slot);
   }
-  auto fl = flowlet_of(dp, first.decision.hash);
-  REQUIRE(fl);
-  CHECK(fl->flowlets == 1);
-  CHECK(fl->bucket == first.decision.bucket);
+  ml_flowlet fl = flowlet_of(dp, first.decision.hash);
+  CHECK(fl.flowlets == 1);
+  CHECK(fl.bucket == first.decision.bucket);
+  CHECK(fl.peer_id == kPeerId);
+  CHECK(fl.hash == first.decision.hash);
   CHECK(dp.slot_counter(kPeerId, first.decision.slot).packets == 51);
 }
 
@@ -74,9 +76,7 @@ TEST_CASE("flowlet: after a pause a flow draws a new bucket, so one flow uses ev
   // 64 random draws over 256 buckets: all three links (P(miss one) ~ 3 (2/3)^64 < 1e-10).
   CHECK(slots.size() == 3);
   CHECK(buckets.size() > 20);
-  auto fl = flowlet_of(dp, hash);
-  REQUIRE(fl);
-  CHECK(fl->flowlets == 64);
+  CHECK(flowlet_of(dp, hash).flowlets == 64);
 }
 
 TEST_CASE("flowlet: a rewritten bucket moves the flowlet with it (failover, drain)") {
@@ -109,5 +109,47 @@ TEST_CASE("flowlet: flow mode leaves ml_flowlets alone and hashes as before") {
   RunResult r = dp.egress(build(spec));
   REQUIRE(r.err == 0);
   CHECK(r.decision.bucket == l34_bucket(spec));
-  CHECK_FALSE(flowlet_of(dp, r.decision.hash));
+  CHECK(flowlet_of(dp, r.decision.hash).flowlets == 0);
+}
+
+// The flowlet clock is the departure time TCP writes in every segment (EDT), so these cases
+// choose the time; a packet without one is timed by the clock at egress.
+TEST_CASE("flowlet: the departure time decides the pause") {
+  ProgHarness dp;
+  dp.put_peer(peer4(), flowlet_peer(500));  // 500 us
+  auto pkt = build(tcp(AF_INET));
+  constexpr uint64_t t0 = 5'000'000'000;
+  DepartureRun tcp_egress(dp.egress_fd());
+  RunResult first = tcp_egress.run(pkt, t0);
+  REQUIRE(first.err == 0);
+  REQUIRE(first.retval == TC_ACT_REDIRECT);
+  uint32_t hash = first.decision.hash;
+  CHECK(flowlet_of(dp, hash).last_ns == t0);
+  // 400 us later: one flowlet.
+  RunResult near = tcp_egress.run(pkt, t0 + 400'000);
+  CHECK(near.decision.bucket == first.decision.bucket);
+  CHECK(flowlet_of(dp, hash).flowlets == 1);
+  // A departure before the last one (pacing, or another flow on the entry) is no pause.
+  CHECK(tcp_egress.run(pkt, t0).err == 0);
+  CHECK(flowlet_of(dp, hash).flowlets == 1);
+  CHECK(flowlet_of(dp, hash).last_ns == t0);
+  // 600 us after the last: a new flowlet (a new draw; it may draw the same bucket).
+  CHECK(tcp_egress.run(pkt, t0 + 600'000).err == 0);
+  CHECK(flowlet_of(dp, hash).flowlets == 2);
+  CHECK(flowlet_of(dp, hash).last_ns == t0 + 600'000);
+}
+
+TEST_CASE("flowlet: a packet with no departure time is timed by the clock") {
+  ProgHarness dp;
+  dp.put_peer(peer4(), flowlet_peer(500));
+  auto pkt = build(tcp(AF_INET));
+  timespec before{}, after{};
+  clock_gettime(CLOCK_MONOTONIC, &before);
+  RunResult r = dp.egress(pkt);
+  clock_gettime(CLOCK_MONOTONIC, &after);
+  REQUIRE(r.err == 0);
+  auto ns = [](const timespec& t) { return uint64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec; };
+  uint64_t last = flowlet_of(dp, r.decision.hash).last_ns;
+  CHECK(last >= ns(before));
+  CHECK(last <= ns(after));
 }
