@@ -32,6 +32,7 @@ SYSTEMS = {  # case name -> label and colour, in plotting order
     "ecmp": ("kernel ECMP (L4 hash)", "tab:orange"),
     "mptcp": ("MPTCP (a subflow per link)", "tab:green"),
     "mlink": ("mlink", "tab:blue"),
+    "mlink_sockq64k": ("mlink, socket_queue_limit 64 KiB", "tab:red"),
     "mlink_tsq64k": ("mlink, sender TSQ 64 KiB", "tab:cyan"),
     "mlink_gso16k": ("mlink, ml0 GSO 16 KiB", "tab:brown"),
     "mlink_loose": ("mlink, rx_mode loose", "tab:olive"),

@@ -18,7 +18,7 @@ BENCH_JSON=${BENCH_JSON:-$BENCH_DIR/results/goodput.json}
 read -r LOAD_START < /proc/loadavg
 source "$BENCH_DIR/throughput_baselines.sh"
 source "$BENCH_DIR/../tests/e2e/lib/mlink.sh"
-BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mlink_tsq64k mlink_loose mlink_flowlet mptcp"}
+BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mlink_sockq64k mlink_tsq64k mlink_loose mlink_flowlet mptcp"}
 BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
 
 mlink_setup() {
@@ -31,6 +31,17 @@ bench_case_mlink() { run_case mlink mlink_setup mlink_teardown "$ML_B"; }
 # Flowlet mode (spread = "flowlet", default gap): one flow may use every link.
 mlink_flowlet_setup() { ML_NODE_TOML='spread = "flowlet"' mlink_setup; }
 bench_case_mlink_flowlet() { run_case mlink_flowlet mlink_flowlet_setup mlink_teardown "$ML_B"; }
+# Flowlet mode with the sender's socket_queue_limit: a socket has at most one packet in the
+# host's queues, so a new flowlet cannot overtake the last one; the gap only has to cover the
+# links' delay difference (BENCH_FLOWLET_GAP_US, default 50).
+mlink_flowlet_sockq_setup() {
+  ML_NODE_TOML="spread = \"flowlet\"
+flowlet_gap_us = ${BENCH_FLOWLET_GAP_US:-50}
+socket_queue_limit = 65536" mlink_setup
+}
+bench_case_mlink_flowlet_sockq64k() {
+  run_case mlink_flowlet_sockq64k mlink_flowlet_sockq_setup mlink_teardown "$ML_B"
+}
 
 # Receive without the ingress program (rx_mode = "loose": the links' rp_filter loose instead);
 # unshaped (BENCH_RATE=none) it shows what the ingress redirect into ml0 costs.
@@ -41,7 +52,17 @@ mlink_loose_setup() {
 }
 bench_case_mlink_loose() { run_case mlink_loose mlink_loose_setup mlink_teardown "$ML_B"; }
 
-# The back-pressure mitigation (docs/BENCHMARKS.md, "Retransmits"): a drop in a link's qdisc
+# mlink's own back-pressure: [node] socket_queue_limit on the sender. ml0's egress refuses a
+# socket's packet while the socket has over 64 KiB queued in the host, and TCP takes that as
+# local congestion (bpf/lib/socket_queue.h).
+mlink_sockq_setup() {
+  ml_start a "$(ml_config a 1 2 "$BENCH_LINKS" 'socket_queue_limit = 65536')"
+  ml_start b "$(ml_config b 2 1 "$BENCH_LINKS")"
+  ml_wait_links a b
+}
+bench_case_mlink_sockq64k() { run_case mlink_sockq64k mlink_sockq_setup mlink_teardown "$ML_B"; }
+
+# The host's back-pressure mitigation (docs/BENCHMARKS.md, "Retransmits"): a drop in a link's qdisc
 # after bpf_redirect_neigh never reaches TCP as local congestion, so the sender's TCP Small
 # Queues limit is what keeps the qdisc from overflowing. 64 KiB per socket (the default is
 # 4 MiB, so the floor of two GSO skbs, ~130 KiB, rules): 8 flows stay within one tbf queue.

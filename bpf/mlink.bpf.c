@@ -3,8 +3,9 @@
  * mlink datapath: one object, four programs sharing the maps in lib/maps.h.
  *
  * ml_egress  - TC egress on the ML device (tun, L3): peer lookup by
- *              destination, bucket pick by flow hash, bpf_redirect_neigh to the
- *              slot's link and next hop. The kernel's neighbour subsystem
+ *              destination, bucket pick by flow hash (or flowlet), a local
+ *              TCP socket's queue checked (lib/socket_queue.h),
+ *              bpf_redirect_neigh to the slot's link and next hop. The kernel's neighbour subsystem
  *              writes the L2 header; no link MAC is ever read or written.
  * ml_ingress - TC ingress on each link: BFD echoes from the link's peer are
  *              sent straight back out the link (ml_echo_*); group echoes are
@@ -30,6 +31,7 @@
 #include "lib/hash.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/socket_queue.h"
 
 /* Set by the loader before load. */
 const volatile __u32 ml_ifindex = 0; /* the ML device: ingress delivers here */
@@ -67,16 +69,20 @@ static __always_inline __u64 ml_flowlet_clock(const struct __sk_buff *skb)
 }
 
 /* The bucket of a packet with flow hash `hash` to a FLOWLET peer (see enum
- * ml_spread): the flowlet's, or a random one after a pause. A departure time
- * may lie ahead of the clock (pacing) or of another flow's on the entry: a
- * negative gap counts as no pause. */
+ * ml_spread): the flowlet's, or a random one after a pause. The draw avoids
+ * the old flowlet's link once (a second draw from the same random word): a
+ * flow that paused because its link's queue made it wait should not draw
+ * that link again (one flow, 3 links: 0.90 of the limit with one draw, 0.97
+ * with this; docs/BENCHMARKS.md "Flowlet mode"). A departure time may lie
+ * ahead of the clock (pacing) or of another flow's on the entry: a negative
+ * gap counts as no pause. */
 static __always_inline __u32 ml_flowlet_bucket(const struct __sk_buff *skb,
 					       const struct ml_peer *peer, __u32 hash)
 {
 	__u32 idx = ml_flowlet_index(peer->peer_id, hash);
 	struct ml_flowlet *fl = bpf_map_lookup_elem(&ml_flowlets, &idx);
 	__u64 now = ml_flowlet_clock(skb);
-	__u32 bucket;
+	__u32 bucket, r;
 
 	if (!fl) /* never: idx < ML_FLOWLETS; the verifier wants the test */
 		return hash & (ML_BUCKETS - 1);
@@ -84,7 +90,10 @@ static __always_inline __u32 ml_flowlet_bucket(const struct __sk_buff *skb,
 		fl->last_ns = now;
 		return fl->bucket & (ML_BUCKETS - 1);
 	}
-	bucket = bpf_get_prandom_u32() & (ML_BUCKETS - 1);
+	r = bpf_get_prandom_u32();
+	bucket = r & (ML_BUCKETS - 1);
+	if (peer->buckets[bucket] == peer->buckets[fl->bucket & (ML_BUCKETS - 1)])
+		bucket = (r >> 8) & (ML_BUCKETS - 1);
 	fl->last_ns = now;
 	fl->bucket = bucket;
 	fl->flowlets++;
@@ -109,6 +118,14 @@ int ml_egress(struct __sk_buff *skb)
 	peer = bpf_map_lookup_elem(&ml_peers, &f.dst);
 	if (!peer)
 		return TC_ACT_OK; /* not a peer: the stack's business */
+
+	/* Local congestion, as a full qdisc would signal it (lib/socket_queue.h).
+	 * `len` is under this packet's own truesize, so a socket with nothing
+	 * else queued always passes: the limit is at least 64 KiB. Before the
+	 * flowlet step, so a flowlet's time is that of its last packet sent. */
+	if (peer->socket_queue_limit &&
+	    ml_socket_queued(skb) > (__u64)peer->socket_queue_limit + len)
+		return ml_drop(ML_DROP_SOCKET_QUEUE, len);
 
 	hash = ml_flow_hash(skb, &f, peer->hash_policy);
 	if (peer->spread == ML_SPREAD_FLOWLET)

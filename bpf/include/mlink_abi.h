@@ -21,7 +21,8 @@
  *   4: ml_peer.spread and flowlet_gap_us; ml_flowlets
  *   5: group echo: ml_bfd_peers' value is the session's ml_echo_seen slot + 1;
  *      ml_echo_tx, ml_echo_seen, ml_link_addrs
- *   6: ml_flowlets is an array indexed by ml_flowlet_index()
+ *   6: ml_flowlets is an array indexed by ml_flowlet_index();
+ *      ml_peer.socket_queue_limit and its drop reason
  */
 #define ML_ABI_VERSION 6
 
@@ -204,6 +205,10 @@ struct ml_peer {
 	__u8 spread;      /* enum ml_spread */
 	__u8 pad;
 	__u32 flowlet_gap_us; /* FLOWLET: the pause that starts a new flowlet */
+	/* Bytes a local TCP socket may have queued in the host beside the packet
+	 * at hand; over it the egress drops, which TCP takes as local congestion
+	 * (bpf/lib/socket_queue.h). 0: no limit. */
+	__u32 socket_queue_limit;
 	struct ml_slot slots[ML_MAX_SLOTS];
 	__u8 buckets[ML_BUCKETS]; /* slot index per bucket, or ML_SLOT_NONE */
 };
@@ -232,7 +237,9 @@ struct ml_peer_stats {
 #define ML_DROP_REASONS(X)                                                     \
 	X(NO_LINK, "no_link", "peer has no usable link for this bucket")       \
 	X(SLOT_DOWN, "slot_down", "bucket names a slot that is not up")        \
-	X(NO_HEADROOM, "no_headroom", "could not push the L2 placeholder")
+	X(NO_HEADROOM, "no_headroom", "could not push the L2 placeholder")     \
+	X(SOCKET_QUEUE, "socket_queue",                                        \
+	  "the sending socket had more than socket_queue_limit queued in the host")
 
 enum ml_drop_reason {
 #define ML_X_ENUM(name, label, desc) ML_DROP_##name,
@@ -277,7 +284,7 @@ enum ml_ingress_counter {
 #endif
 ML_STATIC_ASSERT(sizeof(struct ml_addr) == 20, "ml_addr layout");
 ML_STATIC_ASSERT(sizeof(struct ml_slot) == 24, "ml_slot layout");
-ML_STATIC_ASSERT(sizeof(struct ml_peer) == 12 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
+ML_STATIC_ASSERT(sizeof(struct ml_peer) == 16 + 24 * ML_MAX_SLOTS + ML_BUCKETS,
 	       "ml_peer layout");
 ML_STATIC_ASSERT(sizeof(struct ml_counter) == 16, "ml_counter layout");
 ML_STATIC_ASSERT(sizeof(struct ml_bfd_key) == 40, "ml_bfd_key layout");
@@ -287,7 +294,7 @@ ML_STATIC_ASSERT((ML_BUCKETS & (ML_BUCKETS - 1)) == 0, "buckets: power of two");
 ML_STATIC_ASSERT(sizeof(struct ml_decision) == 20, "ml_decision: the five words of cb");
 ML_STATIC_ASSERT(ML_MAX_SLOTS < ML_SLOT_NONE, "slot index fits a bucket byte");
 ML_STATIC_ASSERT((ML_MAX_SLOTS & (ML_MAX_SLOTS - 1)) == 0, "slots: power of two (bounds mask)");
-ML_STATIC_ASSERT(sizeof(struct ml_peer) == 652, "ml_peer: 652 bytes (docs/OPERATIONS.md)");
+ML_STATIC_ASSERT(sizeof(struct ml_peer) == 656, "ml_peer: 656 bytes (docs/OPERATIONS.md)");
 ML_STATIC_ASSERT(sizeof(struct ml_flowlet) == 24, "ml_flowlet layout");
 ML_STATIC_ASSERT((ML_FLOWLETS & (ML_FLOWLETS - 1)) == 0, "flowlets: power of two");
 ML_STATIC_ASSERT(sizeof(struct ml_echo_tx) == 8 + 16 * ML_ECHO_RING, "ml_echo_tx layout");

@@ -41,6 +41,7 @@ ml_peer PeerEntries::build(const PeerPlan& plan, const IpAddr& ml_address, const
     v.spread = ML_SPREAD_FLOWLET;
     v.flowlet_gap_us = plan.flowlet_gap_us;
   }
+  v.socket_queue_limit = plan.socket_queue_limit;
   v.nslots = static_cast<__u8>(plan.links.size());
   auto m = members(plan, ml_address, usable);
   for (size_t s = 0; s < plan.links.size(); s++) {

@@ -67,7 +67,8 @@ PeerDiff PeerRegistry::update(std::map<PeerKey, PeerPlan> want) {
     w->second.peer_id = it->second.peer_id;
     if (it->second.ml_addresses != w->second.ml_addresses || !same_links(it->second, w->second) ||
         it->second.hash != w->second.hash || it->second.spread != w->second.spread ||
-        it->second.flowlet_gap_us != w->second.flowlet_gap_us)
+        it->second.flowlet_gap_us != w->second.flowlet_gap_us ||
+        it->second.socket_queue_limit != w->second.socket_queue_limit)
       diff.changed.emplace_back(it->second, w->second);
     it->second = std::move(w->second);
     want.erase(w);

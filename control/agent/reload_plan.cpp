@@ -79,6 +79,11 @@ std::variant<ReloadPlan, config::ConfigError> plan_reload(const config::Config& 
     plan.changes.push_back({{"node", "spread"}, {"change", config::to_string(next.node.spread)}});
   if (next.node.flowlet_gap_us != running.node.flowlet_gap_us)
     plan.changes.push_back({{"node", "flowlet_gap_us"}, {"change", next.node.flowlet_gap_us}});
+  if (next.node.socket_queue_limit != running.node.socket_queue_limit)
+    plan.changes.push_back(
+        {{"node", "socket_queue_limit"},
+         {"change", next.node.socket_queue_limit ? nlohmann::json(*next.node.socket_queue_limit)
+                                                 : nlohmann::json("by spread")}});
   return plan;
 }
 

@@ -59,13 +59,16 @@ struct PeerKey {
   auto operator<=>(const PeerKey&) const = default;
 };
 
-// How a peer's traffic is spread over its links ([node] hash, spread and
-// flowlet_gap_us; a [[peer]] may override the first two).
+// How a peer's traffic is spread over its links ([node] hash, spread,
+// flowlet_gap_us and socket_queue_limit; a [[peer]] may override the first two).
 struct Spreading {
   config::HashPolicy hash = config::HashPolicy::L34;
   config::Spread spread = config::Spread::Flow;
   uint32_t flowlet_gap_us = config::kDefaultFlowletGapUs;
-  static Spreading of(const config::Node& n) { return {n.hash, n.spread, n.flowlet_gap_us}; }
+  std::optional<uint32_t> socket_queue_limit;  // unset: by spread (config.h)
+  static Spreading of(const config::Node& n) {
+    return {n.hash, n.spread, n.flowlet_gap_us, n.socket_queue_limit};
+  }
   bool operator==(const Spreading&) const = default;
 };
 
@@ -77,6 +80,7 @@ struct PeerPlan {
   config::HashPolicy hash = config::HashPolicy::L34;
   config::Spread spread = config::Spread::Flow;
   uint32_t flowlet_gap_us = config::kDefaultFlowletGapUs;
+  uint32_t socket_queue_limit = 0;  // [node] socket_queue_limit
 };
 
 struct PlanError {

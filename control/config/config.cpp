@@ -365,8 +365,8 @@ void Loader::load_node(const toml::table& root) {
   Node& n = cfg_.node;
   n.line = static_cast<int>(t->source().begin.line);
   check_keys(*t, "node",
-             {"id", "ml_address", "ml_device", "hash", "spread", "flowlet_gap_us", "rx_mode",
-              "bpffs", "max_peers"});
+             {"id", "ml_address", "ml_device", "hash", "spread", "flowlet_gap_us",
+              "socket_queue_limit", "rx_mode", "bpffs", "max_peers"});
   if (auto s = string(*t, "node", "id", true, valid_id, "must be 1-32 of A-Z a-z 0-9 _ -"))
     n.id = *s;
   for (auto& p : address_list<Prefix>(*t, "node", "ml_address", parse_prefix))
@@ -377,6 +377,14 @@ void Loader::load_node(const toml::table& root) {
   if (auto h = choice(*t, "node", "hash", kHashNames)) n.hash = *h;
   if (auto s = choice(*t, "node", "spread", kSpreadNames)) n.spread = *s;
   if (auto g = bounded(*t, "node", "flowlet_gap_us", 10, 1000000)) n.flowlet_gap_us = *g;
+  if (auto q = bounded(*t, "node", "socket_queue_limit", 0, kMaxSocketQueueLimit)) {
+    if (*q != 0 && *q < kMinSocketQueueLimit)
+      fail(t->get("socket_queue_limit")->source(), "node.socket_queue_limit",
+           "must be 0 (no limit) or at least " + std::to_string(kMinSocketQueueLimit) + ", got " +
+               std::to_string(*q));
+    else
+      n.socket_queue_limit = *q;
+  }
   if (auto m = choice(*t, "node", "rx_mode", kRxModeNames)) n.rx_mode = *m;
   if (auto s = string(*t, "node", "bpffs", false, absolute_path, "must be an absolute path"))
     n.bpffs = *s;
@@ -697,8 +705,8 @@ std::optional<ConfigError> check_devices(const Config& cfg, const DeviceExists& 
   return std::nullopt;
 }
 
-// What a reload may change: [[link]], [[peer]], node.hash, spread and
-// flowlet_gap_us. The rest shapes
+// What a reload may change: [[link]], [[peer]], node.hash, spread,
+// flowlet_gap_us and socket_queue_limit. The rest shapes
 // sockets, the ML device, the pins or the sessions' timers and keys, which
 // only a restart rebuilds cleanly.
 std::optional<ConfigError> restart_only_change(const Config& running, const Config& next) {

@@ -24,7 +24,19 @@ enum class Spread { Flow, Flowlet };    // "flow", "flowlet" (mlink_abi.h, enum 
 
 // [node] flowlet_gap_us: in flowlet mode a flow moves to another link only
 // after a pause this long, which must exceed the links' delay difference.
-inline constexpr uint32_t kDefaultFlowletGapUs = 500;
+// (Host queues are socket_queue_limit's business, below.)
+inline constexpr uint32_t kDefaultFlowletGapUs = 100;
+
+// [node] socket_queue_limit: bytes a local TCP socket may have queued in the
+// host toward ML peers before ml0 refuses its next packet, which TCP takes as
+// local congestion (bpf/lib/socket_queue.h). 0: no limit. At least 64 KiB, so
+// a socket with nothing else queued always proceeds. Unset, it depends on the
+// peer's spread: none in flow mode; 64 KiB in flowlet mode, where it keeps a
+// socket to one packet in the links' queues, so a new flowlet cannot overtake
+// the last one.
+inline constexpr uint32_t kMinSocketQueueLimit = 65536;
+inline constexpr uint32_t kMaxSocketQueueLimit = 1U << 30;
+inline constexpr uint32_t kFlowletSocketQueueLimit = 65536;
 
 // [node] max_peers: how many peers the datapath's maps hold (sized at load,
 // docs/OPERATIONS.md "Limits"). The bounds are mlink_abi.h's ML_DEFAULT_PEERS
@@ -39,11 +51,17 @@ struct Node {
   HashPolicy hash = HashPolicy::L34;               // default for peers
   Spread spread = Spread::Flow;                    // default for peers
   uint32_t flowlet_gap_us = kDefaultFlowletGapUs;  // 10..1000000
+  std::optional<uint32_t> socket_queue_limit;      // 0 or kMin..kMax; unset: by spread
   RxMode rx_mode = RxMode::Redirect;               // redirect: ingress program, strict rp_filter ok
   std::string bpffs = "/sys/fs/bpf";               // pins go to <bpffs>/mlink/<id>/
   uint32_t max_peers = kDefaultMaxPeers;           // 1..kMaxPeersLimit; [[peer]]s count too
   int line = 0;
 };
+
+// The socket_queue_limit of a peer spread `spread` (see kFlowletSocketQueueLimit).
+inline uint32_t socket_queue_limit_for(const Node& n, Spread spread) {
+  return n.socket_queue_limit.value_or(spread == Spread::Flowlet ? kFlowletSocketQueueLimit : 0);
+}
 
 struct Link {
   std::string device;

@@ -95,6 +95,7 @@ json peers_json(const Pins& p) {
               {"spread", v.spread == ML_SPREAD_FLOWLET ? "flowlet" : "flow"},
               {"links", links}};
     if (v.spread == ML_SPREAD_FLOWLET) e["flowlet_gap_us"] = v.flowlet_gap_us;
+    if (v.socket_queue_limit) e["socket_queue_limit"] = v.socket_queue_limit;
     out.push_back(std::move(e));
   }
   return out;

@@ -10,11 +10,13 @@ using nlohmann::json;
 
 void print_maps(const json& entries) {
   for (const auto& peer : entries) {
-    std::string flowlet;
+    std::string extra;  // what is not the default
     if (peer.value("spread", "flow") == "flowlet")
-      flowlet = fmt::format(" spread flowlet gap {} us", peer.value("flowlet_gap_us", 0u));
+      extra = fmt::format(" spread flowlet gap {} us", peer.value("flowlet_gap_us", 0u));
+    if (peer.contains("socket_queue_limit"))
+      extra += fmt::format(" socket_queue_limit {}", peer.value("socket_queue_limit", 0u));
     fmt::print("entry {} peer_id {} hash {}{}\n", peer["ml_address"].get<std::string>(),
-               peer["peer_id"].get<unsigned>(), peer["hash"].get<std::string>(), flowlet);
+               peer["peer_id"].get<unsigned>(), peer["hash"].get<std::string>(), extra);
     for (const auto& l : peer["links"])
       fmt::print("    {:<10} via {:<24} {:<5} buckets {:>3}  packets {:>10}  bytes {:>14}\n",
                  l["link"].get<std::string>(), l["next_hop"].get<std::string>(),

@@ -85,7 +85,7 @@ TEST_CASE("datapath: max_peers = 4096 sizes ml_peers (x2) and ml_peer_stats") {
   CHECK(dp->max_peers() == 4096);
   CHECK(shape(dir, "ml_peers").max_entries == 8192);
   CHECK(shape(dir, "ml_peers").value_size == sizeof(ml_peer));
-  CHECK(sizeof(ml_peer) == 652);
+  CHECK(sizeof(ml_peer) == 656);
   CHECK(shape(dir, "ml_peer_stats").max_entries == 4096);
   CHECK(shape(dir, "ml_peer_stats").value_size == 2304);
   CHECK(shape(dir, "ml_echo_seen").max_entries == 4096 * ML_MAX_SLOTS);  // one per session

@@ -79,6 +79,23 @@ TEST_CASE("flowlet: after a pause a flow draws a new bucket, so one flow uses ev
   CHECK(flowlet_of(dp, hash).flowlets == 64);
 }
 
+TEST_CASE("flowlet: a new flowlet avoids the old one's link") {
+  ProgHarness dp;
+  dp.put_peer(peer4(), flowlet_peer(0));  // every packet a new flowlet
+  auto pkt = build(tcp(AF_INET));
+  int same = 0, last = -1;
+  constexpr int kDraws = 200;
+  for (int i = 0; i < kDraws; i++) {
+    RunResult r = dp.egress(pkt);
+    REQUIRE(r.err == 0);
+    if (static_cast<int>(r.decision.slot) == last) same++;
+    last = r.decision.slot;
+  }
+  // Two draws: the same link again with p = 1/9 (mean 22 of 199); one draw would be p = 1/3
+  // (mean 66, sd 6.7). 45 is 5 sd from the first and 3 sd from the second.
+  CHECK(same < 45);
+}
+
 TEST_CASE("flowlet: a rewritten bucket moves the flowlet with it (failover, drain)") {
   ProgHarness dp;
   ml_peer p = flowlet_peer(1000000);

@@ -2,7 +2,8 @@
 # Flowlet mode (issue 15, acceptance 2 in part): 3 × 200 Mbit/s links, `spread = "flowlet"`
 # on both ends, ONE iperf3 TCP flow a -> b. Per-flow hashing would put it on one link; in
 # flowlet mode each link must carry >= 20 % of its bytes, with no stream error. Both entries
-# show the mode in the pinned maps. Asserts placement, not speed (bench/ measures goodput).
+# show the mode (and its default socket_queue_limit) in the pinned maps. Asserts placement,
+# not speed (bench/ measures goodput).
 set -euo pipefail
 source "$(dirname "$0")/lib/bed.sh"
 source "$(dirname "$0")/lib/mlink.sh"
@@ -18,7 +19,8 @@ for h in a b; do
   ml_peers_json "$h" | python3 -c '
 import json, sys
 for e in json.load(sys.stdin):
-    assert e["spread"] == "flowlet" and e["flowlet_gap_us"] == 500, e' ||
+    assert e["spread"] == "flowlet" and e["flowlet_gap_us"] == 100, e
+    assert e["socket_queue_limit"] == 65536, e  # the flowlet mode default' ||
     bed_die "$h: the peer entries are not in flowlet mode"
 done
 bed_iperf_server b 5201

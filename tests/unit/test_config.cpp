@@ -419,6 +419,9 @@ TEST_CASE("bad values are rejected with their key") {
   CHECK(error_of(node("spread = \"packet\"\n")).key == "node.spread");
   CHECK(error_of(node("flowlet_gap_us = 9\n")).key == "node.flowlet_gap_us");
   CHECK(error_of(node("flowlet_gap_us = 1000001\n")).key == "node.flowlet_gap_us");
+  CHECK(error_of(node("socket_queue_limit = 65535\n")).key == "node.socket_queue_limit");
+  CHECK(error_of(node("socket_queue_limit = 1073741825\n")).key == "node.socket_queue_limit");
+  CHECK(error_of(node("socket_queue_limit = -1\n")).key == "node.socket_queue_limit");
   CHECK(error_of(node("bpffs = \"sys/fs/bpf\"\n")).key == "node.bpffs");
   CHECK(error_of(node("ml_device = \"\"\n")).key == "node.ml_device");
   CHECK(error_of(node("ml_device = \"a-name-too-long0\"\n")).key == "node.ml_device");
@@ -743,4 +746,24 @@ TEST_CASE("spread: flow by default; flowlet for the node or one peer, with the n
   REQUIRE(c.peers.size() == 1);
   CHECK(c.peers[0].spread == Spread::Flowlet);
   CHECK(std::string(to_string(Spread::Flowlet)) == "flowlet");
+}
+
+TEST_CASE("socket_queue_limit: by spread unless set; 0 or at least 64 KiB") {
+  auto node = [](const std::string& extra) {
+    return "[node]\nid = \"a\"\nml_address = [\"10.88.0.1/16\"]\n" + extra + kLinks;
+  };
+  auto unset = config_of(node("")).node;
+  CHECK_FALSE(unset.socket_queue_limit);
+  CHECK(socket_queue_limit_for(unset, Spread::Flow) == 0);
+  CHECK(socket_queue_limit_for(unset, Spread::Flowlet) == kFlowletSocketQueueLimit);
+  auto off = config_of(node("socket_queue_limit = 0\n")).node;
+  CHECK(socket_queue_limit_for(off, Spread::Flowlet) == 0);
+  CHECK(socket_queue_limit_for(config_of(node("socket_queue_limit = 131072\n")).node,
+                               Spread::Flow) == 131072);
+  CHECK(config_of(node("socket_queue_limit = 65536\n")).node.socket_queue_limit == 65536);
+  CHECK(config_of(node("socket_queue_limit = 131072\n")).node.socket_queue_limit == 131072);
+  auto e = error_of(node("socket_queue_limit = 4096\n"));
+  CHECK(e.key == "node.socket_queue_limit");
+  CHECK(e.line == 4);
+  CHECK(e.message.find("at least 65536") != std::string::npos);
 }

@@ -145,3 +145,12 @@ TEST_CASE("reload plan: a key rotation is reported by key id, never by key bytes
   for (const char* f : {"old.key", "both.key"}) std::remove((std::string(dir) + "/" + f).c_str());
   rmdir(dir);
 }
+
+TEST_CASE("reload plan: the node's spreading keys change without a restart") {
+  auto next = kRunning;
+  next.insert(next.find("[bfd]"), "spread = \"flowlet\"\nsocket_queue_limit = 131072\n");
+  auto r = plan_reload(parse(kRunning), running_links(), 2, parse(next), read_link, exists);
+  REQUIRE(std::holds_alternative<ReloadPlan>(r));
+  CHECK(std::get<ReloadPlan>(r).changes.dump() ==
+        R"([{"change":"flowlet","node":"spread"},{"change":131072,"node":"socket_queue_limit"}])");
+}
