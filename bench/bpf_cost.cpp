@@ -5,8 +5,9 @@
 //   egress_peer    ml_egress to a peer, l34 hash, redirect path
 //   egress_pass    ml_egress to a non-peer (parse + map miss, TC_ACT_OK)
 //   egress_socket  ml_egress to a peer with the socket hash policy
-//   egress_flowlet ml_egress to a flowlet peer, the flowlet's next packet, clocked by
-//                  bpf_ktime_get_ns() (a packet with no departure time: UDP, forwarded)
+//   egress_flowlet ml_egress to a flowlet peer (socket_queue_limit on, as by default), the
+//                  flowlet's next packet, clocked by bpf_ktime_get_ns() (a packet with no
+//                  departure time: UDP, forwarded)
 //   egress_flowlet_new  the same, every packet a new flowlet (gap 0)
 //   tcp_*          the packet stamped with a departure time first, as TCP stamps every
 //                  segment (bpf/testing/departure.bpf.c, then a tail call): tcp_empty is
@@ -115,10 +116,13 @@ int run() {
   PacketSpec flowlet_spec = bench_tcp4_64(), new_flowlet_spec = bench_tcp4_64();
   flowlet_spec.dst = Ip::parse("10.88.0.4");
   new_flowlet_spec.dst = Ip::parse("10.88.0.5");
+  // As the agent writes a flowlet peer by default: socket_queue_limit on, so the socket test
+  // runs too (test-run's skb has a dummy socket that is not TCP: the helper call, no read).
   for (auto [spec, id, gap] : {std::tuple{&flowlet_spec, 3u, 500u}, {&new_flowlet_spec, 4u, 0u}}) {
     ml_peer p = spread_peer(id, ML_HASH_L34);
     p.spread = ML_SPREAD_FLOWLET;
     p.flowlet_gap_us = gap;
+    p.socket_queue_limit = 65536;
     dp.put_peer(spec->dst, p);
   }
 

@@ -37,6 +37,7 @@ SYSTEMS = {  # case name -> label and colour, in plotting order
     "mlink_gso16k": ("mlink, ml0 GSO 16 KiB", "tab:brown"),
     "mlink_loose": ("mlink, rx_mode loose", "tab:olive"),
     "mlink_flowlet": ("mlink, flowlet mode", "tab:purple"),
+    "mlink_flowlet_nolimit": ("mlink, flowlet, socket_queue_limit 0", "tab:pink"),
 }
 FAULTS = {
     "oneway": "one-way silent failure of eth1",

@@ -18,7 +18,7 @@ BENCH_JSON=${BENCH_JSON:-$BENCH_DIR/results/goodput.json}
 read -r LOAD_START < /proc/loadavg
 source "$BENCH_DIR/throughput_baselines.sh"
 source "$BENCH_DIR/../tests/e2e/lib/mlink.sh"
-BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mlink_sockq64k mlink_tsq64k mlink_loose mlink_flowlet mptcp"}
+BENCH_CASES=${BENCH_CASES_OVERRIDE:-"single_link ecmp mlink mlink_sockq64k mlink_tsq64k mlink_loose mlink_flowlet mlink_flowlet_nolimit mptcp"}
 BENCH_OUT=${BENCH_OUT:-$(mktemp /tmp/mlink-bench.XXXXXX)}
 
 mlink_setup() {
@@ -28,19 +28,17 @@ mlink_setup() {
 }
 mlink_teardown() { ml_stop a; ml_stop b; }
 bench_case_mlink() { run_case mlink mlink_setup mlink_teardown "$ML_B"; }
-# Flowlet mode (spread = "flowlet", default gap): one flow may use every link.
+# Flowlet mode (spread = "flowlet", default gap and socket_queue_limit): one flow may use
+# every link.
 mlink_flowlet_setup() { ML_NODE_TOML='spread = "flowlet"' mlink_setup; }
 bench_case_mlink_flowlet() { run_case mlink_flowlet mlink_flowlet_setup mlink_teardown "$ML_B"; }
-# Flowlet mode with the sender's socket_queue_limit: a socket has at most one packet in the
-# host's queues, so a new flowlet cannot overtake the last one; the gap only has to cover the
-# links' delay difference (BENCH_FLOWLET_GAP_US, default 50).
-mlink_flowlet_sockq_setup() {
-  ML_NODE_TOML="spread = \"flowlet\"
-flowlet_gap_us = ${BENCH_FLOWLET_GAP_US:-50}
-socket_queue_limit = 65536" mlink_setup
+# Flowlet mode without its default socket_queue_limit (0): the gap alone against reordering.
+mlink_flowlet_nolimit_setup() {
+  ML_NODE_TOML='spread = "flowlet"
+socket_queue_limit = 0' mlink_setup
 }
-bench_case_mlink_flowlet_sockq64k() {
-  run_case mlink_flowlet_sockq64k mlink_flowlet_sockq_setup mlink_teardown "$ML_B"
+bench_case_mlink_flowlet_nolimit() {
+  run_case mlink_flowlet_nolimit mlink_flowlet_nolimit_setup mlink_teardown "$ML_B"
 }
 
 # Receive without the ingress program (rx_mode = "loose": the links' rp_filter loose instead);
