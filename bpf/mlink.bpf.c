@@ -3,10 +3,11 @@
  * mlink datapath: one object, four programs sharing the maps in lib/maps.h.
  *
  * ml_egress  - TC egress on the ML device (tun, L3): peer lookup by
- *              destination, bucket pick by flow hash (or flowlet), a local
- *              TCP socket's queue checked (lib/socket_queue.h),
- *              bpf_redirect_neigh to the slot's link and next hop. The kernel's neighbour subsystem
- *              writes the L2 header; no link MAC is ever read or written.
+ *              destination, a local TCP socket's queue checked
+ *              (lib/socket_queue.h), bucket pick by flow hash (or flowlet),
+ *              bpf_redirect_neigh to the slot's link and next hop. The
+ *              kernel's neighbour subsystem writes the L2 header; no link MAC
+ *              is ever read or written.
  * ml_ingress - TC ingress on each link: BFD echoes from the link's peer are
  *              sent straight back out the link (ml_echo_*); group echoes are
  *              reflected and reflections of ours recorded (lib/group_echo.h);

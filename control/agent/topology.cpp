@@ -78,7 +78,8 @@ std::variant<std::vector<PeerPlan>, PlanError> plan_peers(const config::Config& 
     plan.hash = peer.hash.value_or(cfg.node.hash);
     plan.spread = peer.spread.value_or(cfg.node.spread);
     plan.flowlet_gap_us = cfg.node.flowlet_gap_us;
-    plan.socket_queue_limit = config::socket_queue_limit_for(cfg.node, plan.spread);
+    plan.socket_queue_limit =
+        config::socket_queue_limit_for(cfg.node.socket_queue_limit, plan.spread);
     for (size_t v = 0; v < peer.via.size(); v++) {
       auto link = std::find_if(links.begin(), links.end(), [&](const auto& kv) {
         return kv.second.device == peer.via[v].device;
@@ -104,8 +105,8 @@ std::optional<PeerPlan> plan_discovered(const discovery::Node& node, const Links
   plan.hash = spreading.hash;
   plan.spread = spreading.spread;
   plan.flowlet_gap_us = spreading.flowlet_gap_us;
-  plan.socket_queue_limit = spreading.socket_queue_limit.value_or(
-      spreading.spread == config::Spread::Flowlet ? config::kFlowletSocketQueueLimit : 0);
+  plan.socket_queue_limit =
+      config::socket_queue_limit_for(spreading.socket_queue_limit, spreading.spread);
   for (const auto& p : node.ml_addrs) plan.ml_addresses.push_back(p.addr);
   for (const auto& [li, heard] : node.links) {
     auto link = links.find(li);

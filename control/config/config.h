@@ -58,9 +58,10 @@ struct Node {
   int line = 0;
 };
 
-// The socket_queue_limit of a peer spread `spread` (see kFlowletSocketQueueLimit).
-inline uint32_t socket_queue_limit_for(const Node& n, Spread spread) {
-  return n.socket_queue_limit.value_or(spread == Spread::Flowlet ? kFlowletSocketQueueLimit : 0);
+// The socket_queue_limit of a peer spread `spread`, given the configured one (see
+// kFlowletSocketQueueLimit).
+inline uint32_t socket_queue_limit_for(std::optional<uint32_t> configured, Spread spread) {
+  return configured.value_or(spread == Spread::Flowlet ? kFlowletSocketQueueLimit : 0);
 }
 
 struct Link {

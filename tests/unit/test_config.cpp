@@ -754,12 +754,14 @@ TEST_CASE("socket_queue_limit: by spread unless set; 0 or at least 64 KiB") {
   };
   auto unset = config_of(node("")).node;
   CHECK_FALSE(unset.socket_queue_limit);
-  CHECK(socket_queue_limit_for(unset, Spread::Flow) == 0);
-  CHECK(socket_queue_limit_for(unset, Spread::Flowlet) == kFlowletSocketQueueLimit);
+  CHECK(socket_queue_limit_for(unset.socket_queue_limit, Spread::Flow) == 0);
+  CHECK(socket_queue_limit_for(unset.socket_queue_limit, Spread::Flowlet) ==
+        kFlowletSocketQueueLimit);
   auto off = config_of(node("socket_queue_limit = 0\n")).node;
-  CHECK(socket_queue_limit_for(off, Spread::Flowlet) == 0);
-  CHECK(socket_queue_limit_for(config_of(node("socket_queue_limit = 131072\n")).node,
-                               Spread::Flow) == 131072);
+  CHECK(socket_queue_limit_for(off.socket_queue_limit, Spread::Flowlet) == 0);
+  CHECK(socket_queue_limit_for(
+            config_of(node("socket_queue_limit = 131072\n")).node.socket_queue_limit,
+            Spread::Flow) == 131072);
   CHECK(config_of(node("socket_queue_limit = 65536\n")).node.socket_queue_limit == 65536);
   CHECK(config_of(node("socket_queue_limit = 131072\n")).node.socket_queue_limit == 131072);
   auto e = error_of(node("socket_queue_limit = 4096\n"));
