@@ -12,7 +12,6 @@
 
 #include "datapath/bpf_datapath.h"
 #include "lib/jhash.h"  // the mixing function itself is shared; the l34 recipe is the oracle
-#include "ml_departure.skel.h"
 #include "mlink.skel.h"
 #include "proto/common/bytes.h"
 
@@ -501,26 +500,6 @@ int ProgHarness::egress_slot(uint32_t peer_id, std::span<const uint8_t> pkt) con
     moved = s;
   }
   return moved;
-}
-
-DepartureRun::DepartureRun(int next_prog_fd) : skel_(ml_departure_bpf::open_and_load()) {
-  if (!skel_) throw std::runtime_error("load ml_departure skeleton");
-  uint32_t key = 0;
-  if (int err = bpf_map_update_elem(bpf_map__fd(skel_->maps.ml_departure_next), &key, &next_prog_fd,
-                                    BPF_ANY)) {
-    ml_departure_bpf::destroy(skel_);
-    fail("ml_departure_next", err);
-  }
-}
-
-DepartureRun::~DepartureRun() {
-  ml_departure_bpf::destroy(skel_);
-}
-
-RunResult DepartureRun::run(std::span<const uint8_t> pkt, uint64_t departure_ns,
-                            uint32_t repeat) const {
-  skel_->bss->departure_ns = departure_ns;
-  return test_run(bpf_program__fd(skel_->progs.ml_departure), pkt, repeat);
 }
 
 }  // namespace mlink::bpftest
