@@ -120,15 +120,7 @@ links_tx_bytes() {
 }
 
 # Packets host a's link qdiscs dropped so far (all links): a sender-side queue overflow.
-links_qdisc_drops() {
-  local i n=0 d
-  for ((i = 0; i < BENCH_LINKS; i++)); do
-    d=$(bed_exec a tc -s -j qdisc show dev "eth$i" |
-      python3 -c 'import json, sys; print(sum(q.get("drops", 0) for q in json.load(sys.stdin)))')
-    n=$((n + d))
-  done
-  echo "$n"
-}
+links_qdisc_drops() { bed_qdisc_drops a "$BENCH_LINKS"; }
 
 # Links that carried more than 5 % of a link's worth of traffic between two snapshots.
 count_links_used() {

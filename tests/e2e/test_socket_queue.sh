@@ -25,27 +25,18 @@ for e in json.load(sys.stdin):
     assert e["socket_queue_limit"] == 65536, e' ||
   bed_die "a: the peer entries do not carry socket_queue_limit"
 
-qdisc_drops() {
-  local i n=0 d
-  for i in 0 1 2; do
-    d=$(bed_exec a tc -s -j qdisc show dev "eth$i" |
-      python3 -c 'import json, sys; print(sum(q.get("drops", 0) for q in json.load(sys.stdin)))')
-    n=$((n + d))
-  done
-  echo "$n"
-}
 refused() {
   bed_exec a "$MLINKCTL" -n "$(ml_node_id a)" -j show drops |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["socket_queue"]["packets"])'
 }
 
 bed_iperf_server b 5201
-q0=$(qdisc_drops)
+q0=$(bed_qdisc_drops a 3)
 r0=$(refused)
 before=$(ml_slot_packets_of a 10.88.0.2)
 bed_iperf a 10.88.0.2 8 5 "$BED_TMP/iperf.json" -p 5201 || bed_die "iperf3 (8 flows)"
 after=$(ml_slot_packets_of a 10.88.0.2)
-q1=$(qdisc_drops)
+q1=$(bed_qdisc_drops a 3)
 r1=$(refused)
 echo "  8 flows: $(bed_iperf_mbps "$BED_TMP/iperf.json") Mbit/s received;" \
   "refused at ml0: $((r1 - r0)); a's link qdisc drops: $((q1 - q0))"

@@ -237,6 +237,18 @@ print(s["tx"]["packets"], s["tx"]["bytes"], s["rx"]["packets"], s["rx"]["bytes"]
   fi
 }
 
+# bed_qdisc_drops HOST N: packets the qdiscs of HOST's eth0..eth(N-1) dropped so far, summed
+# (a sender-side queue overflow when they are shaping qdiscs).
+bed_qdisc_drops() {
+  local i n=0 d
+  for ((i = 0; i < $2; i++)); do
+    d=$(bed_exec "$1" tc -s -j qdisc show dev "eth$i" |
+      python3 -c 'import json, sys; print(sum(q.get("drops", 0) for q in json.load(sys.stdin)))')
+    n=$((n + d))
+  done
+  echo "$n"
+}
+
 # bed_wait_tcp_listen HOST PORT [TIMEOUT_S]: wait until something listens on PORT in HOST.
 bed_wait_tcp_listen() {
   local host=$1 port=$2 limit=${3:-5} t
