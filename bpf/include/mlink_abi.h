@@ -23,8 +23,9 @@
  *      ml_echo_tx, ml_echo_seen, ml_link_addrs
  *   6: ml_flowlets is an array indexed by ml_flowlet_index();
  *      ml_peer.socket_queue_limit and its drop reason
+ *   7: ML_ECHO_RING 16 (echo bursts, control/bfd/echo_burst.h)
  */
-#define ML_ABI_VERSION 6
+#define ML_ABI_VERSION 7
 
 #define ML_MAX_SLOTS 16  /* links per peer; a power of two (slot &= ML_MAX_SLOTS - 1) */
 #define ML_BUCKETS 256   /* power of two: bucket = hash & (ML_BUCKETS - 1) */
@@ -78,7 +79,9 @@ struct ml_bfd_key {
 #define ML_ECHO_GROUP_MAGIC 0x4d4c4547U /* "MLEG" */
 #define ML_ECHO_LEN 32
 #define ML_ECHO_SOCKETS 64 /* link sockets with group echo (ml_echo_tx entries) */
-#define ML_ECHO_RING 4     /* group echoes in flight a reflection may answer */
+/* Group echoes in flight a reflection may answer: 16 keep a burst's echoes (4x the rate)
+ * answerable for as long as 4 plain ones, 120 ms at 30 ms. */
+#define ML_ECHO_RING 16
 #define ML_ECHO_GROUP_V4 0xe0000001U /* 224.0.0.1, host order */
 
 struct ml_echo_sent {

@@ -410,8 +410,7 @@ void Liveness::run_due(uint64_t t) {
 void Liveness::send_due(Id id, uint64_t t) {
   auto& e = entries_.at(id);
   while (auto tx = e.session.poll_tx(t)) {
-    // Our datapath reflects echoes at any rate; ask for no more than BFD's own.
-    tx->required_min_echo_rx_us = reflects_ && cfg_.echo ? cfg_.interval_ms * 1000 : 0;
+    tx->required_min_echo_rx_us = echo_rx_advertised_us();
     std::vector<uint8_t> bytes;
     if (keys_.keys.empty()) {
       bytes = bfd::encode(*tx);

@@ -42,6 +42,7 @@
 
 #include "agent/sessions.h"
 #include "bfd/auth_seq.h"
+#include "bfd/echo_burst.h"
 #include "bfd/echo_loss.h"
 #include "bfd/session.h"
 #include "bfd/transport.h"
@@ -159,6 +160,7 @@ class Liveness final : public SessionDriver {
     uint64_t echo_rtt_us = 0;
     uint32_t echo_seq = 0;
     bfd::EchoLoss loss;
+    bfd::EchoBurst burst;     // unicast echoes faster after a miss
     uint32_t slot = kNoSlot;  // its ml_echo_seen entry (group echo)
     Group group = Group::Off;
     uint64_t group_since_us = 0;
@@ -180,6 +182,7 @@ class Liveness final : public SessionDriver {
   // under the same name gets new sockets, bound to the new one.
   using SocketKey = std::tuple<std::string, unsigned, IpAddr>;
   using SessionKey = std::tuple<std::string, IpAddr, IpAddr>;
+  struct GroupTx;
 
   Liveness(Options opts, OnChange on_change, OnLoss on_loss);
   static int on_readable(sd_event_source*, int, uint32_t, void*);
@@ -198,6 +201,7 @@ class Liveness final : public SessionDriver {
   void stop_echo(Entry& e);
   void run_echo(Id id, uint64_t now);
   uint64_t echo_interval_us(const Entry& e) const;
+  uint64_t echo_burst_interval_us(const Entry& e) const;
   static bool is_lossy(const Entry& e);
   uint64_t next_echo_deadline(const Entry& e) const;
   // Group echo (liveness_group.cpp).
@@ -206,6 +210,7 @@ class Liveness final : public SessionDriver {
   bool run_group(Id id, Entry& e, uint64_t now);  // true: group echo is its echo now
   std::optional<bool> read_group(Entry& e);       // its slot; a change of lossy, if any
   bool group_failed(const Entry& e, uint64_t now) const;
+  uint64_t group_burst_gap(const GroupTx& g) const;
   void send_group_due(uint64_t now);
   void sweep_group_due(uint64_t now);
   uint64_t next_group_due() const;
@@ -221,6 +226,11 @@ class Liveness final : public SessionDriver {
   static constexpr uint64_t kSaveDelayUsec = 100'000;
   static constexpr uint32_t kEchoControlTxUs = 1'000'000;  // §6.8.3: control >= 1 s while echo runs
   static constexpr uint64_t kEchoProbeUsec = 1'000'000;    // no reflection within this: none
+  // What we ask peers to send at most (Required Min Echo RX): our datapath reflects at any
+  // rate, so the rate of a loss burst (bfd/echo_burst.h).
+  uint32_t echo_rx_advertised_us() const {
+    return reflects_ && cfg_.echo ? cfg_.interval_ms * 1000 / bfd::EchoBurst::kDivisor : 0;
+  }
   // A bounded amount per callback, so a flood on one socket cannot hold the
   // loop (the timers of every session run between two callbacks).
   static constexpr int kBatchesPerCallback = 4;
@@ -267,6 +277,8 @@ class Liveness final : public SessionDriver {
     unsigned users = 0;  // sessions with group echo Probing or Active
     uint32_t seq = 0;    // the next to send
     uint64_t next_us = 0;
+    bfd::EchoBurst burst;  // faster after a member missed one
+    uint64_t burst_gap_us = 0;
     // Its sessions whose echo is the group echo, read and judged together a little after
     // each group echo leaves (kGroupSweepDelayUs), not each on a timer of its own.
     std::unordered_map<Id, Entry*> members;

@@ -14,6 +14,7 @@ void Liveness::start_echo(Entry& e, uint64_t t) {
   e.echo_since_us = e.echo_next_tx_us = t;
   e.echo_last_rx_us = 0;
   e.echo_unanswered = 0;
+  e.burst.reset();
   start_group(e, t);
 }
 
@@ -26,6 +27,13 @@ void Liveness::stop_echo(Entry& e) {
 
 uint64_t Liveness::echo_interval_us(const Entry& e) const {
   return std::max<uint64_t>(uint64_t{cfg_.interval_ms} * 1000, e.remote_echo_rx_us);
+}
+
+// A loss burst's rate: 1/kDivisor of the plain one, but never faster than the peer asked
+// for (an older mlink or FRR asks for the plain rate or slower, and so gets no burst).
+uint64_t Liveness::echo_burst_interval_us(const Entry& e) const {
+  return std::max<uint64_t>(uint64_t{cfg_.interval_ms} * 1000 / bfd::EchoBurst::kDivisor,
+                            e.remote_echo_rx_us);
 }
 
 uint64_t Liveness::next_echo_deadline(const Entry& e) const {
@@ -63,14 +71,21 @@ void Liveness::run_echo(Id id, uint64_t t) {
     return;
   }
   if ((e.echo == Echo::Probing || e.echo == Echo::Active) && t >= e.echo_next_tx_us) {
+    // The previous echo is not back: a loss burst, unless the link is already out for loss.
+    bool missed = e.echo == Echo::Active && e.echo_unanswered > 0 && !e.loss.lossy();
     auto b = bfd::encode_echo({.my_disc = e.session.my_disc(), .seq = e.echo_seq, .sent_us = t},
                               echo_key_);
     queue(echo_tx_[e.socket], e.target.remote, b);
     e.loss.sent(e.echo_seq++);
     e.echo_unanswered++;
-    e.echo_next_tx_us = t + echo_interval_us(e);
+    bool burst = e.burst.active();
+    e.echo_next_tx_us =
+        t + e.burst.next_gap(missed, echo_interval_us(e), echo_burst_interval_us(e));
+    if (!burst && e.burst.active())
+      log::debug("BFD {}: an echo is missing; the next {} {} us apart", e.target.name,
+                 bfd::EchoBurst::kLength, echo_burst_interval_us(e));
     if (e.echo != Echo::Active) return;
-    if (auto lossy = e.loss.update(cfg_.multiplier); lossy && on_loss_)
+    if (auto lossy = e.loss.update(e.burst.grace(cfg_.multiplier)); lossy && on_loss_)
       on_loss_(id, *lossy, e.loss.lost());
   }
 }

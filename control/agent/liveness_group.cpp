@@ -11,6 +11,7 @@
 // (an older mlink, FRR, a link whose frames do not arrive as multicast Ethernet) keeps
 // unicast echoes. Detection is unchanged: `multiplier` group echoes sent after the last one
 // that came back and the detection time passed.
+#include <algorithm>
 #include <optional>
 
 #include "agent/liveness.h"
@@ -60,7 +61,10 @@ void Liveness::stop_group(Entry& e) {
   if (e.group == Group::Probing || e.group == Group::Active) {
     GroupTx& g = group_tx_[e.socket];
     g.members.erase(e.id);
-    if (--g.users == 0) table_->stop(static_cast<uint32_t>(e.socket));
+    if (--g.users == 0) {
+      table_->stop(static_cast<uint32_t>(e.socket));
+      g.burst.reset();
+    }
   }
   e.group = Group::Off;
 }
@@ -82,7 +86,7 @@ std::optional<bool> Liveness::read_group(Entry& e) {
   if (e.group != Group::Active) return std::nullopt;
   uint32_t next = group_tx_[e.socket].seq;
   e.loss.observe(next, next - e.group_first_seq, s.seq, s.bits);
-  return e.loss.update(cfg_.multiplier);
+  return e.loss.update(group_tx_[e.socket].burst.grace(cfg_.multiplier));
 }
 
 // As unicast echo: `multiplier` group echoes sent after the last one that came back, and the
@@ -103,7 +107,10 @@ bool Liveness::run_group(Id id, Entry& e, uint64_t t) {
   if (e.group_count == count) {
     if (t >= e.group_since_us + kEchoProbeUsec) {
       e.group = Group::No;
-      if (--group_tx_[e.socket].users == 0) table_->stop(static_cast<uint32_t>(e.socket));
+      if (GroupTx& g = group_tx_[e.socket]; --g.users == 0) {
+        table_->stop(static_cast<uint32_t>(e.socket));
+        g.burst.reset();
+      }
       log::debug("BFD {}: the peer reflects no group echo; unicast echoes", e.target.name);
     }
     return false;
@@ -127,18 +134,44 @@ bool Liveness::run_group(Id id, Entry& e, uint64_t t) {
   return true;
 }
 
+// When a member (not already out for loss) missed the last group echo, the gap of a burst:
+// no shorter than any member's peer asked for (Required Min Echo RX); 0 when none missed.
+// One read of each member's slot, only when a miss would start a burst.
+uint64_t Liveness::group_burst_gap(const GroupTx& g) const {
+  bool missed = false;
+  uint64_t gap = group_interval_us() / bfd::EchoBurst::kDivisor;
+  for (const auto& [id, e] : g.members) {
+    gap = std::max<uint64_t>(gap, e->remote_echo_rx_us);
+    if (!e->loss.lossy() && table_->seen(e->slot).seq != g.seq - 1) missed = true;
+  }
+  return missed ? gap : 0;
+}
+
+// A burst (bfd/echo_burst.h) makes the socket's group echoes faster for every member: each
+// peer reflects a few more, and the members are swept after each one, so the one that lost
+// them is judged on them.
 void Liveness::send_group_due(uint64_t t) {
   if (!table_) return;
   uint64_t iv = group_interval_us();
   for (size_t i = 0; i < group_tx_.size(); i++) {
     GroupTx& g = group_tx_[i];
     if (g.users == 0 || g.next_us > t) continue;
+    bool missed = false;
+    if (g.burst.ready()) {
+      g.burst_gap_us = group_burst_gap(g);
+      missed = g.burst_gap_us != 0;
+    }
     bfd::GroupEcho ge{static_cast<uint32_t>(i), g.seq, t, bfd::random_nonce()};
     table_->sent(ge.socket, g.ifindex, ge.seq, ge.nonce);  // before it can come back
     queue(echo_tx_[i], all_nodes(g.family), bfd::encode_group_echo(ge));
     g.seq++;
-    g.next_us += iv;
-    if (g.next_us <= t) g.next_us = t + iv;  // late: no burst to catch up
+    uint64_t gap = g.burst.next_gap(missed, iv, g.burst_gap_us);
+    g.next_us += gap;
+    if (g.next_us <= t) g.next_us = t + gap;  // late: no burst to catch up
+    if (gap < iv) g.sweep_us = std::min(g.sweep_us, g.next_us);
+    if (missed && gap < iv)
+      log::debug("group echo on ifindex {}: a peer missed one; the next {} {} us apart", g.ifindex,
+                 bfd::EchoBurst::kLength, gap);
   }
 }
 
@@ -167,6 +200,10 @@ void Liveness::sweep_group_due(uint64_t t) {
     // to judge (the agent ran late), a little after the next one leaves.
     GroupTx& g = group_tx_[i];
     g.sweep_us = next > t ? next : g.next_us + std::max<uint64_t>(group_interval_us() / 10, 1000);
+    // In a burst, again after the next echo leaves (only while one will: a socket whose
+    // sessions all went sends none, and a sweep due at once would spin the loop).
+    if (g.burst.active() && !g.members.empty() && g.next_us > t)
+      g.sweep_us = std::min(g.sweep_us, g.next_us);
   }
   for (auto [id, ev] : events) {
     auto it = entries_.find(id);

@@ -2,14 +2,18 @@
 // datapath's part played by a table in memory: what the agent sends (one echo per link socket
 // to the all-nodes group, TTL 255, its (socket, seq, nonce) written to the table first), when a
 // reflection makes the session's echo a group echo (its unicast echoes stop), that a session
-// whose group echoes stop coming back fails (EchoFailed) within the detection time, and that
-// a peer that reflects none leaves the session on unicast echoes and stops the group echoes.
+// whose group echoes stop coming back fails (EchoFailed) within the detection time, that a
+// peer that reflects none leaves the session on unicast echoes and stops the group echoes, and
+// that a lost one starts a burst (bfd/echo_burst.h) when the peer allows its rate.
 //
 // B is a peer without a datapath: a socket on 224.0.0.1:3785 sees the group echoes, another on
 // its address sees the unicast ones, and its control packets keep the session Up.
 #include <doctest/doctest.h>
 #include <time.h>
 
+#include <algorithm>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -50,8 +54,8 @@ struct MemEchoTable final : datapath::EchoTable {
   }
 };
 
-// B's control packet, Up (after our first one) and reflecting echoes.
-bfd::ControlPacket b_packet(bfd::State state, uint32_t your_disc) {
+// B's control packet, Up (after our first one) and reflecting echoes at most every echo_rx_us.
+bfd::ControlPacket b_packet(bfd::State state, uint32_t your_disc, uint32_t echo_rx_us = 30'000) {
   bfd::ControlPacket p;
   p.state = state;
   p.detect_mult = 3;
@@ -59,7 +63,7 @@ bfd::ControlPacket b_packet(bfd::State state, uint32_t your_disc) {
   p.your_disc = your_disc;
   p.desired_min_tx_us = 1'000'000;
   p.required_min_rx_us = 1'000'000;
-  p.required_min_echo_rx_us = 30'000;
+  p.required_min_echo_rx_us = echo_rx_us;
   return p;
 }
 
@@ -68,16 +72,20 @@ struct Case {
   EventLoop loop;
   MemEchoTable table;
   std::vector<bfd::Transition> transitions;
+  std::vector<bool> loss_changes;  // lossy (true) or clean again, as reported
   std::unique_ptr<agent::Liveness> l;
   agent::Liveness::Id id = 0;
   std::unique_ptr<Udp> ctl, group_rx, unicast_rx;
 
-  Case() {
+  uint32_t echo_rx;
+
+  explicit Case(uint32_t echo_rx_us = 30'000) : echo_rx(echo_rx_us) {
     agent::Liveness::Options o;
     o.cfg.allow_unauthenticated = true;
     o.echo_table = &table;
     l = agent::Liveness::create(
-        o, [&](agent::Liveness::Id, const bfd::Transition& tr) { transitions.push_back(tr); });
+        o, [&](agent::Liveness::Id, const bfd::Transition& tr) { transitions.push_back(tr); },
+        [&](agent::Liveness::Id, bool lossy, unsigned) { loss_changes.push_back(lossy); });
     auto added = l->add({"rj0", *IpAddr::parse(kLocal4), *IpAddr::parse(kPeer4), "b via rj0"});
     REQUIRE_MESSAGE(added.ok(), added.error().message);
     id = *added;
@@ -88,7 +96,7 @@ struct Case {
     ctl->send(kLocal4, bfd::kControlPort, bfd::encode(b_packet(bfd::State::Down, 0)));
     REQUIRE(loop.run_until([&] { return l->session(id).state() == bfd::State::Init; }));
     ctl->send(kLocal4, bfd::kControlPort,
-              bfd::encode(b_packet(bfd::State::Up, l->session(id).my_disc())));
+              bfd::encode(b_packet(bfd::State::Up, l->session(id).my_disc(), echo_rx_us)));
     REQUIRE(loop.run_until([&] { return l->session(id).state() == bfd::State::Up; }));
   }
   uint32_t slot() const { return l->info(id).echo_slot - 1; }
@@ -100,7 +108,76 @@ struct Case {
       if (auto g = bfd::decode_group_echo(b)) out.push_back(*g);
     return out;
   }
+  // Runs the loop for t with B's control packets keeping the session Up: the datapath records
+  // B's reflection of each group echo that `group` passes (by seq), and B reflects each
+  // unicast echo that `unicast` passes (by its number in this call). The group echoes sent
+  // meanwhile and the times the unicast ones arrived.
+  struct Pumped {
+    std::vector<bfd::GroupEcho> group;
+    std::vector<std::chrono::steady_clock::time_point> unicast;
+  };
+  Pumped pump(milliseconds t, const std::function<bool(uint32_t)>& group,
+              const std::function<bool(size_t)>& unicast = {}) {
+    Pumped out;
+    auto next_ctl = std::chrono::steady_clock::now();
+    loop.run_until(
+        [&] {
+          auto now = std::chrono::steady_clock::now();
+          if (now >= next_ctl) {
+            ctl->send(kLocal4, bfd::kControlPort,
+                      bfd::encode(b_packet(bfd::State::Up, l->session(id).my_disc(), echo_rx)));
+            next_ctl = now + milliseconds(500);
+          }
+          for (const auto& g : group_echoes()) {
+            if (group(g.seq)) table.record(slot(), g.seq);
+            out.group.push_back(g);
+          }
+          for (const auto& [b, port] : unicast_rx->receive_all_from()) {
+            if (unicast && unicast(out.unicast.size())) unicast_rx->send(kLocal4, port, b);
+            out.unicast.push_back(now);
+          }
+          return false;
+        },
+        t);
+    return out;
+  }
 };
+
+// The median gap (us) between times i and i + 1 for i in [from, from + n).
+uint64_t median_gap(const std::vector<uint64_t>& t, size_t from, size_t n) {
+  REQUIRE(from + n < t.size());
+  std::vector<uint64_t> gaps;
+  for (size_t i = from; i < from + n; i++) gaps.push_back(t[i + 1] - t[i]);
+  std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
+  return gaps[gaps.size() / 2];
+}
+// By the agent's send times.
+uint64_t median_gap(const std::vector<bfd::GroupEcho>& e, size_t from, size_t n) {
+  std::vector<uint64_t> t;
+  for (const auto& g : e) t.push_back(g.sent_us);
+  return median_gap(t, from, n);
+}
+
+// B reflects every group echo until the session's echo is the group echo, then for 1.5 s
+// (past any burst a slow first reflection started, and the rest after it); from then on it
+// loses every third one. The echoes sent from the first lost one on.
+std::vector<bfd::GroupEcho> lose_every_third(Case& c) {
+  REQUIRE(c.loop.run_until(
+      [&] {
+        for (const auto& g : c.group_echoes()) c.table.record(c.slot(), g.seq);
+        return c.l->group_echo(c.id);
+      },
+      milliseconds(1000)));
+  auto before = c.pump(milliseconds(1500), [](uint32_t) { return true; }).group;
+  REQUIRE(!before.empty());
+  uint32_t first_lost = before.back().seq + 1;
+  auto after =
+      c.pump(milliseconds(1500), [&](uint32_t seq) { return (seq - first_lost) % 3 != 0; }).group;
+  auto it = std::find_if(after.begin(), after.end(),
+                         [&](const bfd::GroupEcho& g) { return g.seq == first_lost; });
+  REQUIRE(it != after.end());
+  return {it, after.end()};
+}
 
 }  // namespace
 
@@ -191,5 +268,54 @@ TEST_CASE("group echo: a peer that reflects none keeps unicast echoes; group ech
   CHECK(c.group_echoes().empty());
   CHECK(c.l->echo_active(c.id));
   CHECK_FALSE(c.l->group_echo(c.id));
+  CHECK(c.l->session(c.id).state() == bfd::State::Up);
+}
+
+TEST_CASE("group echo: after a lost one the next kLength leave 4x as often, and the loss shows") {
+  using bfd::EchoBurst;
+  Case c(7'500);  // B reflects echoes as often as every 7.5 ms: a burst's rate
+  auto e = lose_every_third(c);
+  REQUIRE(e.size() > 1 + EchoBurst::kLength + 16);
+  // The echo after the lost one starts the burst (the lost one left at the plain rate).
+  CHECK(median_gap(e, 1, EchoBurst::kLength - 1) <= 30'000 / EchoBurst::kDivisor + 2'000);
+  // 4 of the last 32 lost: lossy, reported once; no burst for a member already out for loss.
+  CHECK(c.loss_changes == std::vector<bool>{true});
+  CHECK(c.l->lossy(c.id));
+  CHECK(median_gap(e, 1 + EchoBurst::kLength, 16) >= 30'000 - 2'000);
+  CHECK(c.l->session(c.id).state() == bfd::State::Up);
+}
+
+TEST_CASE("group echo: no burst toward a peer that asks for echoes at the plain rate") {
+  Case c(30'000);
+  auto e = lose_every_third(c);
+  REQUIRE(e.size() > 20);
+  CHECK(median_gap(e, 0, 20) >= 30'000 - 2'000);
+  CHECK(c.loss_changes == std::vector<bool>{true});  // judged at the plain rate all the same
+}
+
+TEST_CASE("unicast echo: after a lost one the next kLength leave 4x as often, and the loss shows") {
+  using bfd::EchoBurst;
+  Case c(7'500);
+  // B reflects unicast echoes by hand and no group echo: once the group probe ends (the
+  // table's socket stopped), unicast echo is the session's echo. Then 1.5 s clean (past any
+  // burst a slow first reflection started, and its rest), then every third lost.
+  auto all = [](size_t) { return true; };
+  auto none = [](uint32_t) { return false; };
+  REQUIRE(c.loop.run_until([&] {
+    c.pump(milliseconds(20), none, all);
+    return !c.table.stopped.empty() && c.l->echo_active(c.id);
+  }));
+  REQUIRE_FALSE(c.l->group_echo(c.id));
+  c.pump(milliseconds(1500), none, all);
+  auto got = c.pump(milliseconds(1500), none, [](size_t n) { return n % 3 != 0; }).unicast;
+  std::vector<uint64_t> us;
+  for (auto t : got)
+    us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(t - got[0]).count());
+  REQUIRE(us.size() > 1 + EchoBurst::kLength + 16);
+  // Arrival times at B: a little looser than the send times.
+  CHECK(median_gap(us, 1, EchoBurst::kLength - 1) <= 30'000 / EchoBurst::kDivisor + 3'000);
+  CHECK(c.loss_changes == std::vector<bool>{true});
+  CHECK(c.l->lossy(c.id));
+  CHECK(median_gap(us, 1 + EchoBurst::kLength, 16) >= 30'000 - 3'000);
   CHECK(c.l->session(c.id).state() == bfd::State::Up);
 }
