@@ -3,8 +3,9 @@
 // to the all-nodes group, TTL 255, its (socket, seq, nonce) written to the table first), when a
 // reflection makes the session's echo a group echo (its unicast echoes stop), that a session
 // whose group echoes stop coming back fails (EchoFailed) within the detection time, that a
-// peer that reflects none leaves the session on unicast echoes and stops the group echoes, and
-// that a lost one starts a burst (bfd/echo_burst.h) when the peer allows its rate.
+// peer that reflects none leaves the session on unicast echoes and stops the group echoes,
+// that a lost one starts a burst (bfd/echo_burst.h) when the peer allows its rate, and that a
+// session failing in a burst leaves the loop asleep (it once left a sweep due at once: a spin).
 //
 // B is a peer without a datapath: a socket on 224.0.0.1:3785 sees the group echoes, another on
 // its address sees the unicast ones, and its control packets keep the session Up.
@@ -318,4 +319,30 @@ TEST_CASE("unicast echo: after a lost one the next kLength leave 4x as often, an
   CHECK(c.l->lossy(c.id));
   CHECK(median_gap(us, 1 + EchoBurst::kLength, 16) >= 30'000 - 3'000);
   CHECK(c.l->session(c.id).state() == bfd::State::Up);
+}
+
+TEST_CASE("group echo: a session that fails in a burst leaves no timer due at once") {
+  using bfd::EchoBurst;
+  Case c(7'500);
+  REQUIRE(c.loop.run_until(
+      [&] {
+        for (const auto& g : c.group_echoes()) c.table.record(c.slot(), g.seq);
+        return c.l->group_echo(c.id);
+      },
+      milliseconds(1000)));
+  c.pump(milliseconds(1500), [](uint32_t) { return true; });
+  // B reflects nothing more: a burst starts, and the session fails (EchoFailed, 90 ms) with
+  // most of the burst still to go, taking the socket's last group echo user with it.
+  auto e = c.pump(milliseconds(150), [](uint32_t) { return false; }).group;
+  REQUIRE(c.l->session(c.id).state() != bfd::State::Up);
+  CHECK(median_gap(e, 1, 4) <= 30'000 / EchoBurst::kDivisor + 2'000);
+  // The loop sleeps until the next deadline: a few dozen wakeups in 300 ms, not thousands.
+  int wakeups = 0;
+  c.loop.run_until(
+      [&] {
+        wakeups++;
+        return false;
+      },
+      milliseconds(300));
+  CHECK(wakeups < 200);
 }
