@@ -196,11 +196,14 @@ void Discovery::handle(std::span<const uint8_t> bytes, const IpAddr& src, int if
   }
   auto& m = std::get<topo::Message>(decoded);
   if (m.node_id == opts_.node_id) return;  // ours, back from a bridge or loop
-  if (!replay_.accept(m.node_id, m.key_id, m.seq, now)) {
-    counters_.rejected[static_cast<size_t>(topo::Reason::Replay)]++;
+  if (auto v = replay_.judge(m.node_id, m.key_id, m.seq, now);
+      v != topo::ReplayGuard::Verdict::Fresh) {
+    auto why = v == topo::ReplayGuard::Verdict::Stale ? topo::Reason::Stale : topo::Reason::Replay;
+    counters_.rejected[static_cast<size_t>(why)]++;
     if (log::enabled(log::Level::Debug) && reject_log_.allow(now))
-      log::debug("topology packet from {} ({}) on {}: dropped (replay){}", m.node_id, src.str(),
-                 link->device, log::suppressed_note(reject_log_));
+      log::debug("topology packet from {} ({}) on {}: dropped ({}: sequence {:#x}){}", m.node_id,
+                 src.str(), link->device, topo::reason_name(why), m.seq,
+                 log::suppressed_note(reject_log_));
     return;
   }
   counters_.rx_by_key[m.key_id]++;

@@ -117,7 +117,8 @@ struct Message {
   X(BadNodeId, "bad_node_id")                                   \
   X(BadTlv, "bad_tlv")                                          \
   X(UnknownCriticalTlv, "unknown_critical_tlv")                 \
-  X(BadAddress, "bad_address")
+  X(BadAddress, "bad_address")                                  \
+  X(Stale, "stale") /* from ReplayGuard, never from decode */
 
 enum class Reason : uint8_t {
 #define MLINK_TOPO_ENUM(name, text) name,

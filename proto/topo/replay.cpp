@@ -24,7 +24,8 @@ ReplayGuard::State::iterator ReplayGuard::erase(State::iterator it) {
   return state_.erase(it);
 }
 
-bool ReplayGuard::accept(std::string_view node_id, KeyId key_id, uint64_t seq, uint64_t now_us) {
+ReplayGuard::Verdict ReplayGuard::judge(std::string_view node_id, KeyId key_id, uint64_t seq,
+                                        uint64_t now_us) {
   auto key = std::pair(std::string(node_id), key_id);
   auto it = state_.find(key);
   if (it == state_.end()) {
@@ -34,7 +35,7 @@ bool ReplayGuard::accept(std::string_view node_id, KeyId key_id, uint64_t seq, u
     }
     it = state_.emplace(std::move(key), Window{seq, 1, 0, 0}).first;
     touch(it, now_us);
-    return true;
+    return Verdict::Fresh;
   }
   Window& w = it->second;
   if (seq > w.highest) {
@@ -42,15 +43,15 @@ bool ReplayGuard::accept(std::string_view node_id, KeyId key_id, uint64_t seq, u
     w.seen = shift >= kWindow ? 1 : (w.seen << shift) | 1;
     w.highest = seq;
     touch(it, now_us);
-    return true;
+    return Verdict::Fresh;
   }
   uint64_t behind = w.highest - seq;
-  if (behind >= kWindow) return false;
+  if (behind >= kWindow) return Verdict::Stale;
   uint64_t bit = uint64_t{1} << behind;
-  if (w.seen & bit) return false;
+  if (w.seen & bit) return Verdict::Replay;
   w.seen |= bit;
   touch(it, now_us);
-  return true;
+  return Verdict::Fresh;
 }
 
 void ReplayGuard::forget(std::string_view node_id) {

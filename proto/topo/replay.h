@@ -51,9 +51,16 @@ class ReplayGuard {
   ReplayGuard() = default;
   explicit ReplayGuard(size_t capacity) : capacity_(capacity ? capacity : 1) {}
 
-  // True when seq is new for (node_id, key_id): above the highest accepted,
-  // or within kWindow below it and not seen yet. now_us: when (for expire_idle).
-  bool accept(std::string_view node_id, KeyId key_id, uint64_t seq, uint64_t now_us = 0);
+  // Fresh: seq is new for (node_id, key_id), above the highest accepted or within kWindow
+  // below it and not seen yet; it is recorded. Replay: seen before. Stale: kWindow or more
+  // below the highest, so whether it was seen is not known (a packet that waited, e.g. for its
+  // next hop to resolve, while newer ones went past, or a sender whose numbers restarted
+  // below). now_us: when (for expire_idle).
+  enum class Verdict { Fresh, Replay, Stale };
+  Verdict judge(std::string_view node_id, KeyId key_id, uint64_t seq, uint64_t now_us = 0);
+  bool accept(std::string_view node_id, KeyId key_id, uint64_t seq, uint64_t now_us = 0) {
+    return judge(node_id, key_id, seq, now_us) == Verdict::Fresh;
+  }
   // Drops the state of a node: it left the neighbour table (its hold time passed with no
   // packet accepted). This is the rule for a sender whose numbers restart below what was
   // accepted (its clock stepped back, or one packet came with a number near 2^64): refused

@@ -11,8 +11,8 @@
 FO_CONFIG_APPEND=""
 source "$(dirname "$0")/lib/failover.sh"
 bed_require_root nft
-ml_keys
-FO_CONFIG_APPEND=$(printf '[discovery]\nkey_file = "%s"\nhello_interval_ms = 200' "$ML_TOPO_KEY")
+# @TOPO_KEY@: fo_setup makes the run's keys in its temp dir, then fills it in.
+FO_CONFIG_APPEND=$(printf '[discovery]\nkey_file = "@TOPO_KEY@"\nhello_interval_ms = 200')
 fo_setup
 FLOOD=$ML_BUILD/tests/ml-flood
 [ -x "$FLOOD" ] || bed_die "no $FLOOD (build the tests first)"
@@ -67,17 +67,19 @@ for c in echo_refused hop_limit not_a_peer malformed; do
 done
 # b is a's static peer and a discovery neighbour: its HELLOs reach a via the group and by
 # unicast, and every copy has a sequence number of its own (one shared sequence made every
-# second copy a "replay", several a second). Asserted over the seconds before the flood: at
-# most one, since one was counted once at start-up (CI, sanitized build, 2026-12-05; cause not
-# yet known, like the 0-3 counted under the flood in 5 runs: docs/OPERATIONS.md); the shared
-# sequence this guards against made several a second.
-replay_count() {
-  sed -n 's/^mlink_protocol_dropped_packets_total{protocol="topo",reason="replay"} //p' "$1"
+# second copy a replay, several a second). Asserted over the seconds before the flood: no
+# replay. A copy that arrives 64 or more numbers late is counted apart, as stale: at start-up
+# an IPv6 unicast copy can wait ~0.8 s for its next hop to resolve while ~100 newer ones go
+# past (seen with the sequence numbers in the debug log); under the flood, copies wait behind
+# the junk in the IPv4 socket's queue.
+dropped_count() { # FILE REASON
+  sed -n "s/^mlink_protocol_dropped_packets_total{protocol=\"topo\",reason=\"$2\"} //p" "$1"
 }
-replays_before=$(replay_count "$BED_TMP/metrics-before.txt")
+replays_before=$(dropped_count "$BED_TMP/metrics-before.txt" replay)
 echo "  topology packets a refused as replays: before the flood ${replays_before:-?}," \
-  "after it $(replay_count "$BED_TMP/metrics-after.txt")"
-[[ ${replays_before:-x} =~ ^[01]$ ]] ||
+  "after it $(dropped_count "$BED_TMP/metrics-after.txt" replay); as stale:" \
+  "$(dropped_count "$BED_TMP/metrics-before.txt" stale), $(dropped_count "$BED_TMP/metrics-after.txt" stale)"
+[ "${replays_before:-x}" = 0 ] ||
   fo_fail "a refused ${replays_before:-?} of b's topology packets as replays before the flood"
 stranger=$(bed_exec b nft -j list counter inet mlflood reflected_to_stranger |
   python3 -c 'import json,sys; print([o["counter"]["packets"] for o in json.load(sys.stdin)["nftables"] if "counter" in o][0])')

@@ -276,6 +276,10 @@ TEST_CASE("topology protocol: every rejection on the wire is counted by reason, 
   }
   // The same bytes again: a replay, which changes nothing (not the hold time either).
   expect("replay", valid, rejected(R::Replay));
+  // A valid HELLO numbered kWindow below it (the previous epoch): stale, whether it was
+  // seen or not; it changes nothing either.
+  expect("stale", topo_bytes(hello_from_b(valid_seq - topo::ReplayGuard::kWindow)),
+         rejected(R::Stale));
   // The node is known now: a wrong key still changes nothing.
   expect("bad_mac after the node is known", topo_bytes(hello_from_b(seq++), kWrongTopoKey),
          rejected(R::BadMac));

@@ -377,10 +377,13 @@ TEST_CASE("topo: ReplayGuard") {
     CHECK_FALSE(g.accept("alpha", 1, e1 | 10));
   }
   SUBCASE("window: reordered packets within 64 accepted once") {
+    using V = ReplayGuard::Verdict;
     CHECK(g.accept("alpha", 1, e1 | 100));
     CHECK(g.accept("alpha", 1, e1 | 99));
-    CHECK(g.accept("alpha", 1, e1 | 37));        // 63 behind
-    CHECK_FALSE(g.accept("alpha", 1, e1 | 36));  // 64 behind
+    CHECK(g.accept("alpha", 1, e1 | 37));              // 63 behind
+    CHECK(g.judge("alpha", 1, e1 | 36) == V::Stale);   // 64 behind: seen or not
+    CHECK(g.judge("alpha", 1, e1 | 99) == V::Replay);  // seen
+    CHECK(g.judge("alpha", 1, e1 | 98) == V::Fresh);   // not yet
     CHECK_FALSE(g.accept("alpha", 1, e1 | 99));
     CHECK(g.accept("alpha", 1, e1 | 170));        // jump clears the window
     CHECK_FALSE(g.accept("alpha", 1, e1 | 100));  // now 70 behind

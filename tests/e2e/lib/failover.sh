@@ -47,9 +47,12 @@ fo_setup() {
   bed_sysctl a net.ipv6.conf.all.keep_addr_on_down=1
   bed_sysctl b net.ipv6.conf.all.keep_addr_on_down=1
   local h cfg
-  for h in a b; do  # FO_CONFIG_APPEND: more TOML (tables) for both agents
+  ml_keys
+  # FO_CONFIG_APPEND: more TOML (tables) for both agents; @TOPO_KEY@ in it becomes the run's
+  # topology key file (ml_keys, in BED_TMP).
+  for h in a b; do
     if [ "$h" = a ]; then cfg=$(ml_config a 1 2 3); else cfg=$(ml_config b 2 1 3); fi
-    [ -z "${FO_CONFIG_APPEND:-}" ] || printf '%s\n' "$FO_CONFIG_APPEND" >>"$cfg"
+    [ -z "${FO_CONFIG_APPEND:-}" ] || printf '%s\n' "${FO_CONFIG_APPEND//@TOPO_KEY@/$ML_TOPO_KEY}" >>"$cfg"
     ml_start "$h" "$cfg"
   done
   ml_wait_links a b
