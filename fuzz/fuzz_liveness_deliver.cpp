@@ -23,13 +23,18 @@
 // wrong types, unknown keys). Raw payloads go as they are. On the echo socket, a payload
 // that is not raw reflects one of the last echoes the sessions sent (byte 0 picks it; byte
 // 1 bit 0: from the source instead of its own peer, bit 1: to the socket picked instead of
-// its session's); raw with one byte removes session byte % 5, or adds it again.
+// its session's); raw with one byte removes session byte % 5, or adds it again; raw with
+// two bytes records a reflection of a group echo in session byte 0 % 5's slot, as the
+// datapath would (one of the last 8 its socket sent, byte 1 % 8 back). Group echo's table
+// is in memory.
 //
 // Nothing may crash, leak, hang or trip UBSan, and (abort otherwise): every state is one of
 // the four, echo runs and a link is lossy only while Up, a transition reported is a change
-// to the state the session is in, no counter of rejects goes down, the timer never leaves
-// work due at its own time 8 runs in a row (the loop would spin), and every packet we queue
-// decodes with our own keys, from one of our sessions' discriminators, to one of the peers.
+// to the state the session is in, no counter of rejects goes down, the timer (sessions,
+// echoes, group echo sends and sweeps) never leaves work due at its own time 8 runs in a row
+// (the loop would spin), every packet we queue decodes with our own keys, from one of our
+// sessions' discriminators, to one of the peers, and every group echo goes to the all-nodes
+// group with the (seq, nonce) the table was given first.
 // seeds: fuzz/seeds/fuzz_liveness_deliver
 #include <unistd.h>
 
@@ -38,6 +43,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
@@ -103,7 +109,36 @@ void put32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
   for (size_t i = 0; i < 4; i++) b[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
 }
 
+// ml_echo_tx and ml_echo_seen in memory; record() does what ml_ingress does on a reflection.
+struct MemEchoTable final : datapath::EchoTable {
+  std::array<ml_echo_seen, 16> slot_seen{};
+  std::map<std::pair<uint32_t, uint32_t>, uint64_t> sent_nonce;  // (socket, seq) -> nonce
+  uint64_t now_ns = 0;
+
+  uint32_t slots() const override { return static_cast<uint32_t>(slot_seen.size()); }
+  ml_echo_seen seen(uint32_t slot) const override { return slot_seen.at(slot); }
+  void clear_seen(uint32_t slot) override { slot_seen.at(slot) = {}; }
+  void sent(uint32_t socket, uint32_t, uint32_t seq, uint64_t nonce) override {
+    sent_nonce[{socket, seq}] = nonce;
+    if (sent_nonce.size() > 256) sent_nonce.erase(sent_nonce.begin());
+  }
+  void stop(uint32_t) override {}
+  void record(uint32_t slot, uint32_t seq) {  // as bpf/lib/group_echo.h
+    ml_echo_seen& s = slot_seen.at(slot);
+    uint32_t d = seq - s.seq;  // modulo 2^32: newer when below 2^31
+    if (s.count == 0 || (d != 0 && d < 0x80000000u)) {
+      s.bits = d >= 64 || s.count == 0 ? 1 : (s.bits << d) | 1;
+      s.seq = seq;
+      s.last_ns = now_ns;
+    } else if (-d < 64) {
+      s.bits |= uint64_t{1} << (-d);
+    }
+    s.count++;
+  }
+};
+
 struct Fuzz {
+  MemEchoTable table;
   std::unique_ptr<agent::Liveness> live;
   bool auth = true;
   uint8_t mult = 3;
@@ -172,6 +207,14 @@ struct Fuzz {
   // our discriminators, to a peer; echoes shaped like ours (kept, to be reflected).
   void take() {
     for (auto& o : live->test_take_queued()) {
+      if (o.echo && (o.dst == *IpAddr::parse("224.0.0.1") || o.dst == *IpAddr::parse("ff02::1"))) {
+        auto g = bfd::decode_group_echo(o.bytes);
+        if (!g) fail("a datagram to the all-nodes group that is no group echo");
+        auto n = table.sent_nonce.find({g->socket, g->seq});
+        if (n == table.sent_nonce.end() || n->second != g->nonce)
+          fail("a group echo whose (socket, seq, nonce) the table was not given first");
+        continue;
+      }
       if (std::find(net().peer.begin(), net().peer.end(), o.dst) == net().peer.end())
         fail("a packet to an address no session talks to");
       if (o.echo) {
@@ -301,6 +344,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     o.cfg.allow_unauthenticated = true;
   }
+  o.echo_table = &f.table;
   f.live = agent::Liveness::create(std::move(o), on_change, on_loss);
   current = &f;
   for (size_t i = 0; i < kSessions; i++) f.add(i);
@@ -323,7 +367,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (sel & 0x20) run_timers(f, last_timer, now);
     last_timer = std::max(last_timer, now);
 
-    if (echo && raw && payload.size() == 1) {  // a session goes, or comes back
+    f.table.now_ns = now * 1000;
+    if (echo && raw && payload.size() == 2) {  // the datapath records a group reflection
+      if (auto id = f.ids[payload[0] % kSessions]) {
+        uint32_t slot = f.live->info(*id).echo_slot;
+        auto next = f.live->test_group_seq(*id);
+        if (slot && next) f.table.record(slot - 1, *next - 1 - payload[1] % 8);
+      }
+    } else if (echo && raw && payload.size() == 1) {  // a session goes, or comes back
       size_t i = payload[0] % kSessions;
       if (f.ids[i]) {
         f.live->remove(*f.ids[i]);

@@ -26,6 +26,7 @@
 // agent resumes each session Up and the peer sees no change.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <limits>
@@ -134,8 +135,11 @@ class Liveness final : public SessionDriver {
     std::vector<uint8_t> bytes;
   };
   std::vector<Outgoing> test_take_queued();  // control packets and echoes not yet sent
-  uint64_t test_next_deadline_us() const {   // the earliest due time of any session or echo
-    return timers_.empty() ? std::numeric_limits<uint64_t>::max() : timers_.begin()->first;
+  // The next group echo sequence number of the socket `via` uses; nullopt when none.
+  std::optional<uint32_t> test_group_seq(Id via) const;
+  uint64_t test_next_deadline_us() const {  // the earliest due time of any session or echo
+    uint64_t s = timers_.empty() ? std::numeric_limits<uint64_t>::max() : timers_.begin()->first;
+    return std::min(s, next_group_due());
   }
 
  private:

@@ -38,4 +38,10 @@ std::vector<Liveness::Outgoing> Liveness::test_take_queued() {
   return out;
 }
 
+std::optional<uint32_t> Liveness::test_group_seq(Id via) const {
+  auto it = entries_.find(via);
+  if (it == entries_.end() || it->second.socket >= group_tx_.size()) return std::nullopt;
+  return group_tx_[it->second.socket].seq;
+}
+
 }  // namespace mlink::agent

@@ -84,6 +84,19 @@ SEEDS = {
         d(b"\x00", 9, timers=True, echo=True, unit=2),
         d(b"", 29, timers=True, echo=True, unit=2),
         d(pkt(UP, 1), 29, timers=True, unit=2)]),
+    # Group echo (the table in memory): the peer sends control packets every 1 s and allows a
+    # burst's echo rate (7.5 ms); reflections recorded until the group echo is the session's
+    # echo, then none (a burst starts), then the session goes in the burst, and the timers
+    # run on (they must not spin).
+    "group_echo_burst": (0x00, [
+        d(pkt(DOWN, tx=1000000, echo=7500), 0),
+        d(pkt(UP, 1, tx=1000000, echo=7500), timers=True)] + [
+        d(bytes([0, 0]), 29, echo=True, raw=True, timers=True) for _ in range(6)] + [
+        d(pkt(UP, 1, tx=1000000, echo=7500), 29, timers=True),
+        d(pkt(UP, 1, tx=1000000, echo=7500), 29, timers=True),
+        d(pkt(UP, 1, tx=1000000, echo=7500), 9, timers=True),
+        d(bytes([0]), 4, echo=True, raw=True, timers=True),
+        d(pkt(DOWN), 29, timers=True, unit=2)]),
     "no_echo_slow": (0x62 | 0x08, handshake(echo=0) + [d(pkt(UP, 1, mult=1), 9, timers=True,
                                                         unit=3)]),
 }
