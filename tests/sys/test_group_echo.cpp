@@ -152,32 +152,54 @@ uint64_t median_gap(const std::vector<uint64_t>& t, size_t from, size_t n) {
   std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
   return gaps[gaps.size() / 2];
 }
-// By the agent's send times.
-uint64_t median_gap(const std::vector<bfd::GroupEcho>& e, size_t from, size_t n) {
+// Group echoes' send times, as the agent wrote them.
+std::vector<uint64_t> sent_us(const std::vector<bfd::GroupEcho>& e) {
   std::vector<uint64_t> t;
   for (const auto& g : e) t.push_back(g.sent_us);
-  return median_gap(t, from, n);
+  return t;
+}
+uint64_t median_gap(const std::vector<bfd::GroupEcho>& e, size_t from, size_t n) {
+  return median_gap(sent_us(e), from, n);
 }
 
 // B reflects every group echo until the session's echo is the group echo, then for 1.5 s
-// (past any burst a slow first reflection started, and the rest after it); from then on it
-// loses every third one. The echoes sent from the first lost one on.
-std::vector<bfd::GroupEcho> lose_every_third(Case& c) {
+// (past any burst a slow first reflection started, and the rest after it). The group echoes
+// sent in those 1.5 s.
+std::vector<bfd::GroupEcho> group_echo_settled(Case& c) {
   REQUIRE(c.loop.run_until(
       [&] {
         for (const auto& g : c.group_echoes()) c.table.record(c.slot(), g.seq);
         return c.l->group_echo(c.id);
       },
       milliseconds(1000)));
-  auto before = c.pump(milliseconds(1500), [](uint32_t) { return true; }).group;
-  REQUIRE(!before.empty());
-  uint32_t first_lost = before.back().seq + 1;
+  auto settled = c.pump(milliseconds(1500), [](uint32_t) { return true; }).group;
+  REQUIRE(!settled.empty());
+  return settled;
+}
+
+// Then B loses every third one. The echoes sent from the first lost one on.
+std::vector<bfd::GroupEcho> lose_every_third(Case& c) {
+  uint32_t first_lost = group_echo_settled(c).back().seq + 1;
   auto after =
       c.pump(milliseconds(1500), [&](uint32_t seq) { return (seq - first_lost) % 3 != 0; }).group;
   auto it = std::find_if(after.begin(), after.end(),
                          [&](const bfd::GroupEcho& g) { return g.seq == first_lost; });
   REQUIRE(it != after.end());
   return {it, after.end()};
+}
+
+// The echoes of a session that loses every third one from t[0] (us) on, the peer allowing a
+// burst's rate: the kLength after the lost one a burst's gap apart (within slack), the loss
+// reported once, then plain gaps (no burst for a link already out for loss), still Up.
+void check_burst_then_lossy(Case& c, const std::vector<uint64_t>& t, uint64_t slack) {
+  using bfd::EchoBurst;
+  REQUIRE(t.size() > 1 + EchoBurst::kLength + 16);
+  // The echo after the lost one starts the burst (the lost one left at the plain rate).
+  CHECK(median_gap(t, 1, EchoBurst::kLength - 1) <= 30'000 / EchoBurst::kDivisor + slack);
+  CHECK(c.loss_changes == std::vector<bool>{true});
+  CHECK(c.l->lossy(c.id));
+  CHECK(median_gap(t, 1 + EchoBurst::kLength, 16) >= 30'000 - slack);
+  CHECK(c.l->session(c.id).state() == bfd::State::Up);
 }
 
 }  // namespace
@@ -273,17 +295,8 @@ TEST_CASE("group echo: a peer that reflects none keeps unicast echoes; group ech
 }
 
 TEST_CASE("group echo: after a lost one the next kLength leave 4x as often, and the loss shows") {
-  using bfd::EchoBurst;
   Case c(7'500);  // B reflects echoes as often as every 7.5 ms: a burst's rate
-  auto e = lose_every_third(c);
-  REQUIRE(e.size() > 1 + EchoBurst::kLength + 16);
-  // The echo after the lost one starts the burst (the lost one left at the plain rate).
-  CHECK(median_gap(e, 1, EchoBurst::kLength - 1) <= 30'000 / EchoBurst::kDivisor + 2'000);
-  // 4 of the last 32 lost: lossy, reported once; no burst for a member already out for loss.
-  CHECK(c.loss_changes == std::vector<bool>{true});
-  CHECK(c.l->lossy(c.id));
-  CHECK(median_gap(e, 1 + EchoBurst::kLength, 16) >= 30'000 - 2'000);
-  CHECK(c.l->session(c.id).state() == bfd::State::Up);
+  check_burst_then_lossy(c, sent_us(lose_every_third(c)), 2'000);
 }
 
 TEST_CASE("group echo: no burst toward a peer that asks for echoes at the plain rate") {
@@ -295,7 +308,6 @@ TEST_CASE("group echo: no burst toward a peer that asks for echoes at the plain 
 }
 
 TEST_CASE("unicast echo: after a lost one the next kLength leave 4x as often, and the loss shows") {
-  using bfd::EchoBurst;
   Case c(7'500);
   // B reflects unicast echoes by hand and no group echo: once the group probe ends (the
   // table's socket stopped), unicast echo is the session's echo. Then 1.5 s clean (past any
@@ -312,25 +324,13 @@ TEST_CASE("unicast echo: after a lost one the next kLength leave 4x as often, an
   std::vector<uint64_t> us;
   for (auto t : got)
     us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(t - got[0]).count());
-  REQUIRE(us.size() > 1 + EchoBurst::kLength + 16);
-  // Arrival times at B: a little looser than the send times.
-  CHECK(median_gap(us, 1, EchoBurst::kLength - 1) <= 30'000 / EchoBurst::kDivisor + 3'000);
-  CHECK(c.loss_changes == std::vector<bool>{true});
-  CHECK(c.l->lossy(c.id));
-  CHECK(median_gap(us, 1 + EchoBurst::kLength, 16) >= 30'000 - 3'000);
-  CHECK(c.l->session(c.id).state() == bfd::State::Up);
+  check_burst_then_lossy(c, us, 3'000);  // arrival times at B: a little looser than sends
 }
 
 TEST_CASE("group echo: a session that fails in a burst leaves no timer due at once") {
   using bfd::EchoBurst;
   Case c(7'500);
-  REQUIRE(c.loop.run_until(
-      [&] {
-        for (const auto& g : c.group_echoes()) c.table.record(c.slot(), g.seq);
-        return c.l->group_echo(c.id);
-      },
-      milliseconds(1000)));
-  c.pump(milliseconds(1500), [](uint32_t) { return true; });
+  group_echo_settled(c);
   // B reflects nothing more: a burst starts, and the session fails (EchoFailed, 90 ms) with
   // most of the burst still to go, taking the socket's last group echo user with it.
   auto e = c.pump(milliseconds(150), [](uint32_t) { return false; }).group;
